@@ -1,0 +1,1 @@
+"""Upstander kit: what every service shares (settings, database, auth, errors, events, crypto)."""

@@ -1,0 +1,50 @@
+"""The body of every service's `migrations/env.py`: online migrations on a given connection,
+batch mode for SQLite, and a naming convention from the service's metadata."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from alembic import context
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection
+
+from upstander.kit.db import make_engine
+
+
+def _configure(connection: Connection, metadata: MetaData) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run(metadata: MetaData) -> None:
+    config = context.config
+    connection: Any = config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection, metadata)
+        return
+    if context.is_offline_mode():
+        context.configure(
+            url=config.get_main_option("sqlalchemy.url"),
+            target_metadata=metadata,
+            literal_binds=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    async def _online() -> None:
+        engine = make_engine(str(config.get_main_option("sqlalchemy.url")))
+        async with engine.connect() as async_connection:
+            await async_connection.run_sync(_configure, metadata)
+            await async_connection.commit()
+        await engine.dispose()
+
+    asyncio.run(_online())

@@ -1,0 +1,163 @@
+"""The service factory: every service (and the gateway) is built the same way."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import MetaData, text
+
+from upstander.kit.auth import JWKSCache, TokenVerifier
+from upstander.kit.clock import Clock
+from upstander.kit.db import CommittingRoute, make_engine, make_sessionmaker
+from upstander.kit.errors import install_problem_handlers, problem_responses
+from upstander.kit.http import DEFAULT_CONTENT_TYPES, BodyGuardMiddleware
+from upstander.kit.migrations import upgrade_to_head
+from upstander.kit.observability import (
+    AccessLogMiddleware,
+    Metrics,
+    RequestIdMiddleware,
+    configure_logging,
+    metrics_endpoint,
+)
+from upstander.kit.settings import KitSettings
+
+log = logging.getLogger("upstander.app")
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    """What makes one service different from another; everything else is the kit's."""
+
+    name: str
+    title: str
+    description: str
+    version: str = "1.0.0"
+    metadata: MetaData | None = None
+    migrations_dir: Path | None = None
+    routers: list[APIRouter] = field(default_factory=list)
+    on_startup: list[Hook] = field(default_factory=list)
+    on_shutdown: list[Hook] = field(default_factory=list)
+    content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES
+    max_body_bytes: int = 10 * 1024 * 1024
+    openapi_tags: list[dict[str, Any]] = field(default_factory=list)
+
+
+def make_router(prefix: str = "", tags: list[str] | None = None) -> APIRouter:
+    """A router whose routes commit the request's session before the response is sent."""
+    return APIRouter(
+        prefix=prefix,
+        tags=list(tags or []),
+        route_class=CommittingRoute,
+        responses=problem_responses(401, 403, 404, 422, 500),
+    )
+
+
+def create_service_app(
+    settings: KitSettings,
+    spec: ServiceSpec,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """Build a service. `transport` replaces the network for outgoing HTTP (tests wire apps
+    together in-process with it); `clock` replaces the real clock."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(spec.name, settings.log_level, settings.log_json)
+        if settings.database_url:
+            if spec.migrations_dir is not None and settings.should_migrate_on_start:
+                await upgrade_to_head(settings.database_url, spec.migrations_dir)
+            app.state.engine = make_engine(settings.database_url)
+            app.state.sessionmaker = make_sessionmaker(app.state.engine)
+        timeout = httpx.Timeout(
+            settings.http_read_timeout, connect=settings.http_connect_timeout
+        )
+        app.state.http = httpx.AsyncClient(
+            transport=transport, timeout=timeout, follow_redirects=False
+        )
+        jwks = JWKSCache(settings.jwks_url, app.state.http, max_age=settings.jwks_cache_seconds)
+        app.state.token_verifier = TokenVerifier(
+            jwks, audience=settings.jwt_audience, issuer=settings.jwt_issuer
+        )
+        try:
+            for hook in spec.on_startup:
+                await hook(app)
+            log.info("started", extra={"version": spec.version})
+            yield
+        finally:
+            for hook in reversed(spec.on_shutdown):
+                try:
+                    await hook(app)
+                except Exception:
+                    log.exception("shutdown hook failed")
+            await app.state.http.aclose()
+            if settings.database_url:
+                await app.state.engine.dispose()
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version=spec.version,
+        lifespan=lifespan,
+        openapi_tags=spec.openapi_tags or None,
+        docs_url="/docs" if spec.name == "gateway" else f"/{spec.name}/docs",
+        openapi_url="/openapi.json" if spec.name == "gateway" else f"/{spec.name}/openapi.json",
+        redoc_url=None,
+    )
+    app.router.route_class = CommittingRoute
+    app.state.settings = settings
+    app.state.clock = clock or Clock()
+    app.state.metrics = Metrics(spec.name)
+    app.state.service_name = spec.name
+    install_problem_handlers(app)
+
+    # Outermost first at request time: request id, then access log, then body guard.
+    app.add_middleware(
+        BodyGuardMiddleware, max_bytes=spec.max_body_bytes, content_types=spec.content_types
+    )
+    app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)
+
+    for router in spec.routers:
+        app.include_router(router)
+    _add_operational_routes(app, spec)
+    return app
+
+
+def _add_operational_routes(app: FastAPI, spec: ServiceSpec) -> None:
+    ops = APIRouter(tags=["operations"])
+
+    @ops.get("/healthz", operation_id=f"{spec.name}_healthz", summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": spec.name}
+
+    @ops.get("/readyz", operation_id=f"{spec.name}_readyz", summary="Readiness: database reachable")
+    async def readyz(request: Request) -> JSONResponse:
+        if not getattr(request.app.state, "sessionmaker", None):
+            return JSONResponse({"status": "ok", "service": spec.name})
+        try:
+            async with request.app.state.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("database not reachable: %s", type(exc).__name__)
+            return JSONResponse(
+                {"status": "unavailable", "service": spec.name, "database": "unreachable"},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "service": spec.name, "database": "ok"})
+
+    ops.add_api_route(
+        "/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False
+    )
+    app.include_router(ops)

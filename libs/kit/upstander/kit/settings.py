@@ -1,0 +1,91 @@
+"""Settings read from the environment (`UPSTANDER_*`), with safe dev defaults that production refuses."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development-only secrets. They are public (they are in the repository), so production
+# mode refuses to start while any of them is still in use.
+DEV_KEK = "dev:ZGV2LW9ubHkta2V5LWVuY3J5cHRpb24ta2V5LTMyYg=="  # 32 bytes, base64
+DEV_SERVICE_SECRET = "dev-service-secret-change-me"
+DEV_RECEIPT_KEY = "dev-receipt-lookup-key-change-me"
+
+SERVICE_PORTS = {"gateway": 8000, "intake": 8001, "cases": 8002, "training": 8003, "notify": 8004}
+
+
+class KitSettings(BaseSettings):
+    """Settings every service shares. Each service subclasses it and adds only its own."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="UPSTANDER_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    service_name: ClassVar[str] = "kit"
+
+    mode: Literal["dev", "production"] = "dev"
+    database_url: str = ""
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Where the others live. The gateway is the issuer of every token.
+    gateway_url: str = "http://127.0.0.1:8000"
+    intake_url: str = "http://127.0.0.1:8001"
+    cases_url: str = "http://127.0.0.1:8002"
+    training_url: str = "http://127.0.0.1:8003"
+    notify_url: str = "http://127.0.0.1:8004"
+
+    jwt_issuer: str = "upstander"
+    jwt_audience: str = "upstander"
+    jwks_cache_seconds: int = 300
+
+    # Key-encryption keys, "kid:base64key" separated by commas; the first one wraps new data keys.
+    kek: str = DEV_KEK
+    # Shared by the platform's own service clients (svc-intake, svc-cases, ...).
+    service_secret: str = DEV_SERVICE_SECRET
+
+    http_connect_timeout: float = 3.0
+    http_read_timeout: float = 30.0
+
+    migrate_on_start: bool | None = Field(
+        default=None, description="Apply Alembic migrations on start; default: yes in dev mode."
+    )
+
+    @property
+    def is_dev(self) -> bool:
+        return self.mode == "dev"
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        return self.is_dev if self.migrate_on_start is None else self.migrate_on_start
+
+    @property
+    def jwks_url(self) -> str:
+        return self.gateway_url.rstrip("/") + "/.well-known/jwks.json"
+
+    def service_url(self, name: str) -> str:
+        return str(getattr(self, f"{name}_url"))
+
+    def default_secrets(self) -> dict[str, str]:
+        """Fields and their dev defaults that production must override."""
+        return {"kek": DEV_KEK, "service_secret": DEV_SERVICE_SECRET}
+
+    @model_validator(mode="after")
+    def _enforce_non_default_secrets(self) -> KitSettings:
+        if self.mode == "production":
+            defaults = [
+                name for name, dev in self.default_secrets().items() if getattr(self, name) == dev
+            ]
+            if defaults:
+                raise ValueError(
+                    "production mode refuses development secrets; set "
+                    + ", ".join(f"UPSTANDER_{n.upper()}" for n in defaults)
+                )
+            if not self.database_url or self.database_url.startswith("sqlite"):
+                pass  # SQLite is allowed in production for single-node deployments.
+        return self
