@@ -18,6 +18,7 @@ from upstander.kit.auth import JWKSCache, TokenVerifier
 from upstander.kit.clock import Clock
 from upstander.kit.db import CommittingRoute, make_engine, make_sessionmaker
 from upstander.kit.errors import install_problem_handlers, problem_responses
+from upstander.kit.events import install_events, start_events, stop_events
 from upstander.kit.http import DEFAULT_CONTENT_TYPES, BodyGuardMiddleware
 from upstander.kit.migrations import upgrade_to_head
 from upstander.kit.observability import (
@@ -50,6 +51,10 @@ class ServiceSpec:
     content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES
     max_body_bytes: int = 10 * 1024 * 1024
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
+    # The service's (Outbox, Inbox) tables from `events.event_tables(Model)`, and the
+    # handlers of the event types it consumes (exact types or fnmatch patterns).
+    event_tables: tuple[type, type] | None = None
+    event_handlers: dict[str, Any] = field(default_factory=dict)
 
 
 def make_router(prefix: str = "", tags: list[str] | None = None) -> APIRouter:
@@ -91,6 +96,8 @@ def create_service_app(
             jwks, audience=settings.jwt_audience, issuer=settings.jwt_issuer
         )
         try:
+            if spec.event_tables is not None:
+                await start_events(app)
             for hook in spec.on_startup:
                 await hook(app)
             log.info("started", extra={"version": spec.version})
@@ -101,6 +108,7 @@ def create_service_app(
                     await hook(app)
                 except Exception:
                     log.exception("shutdown hook failed")
+            await stop_events(app)
             await app.state.http.aclose()
             if settings.database_url:
                 await app.state.engine.dispose()
@@ -131,6 +139,9 @@ def create_service_app(
 
     for router in spec.routers:
         app.include_router(router)
+    if spec.event_tables is not None:
+        outbox, inbox = spec.event_tables
+        install_events(app, spec.name, outbox, inbox, spec.event_handlers)
     _add_operational_routes(app, spec)
     return app
 

@@ -57,7 +57,12 @@ def make_metadata() -> MetaData:
 
 
 class Base(DeclarativeBase):
-    """Abstract base; each service makes its own `class Model(Base)` with its own metadata."""
+    """Abstract base. Each service declares its own, with its own metadata:
+
+        class Model(Base):
+            __abstract__ = True
+            metadata = make_metadata()
+    """
 
     __abstract__ = True
 

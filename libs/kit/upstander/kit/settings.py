@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Development-only secrets. They are public (they are in the repository), so production
 # mode refuses to start while any of them is still in use.
-DEV_KEK = "dev:ZGV2LW9ubHkta2V5LWVuY3J5cHRpb24ta2V5LTMyYg=="  # 32 bytes, base64
+DEV_KEK = "dev:ZGV2LW9ubHkta2V5LWVuY3J5cHRpb24ta2V5LTMyYnk="  # 32 bytes, base64
 DEV_SERVICE_SECRET = "dev-service-secret-change-me"
 DEV_RECEIPT_KEY = "dev-receipt-lookup-key-change-me"
 
@@ -51,6 +51,11 @@ class KitSettings(BaseSettings):
 
     http_connect_timeout: float = 3.0
     http_read_timeout: float = 30.0
+
+    # The outbox relay: how often it polls when nothing woke it, and when a row is given up.
+    relay_background: bool = True
+    relay_poll_seconds: float = 2.0
+    relay_max_attempts: int = 12
 
     migrate_on_start: bool | None = Field(
         default=None, description="Apply Alembic migrations on start; default: yes in dev mode."

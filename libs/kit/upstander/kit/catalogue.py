@@ -1,0 +1,33 @@
+"""The platform's event catalogue: every event type, and which services subscribe to it.
+
+Publishers fan an event out to its subscribers when they write it to their outbox, so the
+routing lives in one place that every service reads.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+# type pattern → subscribing services
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    "upstander.org.*": ("intake", "cases", "training", "notify"),
+    "upstander.person.*": ("cases", "training", "notify"),
+    "upstander.report.submitted": ("cases",),
+    "upstander.report.attachment_added": ("cases",),
+    "upstander.case.*": ("notify",),
+    "upstander.training.*": ("notify",),
+    "upstander.policy.*": ("notify",),
+}
+
+# Types whose data carries report content: sealed in the outbox, erased once delivered.
+SENSITIVE_TYPES: frozenset[str] = frozenset(
+    {"upstander.report.submitted", "upstander.report.attachment_added"}
+)
+
+
+def subscribers(event_type: str) -> tuple[str, ...]:
+    found: list[str] = []
+    for pattern, services in SUBSCRIPTIONS.items():
+        if fnmatchcase(event_type, pattern):
+            found.extend(s for s in services if s not in found)
+    return tuple(found)
