@@ -4,13 +4,26 @@ batch mode for SQLite, and a naming convention from the service's metadata."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
-from sqlalchemy import MetaData
+from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeEngine
 
 from upstander.kit.db import make_engine
+
+
+def render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Render the kit's column types as their plain storage types, so migration files never
+    import application code (a migration must not change when the code does)."""
+    if kind == "type" and isinstance(obj, TypeDecorator):
+        autogen_context.imports.add("import sqlalchemy as sa")
+        impl = obj.impl if isinstance(obj.impl, TypeEngine) else obj.impl()
+        if isinstance(impl, DateTime):
+            return "sa.DateTime(timezone=True)"
+        return f"sa.{impl!r}"
+    return False
 
 
 def _configure(connection: Connection, metadata: MetaData) -> None:
@@ -19,6 +32,7 @@ def _configure(connection: Connection, metadata: MetaData) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

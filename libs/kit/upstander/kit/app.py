@@ -85,9 +85,7 @@ def create_service_app(
                 await upgrade_to_head(settings.database_url, spec.migrations_dir)
             app.state.engine = make_engine(settings.database_url)
             app.state.sessionmaker = make_sessionmaker(app.state.engine)
-        timeout = httpx.Timeout(
-            settings.http_read_timeout, connect=settings.http_connect_timeout
-        )
+        timeout = httpx.Timeout(settings.http_read_timeout, connect=settings.http_connect_timeout)
         app.state.http = httpx.AsyncClient(
             transport=transport, timeout=timeout, follow_redirects=False
         )
@@ -168,7 +166,5 @@ def _add_operational_routes(app: FastAPI, spec: ServiceSpec) -> None:
             )
         return JSONResponse({"status": "ok", "service": spec.name, "database": "ok"})
 
-    ops.add_api_route(
-        "/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False
-    )
+    ops.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     app.include_router(ops)

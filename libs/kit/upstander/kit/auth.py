@@ -1,4 +1,4 @@
-"""Token verification against the gateway's JWKS, the caller (`Principal`) and access dependencies."""
+"""Token verification against the gateway's JWKS, the caller (`Principal`), access checks."""
 
 from __future__ import annotations
 
@@ -198,7 +198,10 @@ async def current_principal(request: Request) -> Principal:
 
 async def staff_or_client(principal: Principal = Depends(current_principal)) -> Principal:
     """A person or an API client of an org; reporters and bare service tokens are refused."""
-    if principal.kind not in (PrincipalKind.STAFF, PrincipalKind.CLIENT) or principal.org_id is None:
+    if (
+        principal.kind not in (PrincipalKind.STAFF, PrincipalKind.CLIENT)
+        or principal.org_id is None
+    ):
         raise Forbidden("This endpoint is for staff and API clients.")
     return principal
 

@@ -88,6 +88,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Mapper, Session, SessionTransaction, mapped_column
 from sqlalchemy.util import await_only
+
 from upstander.kit.clock import utcnow
 from upstander.kit.db import UTCDateTime
 

@@ -11,7 +11,12 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 from sqlalchemy import DateTime, Integer, MetaData, TypeDecorator, Uuid, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from starlette.responses import Response
 
@@ -59,9 +64,9 @@ def make_metadata() -> MetaData:
 class Base(DeclarativeBase):
     """Abstract base. Each service declares its own, with its own metadata:
 
-        class Model(Base):
-            __abstract__ = True
-            metadata = make_metadata()
+    class Model(Base):
+        __abstract__ = True
+        metadata = make_metadata()
     """
 
     __abstract__ = True
@@ -81,16 +86,11 @@ class OrgMixin:
 
 
 class VersionMixin:
-    """A row version, bumped on every update; it is the ETag of the resource."""
+    """A row version, bumped on every update; it is the ETag of the resource. Models that use it
+    declare `__mapper_args__ = {"version_id_col": version}` in their class body so a concurrent
+    stale write fails (StaleDataError → 412)."""
 
     version: Mapped[int] = mapped_column(Integer, default=1)
-    __mapper_args__: dict[str, Any] = {}
-
-
-def enable_version_counter(cls: type) -> type:
-    """Class decorator: let SQLAlchemy bump `version` (optimistic concurrency) on update."""
-    cls.__mapper_args__ = {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
-    return cls
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -132,7 +133,7 @@ def problem_response(
     slug: str | None = None,
     title: str | None = None,
     request: Request | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     default_slug, default_title = _STATUS_SLUGS.get(status, ("error", "Error"))
@@ -186,12 +187,14 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     ]
     if any(e.get("type") == "json_invalid" for e in exc.errors()):
         return problem_response(
-            400, "The request body is not valid JSON.", slug="malformed-json",
-            title="Malformed JSON", request=request, errors=errors,
+            400,
+            "The request body is not valid JSON.",
+            slug="malformed-json",
+            title="Malformed JSON",
+            request=request,
+            errors=errors,
         )
-    return problem_response(
-        422, "The request did not validate.", request=request, errors=errors
-    )
+    return problem_response(422, "The request did not validate.", request=request, errors=errors)
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:

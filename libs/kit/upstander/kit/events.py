@@ -143,8 +143,8 @@ class EventBus:
     def __init__(
         self,
         service: str,
-        outbox: type[OutboxMixin],
-        inbox: type[InboxMixin],
+        outbox: Any,
+        inbox: Any,
         keyring: Keyring,
         clock: Clock,
     ) -> None:
@@ -582,9 +582,16 @@ async def start_events(app: FastAPI) -> None:
         app.state.service_name, outbox, inbox, Keyring.from_settings(settings), app.state.clock
     )
     tokens = ServiceTokens(app.state.service_name, settings, app.state.http)
-    relay = Relay(bus, app.state.sessionmaker, app.state.http, tokens, settings,
-                  RelayPolicy(max_attempts=settings.relay_max_attempts,
-                              poll_seconds=settings.relay_poll_seconds))
+    relay = Relay(
+        bus,
+        app.state.sessionmaker,
+        app.state.http,
+        tokens,
+        settings,
+        RelayPolicy(
+            max_attempts=settings.relay_max_attempts, poll_seconds=settings.relay_poll_seconds
+        ),
+    )
     bus.relay = relay
     app.state.events = bus
     app.state.relay = relay

@@ -62,7 +62,10 @@ class BodyGuardMiddleware:
                 return
             if too_large:
                 await _send_problem(
-                    send, 413, "payload-too-large", "Payload too large",
+                    send,
+                    413,
+                    "payload-too-large",
+                    "Payload too large",
                     f"The body exceeds {self.max_bytes} bytes.",
                 )
                 return
@@ -71,7 +74,10 @@ class BodyGuardMiddleware:
         has_body = declared not in (None, b"0") or b"transfer-encoding" in headers
         if has_body and content_type and not self._accepts(content_type):
             await _send_problem(
-                send, 415, "unsupported-media-type", "Unsupported media type",
+                send,
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
                 f"Content type {content_type!r} is not accepted here.",
             )
             return

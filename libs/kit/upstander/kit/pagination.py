@@ -1,4 +1,4 @@
-"""Keyset (cursor) pagination: `?limit=&cursor=` → `{items, next_cursor}`, ordered by (created_at, id)."""
+"""Keyset pagination: `?limit=&cursor=` → `{items, next_cursor}`, ordered by (created_at, id)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created, row_id = json.loads(base64.urlsafe_b64decode(padded))
         return datetime.fromisoformat(created), uuid.UUID(row_id)
     except (ValueError, TypeError) as exc:
-        raise BadRequest("The cursor is not valid.", slug_hint="invalid-cursor") from exc
+        raise BadRequest("The cursor is not valid.") from exc
 
 
 async def paginate(

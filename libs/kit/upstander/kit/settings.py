@@ -1,4 +1,4 @@
-"""Settings read from the environment (`UPSTANDER_*`), with safe dev defaults that production refuses."""
+"""Settings from the environment (`UPSTANDER_*`): dev defaults that production refuses."""
 
 from __future__ import annotations
 
