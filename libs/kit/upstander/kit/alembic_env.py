@@ -18,7 +18,6 @@ def render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[Fals
     """Render the kit's column types as their plain storage types, so migration files never
     import application code (a migration must not change when the code does)."""
     if kind == "type" and isinstance(obj, TypeDecorator):
-        autogen_context.imports.add("import sqlalchemy as sa")
         impl = obj.impl if isinstance(obj.impl, TypeEngine) else obj.impl()
         if isinstance(impl, DateTime):
             return "sa.DateTime(timezone=True)"

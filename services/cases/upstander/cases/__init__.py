@@ -1,0 +1,1 @@
+"""Upstander cases: the case file (workflow, deadlines, assignment, findings, conversation)."""

@@ -1,0 +1,1 @@
+"""Case files: opening a case from a report, reading and listing cases."""

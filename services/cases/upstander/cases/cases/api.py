@@ -1,0 +1,75 @@
+"""Routes of case files, for the people who handle them."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import Depends, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from upstander.cases.cases import service
+from upstander.cases.cases.schemas import CaseOut, CasePage
+from upstander.cases.models import CaseStatus
+from upstander.kit.app import make_router
+from upstander.kit.auth import Principal, Role, require_roles
+from upstander.kit.db import get_session
+from upstander.kit.errors import problem_responses
+from upstander.kit.pagination import PageParams, page_params
+
+router = make_router(prefix="/cases/v1", tags=["cases"])
+
+HANDLERS = (Role.CASE_MANAGER, Role.INVESTIGATOR, Role.REVIEWER, Role.ADMIN)
+
+
+@router.get(
+    "/cases",
+    operation_id="list_cases",
+    summary="List cases",
+    description=(
+        "Cases of your organisation, newest first, with their deadlines. Page with "
+        "`limit` and `cursor` (`next_cursor` of the previous page); filter with `status`."
+    ),
+    response_model=CasePage,
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def list_cases(
+    status: CaseStatus | None = Query(None, description="Only cases in this state."),
+    page: PageParams = Depends(page_params),
+    principal: Principal = require_roles(*HANDLERS),
+    session: AsyncSession = Depends(get_session),
+) -> CasePage:
+    assert principal.org_id is not None  # staff_or_client guarantees it
+    cases, next_cursor = await service.list_cases(
+        session, org_id=principal.org_id, page=page, status=status
+    )
+    return CasePage(items=[CaseOut.model_validate(case) for case in cases], next_cursor=next_cursor)
+
+
+@router.get(
+    "/cases/{case_id}",
+    operation_id="get_case",
+    summary="Get a case",
+    description="One case of your organisation. The `ETag` header is its version.",
+    response_model=CaseOut,
+    responses={
+        200: {
+            "headers": {
+                "ETag": {
+                    "description": 'The case\'s version, e.g. `"3"`.',
+                    "schema": {"type": "string"},
+                }
+            }
+        },
+        **problem_responses(401, 403, 404, 422),
+    },
+)
+async def get_case(
+    case_id: uuid.UUID,
+    response: Response,
+    principal: Principal = require_roles(*HANDLERS),
+    session: AsyncSession = Depends(get_session),
+) -> CaseOut:
+    assert principal.org_id is not None
+    case = await service.get_case(session, org_id=principal.org_id, case_id=case_id)
+    response.headers["ETag"] = f'"{case.version}"'
+    return CaseOut.model_validate(case)

@@ -1,0 +1,1 @@
+"""Upstander intake: the reporters' front door (per-organisation forms, resources, reports)."""

@@ -1,0 +1,1 @@
+"""Reporting forms: what a reporter sees before reporting (categories, questions, resources)."""
