@@ -1,0 +1,1 @@
+"""Upstander notify service: in-app inbox, email and signed webhooks, driven by events."""

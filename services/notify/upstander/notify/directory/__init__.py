@@ -1,0 +1,1 @@
+"""The directory projection: the organisations and people notify needs to pick recipients."""

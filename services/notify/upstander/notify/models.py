@@ -1,0 +1,194 @@
+"""The notify service's tables, all in one module that imports no domain code."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Index, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from upstander.kit.crypto import EncryptedText, VaultSlot, data_key_model
+from upstander.kit.db import Base, IdMixin, OrgMixin, TimestampMixin, UTCDateTime, make_metadata
+from upstander.kit.events import event_tables
+
+
+class Model(Base):
+    __abstract__ = True
+    metadata = make_metadata()
+    __vault_slot__ = VaultSlot("notify")
+
+
+SUBJECT_MAX = 200
+BODY_MAX = 2000
+KIND_MAX = 100
+LINK_MAX = 2048
+URL_MAX = 2048
+ERROR_MAX = 300
+
+Outbox, Inbox = event_tables(Model)
+DataKey = data_key_model(Model)
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    INBOX = "inbox"
+    WEBHOOK = "webhook"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # recorded, not tried yet
+    SENT = "sent"
+    FAILED = "failed"  # tried, will be tried again at next_attempt_at
+    DEAD = "dead"  # given up: retries exhausted, endpoint disabled, or recipient gone
+
+
+class InboxMessage(IdMixin, OrgMixin, TimestampMixin, Model):
+    """A notice in one person's in-app inbox. It says that something happened and where to
+    look; it never carries case content (that stays behind the case's access checks)."""
+
+    __tablename__ = "inbox_messages"
+    # The inbox pages a person's messages newest first within one org.
+    __table_args__ = (
+        Index("ix_inbox_messages_org_id_person_id_created_at", "org_id", "person_id", "created_at"),
+    )
+
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    kind: Mapped[str] = mapped_column(String(KIND_MAX))
+    subject: Mapped[str] = mapped_column(String(SUBJECT_MAX))
+    body: Mapped[str] = mapped_column(String(BODY_MAX), default="")
+    link: Mapped[str | None] = mapped_column(String(LINK_MAX), nullable=True)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# ----------------------------------------------------------------------------- directory
+
+
+class Org(TimestampMixin, Model):
+    """Projection of the gateway's organisations (`upstander.org.*`)."""
+
+    __tablename__ = "orgs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Person(OrgMixin, TimestampMixin, Model):
+    """Projection of the gateway's staff directory (`upstander.person.*`): who gets told.
+    Email and name are personal data, so they are sealed under the person's own data key."""
+
+    __tablename__ = "people"
+    __encryption_owner__ = "id"
+    __table_args__ = (Index("ix_people_org_id_active", "org_id", "active"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    email: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "person.email"), nullable=True
+    )
+    name: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "person.name"), nullable=True
+    )
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    manager_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    is_leadership: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CaseRoute(OrgMixin, TimestampMixin, Model):
+    """Which group a case was routed to when it opened (`case_managers` or `reviewers`), so
+    later notices about it reach the same group and never the other."""
+
+    __tablename__ = "case_routes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)  # the case id
+    number: Mapped[str] = mapped_column(String(64))
+    routed_to: Mapped[str] = mapped_column(String(32))
+
+
+# ----------------------------------------------------------------------------- deliveries
+
+
+class Delivery(IdMixin, OrgMixin, TimestampMixin, Model):
+    """One notification to one person on one channel, because of one event. The unique key
+    makes a repeated event a no-op; email rows double as the queue the worker sends from."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "person_id", "channel"),
+        Index("ix_deliveries_due", "channel", "status", "next_attempt_at"),
+    )
+
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(KIND_MAX))
+    # Template parameters: identifiers only (case id, case number), never content.
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(ERROR_MAX), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# ----------------------------------------------------------------------------- webhooks
+
+
+class Webhook(OrgMixin, TimestampMixin, Model):
+    """An outside system's endpoint, signed per Standard Webhooks. Secrets are sealed under
+    the endpoint's own data key; the previous one stays valid until `previous_secret_expires_at`
+    so a receiver can roll over."""
+
+    __tablename__ = "webhooks"
+    __encryption_owner__ = "id"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    url: Mapped[str] = mapped_column(String(URL_MAX))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    secret: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "webhook.secret"), nullable=True
+    )
+    previous_secret: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "webhook.previous_secret"), nullable=True
+    )
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    failure_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class WebhookDelivery(IdMixin, OrgMixin, TimestampMixin, Model):
+    """One event for one endpoint; `message_id` (`msg_<hex>`) is its `webhook-id`, the same
+    across retries and replays so receivers can deduplicate."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook_id_created_at", "webhook_id", "created_at"),
+    )
+
+    webhook_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    event_type: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    response_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(ERROR_MAX), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    @property
+    def message_id(self) -> str:
+        return f"msg_{self.id.hex}"

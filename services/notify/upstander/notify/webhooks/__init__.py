@@ -1,0 +1,1 @@
+"""Outside webhooks: endpoints per org, Standard Webhooks signatures, retries, replay."""

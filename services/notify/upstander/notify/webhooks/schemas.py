@@ -1,0 +1,103 @@
+"""Request and response models of the webhook admin API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, AwareDatetime, Field, StringConstraints, field_validator
+
+from upstander.kit.schemas import RequestModel, ResponseModel
+
+EventPattern = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[a-z0-9_.*?\[\]-]+$")
+]
+
+
+class _EventTypes(RequestModel):
+    @field_validator("event_types", check_fields=False)
+    @classmethod
+    def _forwardable(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        for pattern in value:
+            if pattern.startswith(("upstander.person.", "upstander.org.", "upstander.report.")):
+                raise ValueError(f"{pattern!r}: directory and report events are not forwarded")
+        return sorted(set(value))
+
+
+class WebhookCreate(_EventTypes):
+    url: AnyHttpUrl = Field(examples=["https://hr.example.com/hooks/upstander"])
+    event_types: list[EventPattern] = Field(
+        min_length=1,
+        max_length=50,
+        examples=[["upstander.case.*", "upstander.training.completed"]],
+        description="Event types to receive; `*` and `?` match like shell patterns.",
+    )
+    description: str = Field("", max_length=500, examples=["HR case system"])
+
+
+class WebhookUpdate(_EventTypes):
+    url: AnyHttpUrl | None = None
+    event_types: list[EventPattern] | None = Field(None, min_length=1, max_length=50)
+    description: str | None = Field(None, max_length=500)
+    active: bool | None = Field(
+        None, description="Re-enable (true) or pause (false); re-enabling clears the failure."
+    )
+
+
+class WebhookOut(ResponseModel):
+    id: uuid.UUID
+    url: str = Field(examples=["https://hr.example.com/hooks/upstander"])
+    description: str
+    event_types: list[str]
+    active: bool
+    disabled_reason: str | None = Field(examples=[None])
+    failure_since: datetime | None = Field(examples=[None])
+    previous_secret_expires_at: datetime | None = Field(
+        None, description="While set and in the future, messages are signed with both secrets."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookWithSecret(WebhookOut):
+    secret: str = Field(
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        description="Shown once; verify signatures with it.",
+    )
+
+
+class SecretRotated(ResponseModel):
+    secret: str = Field(description="The new secret; shown once.")
+    previous_secret_expires_at: datetime = Field(
+        description="Until then messages carry signatures under both secrets."
+    )
+
+
+class WebhookDeliveryOut(ResponseModel):
+    id: uuid.UUID
+    message_id: str = Field(examples=["msg_2f1c..."], description="The `webhook-id` header.")
+    event_id: uuid.UUID
+    event_type: str = Field(examples=["upstander.case.opened"])
+    status: str = Field(examples=["sent"], description="pending, failed (will retry), sent, dead")
+    attempts: int
+    response_code: int | None
+    latency_ms: int | None
+    error: str | None
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class ReplayRequest(RequestModel):
+    since: AwareDatetime = Field(examples=["2026-11-27T00:00:00Z"])
+    include_sent: bool = Field(
+        False, description="Also resend deliveries that succeeded (default: dead letters only)."
+    )
+
+
+class ReplayResult(ResponseModel):
+    replayed: int = Field(examples=[3])

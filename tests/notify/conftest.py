@@ -1,0 +1,226 @@
+"""Fixtures for the notify service: the app on SQLite and PostgreSQL, callers with tokens.
+
+The gateway (another team's service) is stood in for by an `httpx.MockTransport` that serves
+a JWKS for a key made here, so tokens minted here verify exactly as the gateway's would."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+import pytest_asyncio
+from asgi_lifespan import LifespanManager
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
+
+from upstander.kit.clock import Clock
+from upstander.kit.testing import RoutingTransport
+from upstander.notify.app import create_app
+from upstander.notify.settings import Settings
+
+SERVICE = "notify"
+JWKS_URL = "http://127.0.0.1:8000/.well-known/jwks.json"
+PG_ADMIN_DSN = os.environ.get(
+    "UPSTANDER_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+class TokenMinter:
+    """Signs tokens the way the gateway does (EdDSA, with a `kid`)."""
+
+    def __init__(self) -> None:
+        self.key = Ed25519PrivateKey.generate()
+        self.kid = f"test-{uuid.uuid4().hex[:8]}"
+
+    def jwks(self) -> dict[str, Any]:
+        jwk = json.loads(OKPAlgorithm.to_jwk(self.key.public_key()))
+        return {"keys": [{**jwk, "kid": self.kid, "alg": "EdDSA", "use": "sig"}]}
+
+    def transport(self) -> httpx.MockTransport:
+        def handler(request: httpx.Request) -> httpx.Response:
+            if request.method == "GET" and str(request.url) == JWKS_URL:
+                return httpx.Response(200, json=self.jwks())
+            return httpx.Response(404)
+
+        return httpx.MockTransport(handler)
+
+    def mint(
+        self,
+        *,
+        org: uuid.UUID | None,
+        roles: list[str],
+        sub: uuid.UUID | str | None = None,
+        typ: str = "staff",
+        ttl: int = 300,
+        **extra: Any,
+    ) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": "upstander",
+            "aud": "upstander",
+            "sub": str(sub or uuid.uuid4()),
+            **({"org": str(org)} if org is not None else {}),
+            "roles": roles,
+            "scope": "",
+            "typ": typ,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+            **extra,
+        }
+        return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"kid": self.kid})
+
+
+@dataclass
+class Caller:
+    """A person of an org; `headers` carry their bearer token."""
+
+    org_id: uuid.UUID
+    person_id: uuid.UUID
+    headers: dict[str, str]
+
+
+async def _fresh_postgres_database(name: str) -> str:
+    try:
+        connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL not reachable: {type(exc).__name__}")
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="module")
+def minter() -> TokenMinter:
+    return TokenMinter()
+
+
+@asynccontextmanager
+async def running_app(
+    backend: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    minter: TokenMinter,
+    *,
+    clock: Clock | None = None,
+    routes: dict[str, Any] | None = None,
+    **settings: Any,
+) -> AsyncIterator[Any]:
+    """The service on `backend`, migrated by its own lifespan. Outgoing HTTP goes to the mock
+    gateway (JWKS) and to `routes` (`host:port` → ASGI app); mail goes to files in a temporary
+    directory; the delivery worker only runs when a test calls `run_once()`."""
+    directory: Path = tmp_path_factory.mktemp(SERVICE)
+    if backend == "sqlite":
+        database_url = f"sqlite+aiosqlite:///{directory}/{SERVICE}.db"
+    else:
+        database_url = await _fresh_postgres_database(f"upstander_test_{SERVICE}_{directory.name}")
+    transport = RoutingTransport({"127.0.0.1:8000": minter.transport(), **(routes or {})})
+    options: dict[str, Any] = {
+        "database_url": database_url,
+        "log_json": False,
+        "log_level": "WARNING",
+        "relay_background": False,
+        "notify_worker_background": False,
+        "mail_dir": str(directory / "mail"),
+        **settings,
+    }
+    application = create_app(Settings(**options), transport=transport, clock=clock)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session", params=["sqlite", "postgresql"])
+async def app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, minter: TokenMinter
+) -> AsyncIterator[Any]:
+    """The service with its migrations applied by its own lifespan, once per backend and module.
+    Tests stay independent by using a fresh org each (every query is org-scoped)."""
+    async with running_app(request.param, tmp_path_factory, minter) as application:
+        yield application
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+@pytest.fixture
+def caller(minter: TokenMinter) -> Callable[..., Caller]:
+    """`caller(*roles, org=None)`: a person of `org` (a fresh org by default) with `roles`."""
+
+    def make(*roles: str, org: uuid.UUID | None = None, **claims: Any) -> Caller:
+        org_id = org or uuid.uuid4()
+        person_id = uuid.uuid4()
+        token = minter.mint(org=org_id, roles=list(roles), sub=person_id, **claims)
+        return Caller(org_id, person_id, {"Authorization": f"Bearer {token}"})
+
+    return make
+
+
+class EventFeed:
+    """Delivers CloudEvents to the app the way the relay does: over HTTP, with a service
+    token (`typ` service, `sub` svc-cases, no org)."""
+
+    def __init__(self, client: httpx.AsyncClient, minter: TokenMinter) -> None:
+        self.client = client
+        token = minter.mint(org=None, roles=[], sub="svc-cases", typ="service")
+        self.headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/cloudevents+json",
+        }
+
+    def envelope(
+        self,
+        type: str,
+        data: dict[str, Any],
+        *,
+        org_id: uuid.UUID | None,
+        event_id: uuid.UUID | None = None,
+        time: datetime | None = None,
+        source: str = "/cases",
+    ) -> dict[str, Any]:
+        return {
+            "specversion": "1.0",
+            "id": str(event_id or uuid.uuid4()),
+            "source": source,
+            "type": type,
+            "subject": f"{type.split('.')[1]}/x",
+            "time": (time or datetime.now(UTC)).isoformat(),
+            "datacontenttype": "application/json",
+            "orgid": str(org_id) if org_id else None,
+            "data": data,
+        }
+
+    async def send(self, envelope: dict[str, Any]) -> str:
+        response = await self.client.post(
+            f"/{SERVICE}/internal/events", content=json.dumps(envelope), headers=self.headers
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["status"])
+
+    async def publish(self, type: str, data: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        envelope = self.envelope(type, data, **kw)
+        await self.send(envelope)
+        return envelope
+
+
+@pytest.fixture
+def events(client: httpx.AsyncClient, minter: TokenMinter) -> EventFeed:
+    return EventFeed(client, minter)
