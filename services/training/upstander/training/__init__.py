@@ -1,0 +1,1 @@
+"""Upstander training service: courses, requirements, policies, completions and compliance."""

@@ -1,0 +1,61 @@
+"""The training service's FastAPI application, built by the kit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from upstander.kit.app import ServiceSpec, create_service_app
+from upstander.kit.clock import Clock
+from upstander.kit.http import DEFAULT_CONTENT_TYPES
+from upstander.training.completions.api import router as completions_router
+from upstander.training.compliance.api import router as compliance_router
+from upstander.training.courses.api import router as courses_router
+from upstander.training.events import HANDLERS
+from upstander.training.models import Inbox, Model, Outbox
+from upstander.training.people.api import router as people_router
+from upstander.training.policies.api import router as policies_router
+from upstander.training.requirements.api import router as requirements_router
+from upstander.training.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    spec = ServiceSpec(
+        name="training",
+        title="Upstander training",
+        description=(
+            "Training and policy records: the course catalogue, requirements by role, "
+            "completions from any LMS (xAPI) and compliance."
+        ),
+        metadata=Model.metadata,
+        migrations_dir=MIGRATIONS_DIR,
+        routers=[
+            courses_router,
+            requirements_router,
+            completions_router,
+            policies_router,
+            compliance_router,
+            people_router,
+        ],
+        content_types=(*DEFAULT_CONTENT_TYPES, "text/csv"),
+        event_tables=(Outbox, Inbox),
+        event_handlers=dict(HANDLERS),
+        openapi_tags=[
+            {"name": "courses", "description": "The organisation's course catalogue."},
+            {"name": "requirements", "description": "Who must take which course, by when."},
+            {"name": "completions", "description": "Completed courses: manual, CSV, xAPI."},
+            {"name": "policies", "description": "Versioned policies and acknowledgments."},
+            {"name": "compliance", "description": "Where everyone stands, and roll-ups."},
+            {"name": "people", "description": "The people training knows (from events)."},
+        ],
+    )
+    return create_service_app(settings or Settings(), spec, transport=transport, clock=clock)

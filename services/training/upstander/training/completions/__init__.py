@@ -1,0 +1,1 @@
+"""Completions: who finished which course when (manual, CSV import, xAPI)."""

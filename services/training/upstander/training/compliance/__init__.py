@@ -1,0 +1,1 @@
+"""Compliance: for each person and each thing required of them, where they stand now."""

@@ -1,0 +1,185 @@
+"""Routes of compliance: per-person statuses, roll-ups and a CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from dataclasses import asdict
+
+from fastapi import Depends, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from upstander.kit.app import make_router
+from upstander.kit.auth import Principal, staff_or_client
+from upstander.kit.db import get_session
+from upstander.kit.errors import problem_responses
+from upstander.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from upstander.training.access import clock_of
+from upstander.training.compliance import service
+from upstander.training.compliance.engine import Item, Status
+from upstander.training.compliance.schemas import (
+    ComplianceGroup,
+    ComplianceItem,
+    CompliancePage,
+    ComplianceSummary,
+    PersonCompliance,
+    PersonSummary,
+)
+
+router = make_router(prefix="/training/v1", tags=["compliance"])
+
+VISIBILITY = (
+    "Trainers, admins and auditors see everyone; a person sees themself and the people who "
+    "report to them (directly or not)."
+)
+
+
+def filters(
+    team: uuid.UUID | None = Query(
+        None, description="Only people below this manager in the reporting lines."
+    ),
+    role: str | None = Query(None, max_length=64, examples=["staff"]),
+    location: str | None = Query(None, max_length=64, examples=["CA"]),
+    status: Status | None = Query(
+        None, description="Only people with at least one item in this status."
+    ),
+) -> service.Filters:
+    return service.Filters(team=team, role=role, location=location, status=status)
+
+
+def _out(result: service.PersonCompliance) -> PersonCompliance:
+    return PersonCompliance(
+        person=PersonSummary.model_validate(result.person),
+        status=result.status,
+        items=[ComplianceItem(**asdict(item)) for item in result.items],
+    )
+
+
+@router.get(
+    "/compliance",
+    operation_id="list_compliance",
+    summary="Each person's training and policy status, leadership first",
+    description=VISIBILITY,
+    response_model=CompliancePage,
+    responses=problem_responses(400),
+)
+async def list_compliance(
+    request: Request,
+    chosen: service.Filters = Depends(filters),
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    cursor: str | None = Query(None, max_length=300),
+    principal: Principal = Depends(staff_or_client),
+    session: AsyncSession = Depends(get_session),
+) -> CompliancePage:
+    results, next_cursor = await service.compliance_page(
+        session, principal, chosen, limit=limit, cursor=cursor, now=clock_of(request).now()
+    )
+    return CompliancePage(items=[_out(r) for r in results], next_cursor=next_cursor)
+
+
+@router.get(
+    "/compliance/summary",
+    operation_id="summarise_compliance",
+    summary="Compliance roll-ups by organisation, role, location and team",
+    description=VISIBILITY,
+    response_model=ComplianceSummary,
+)
+async def summarise_compliance(
+    request: Request,
+    principal: Principal = Depends(staff_or_client),
+    session: AsyncSession = Depends(get_session),
+) -> ComplianceSummary:
+    now = clock_of(request).now()
+    groups = await service.compliance_summary(session, principal, now=now)
+    return ComplianceSummary(
+        as_of=now,
+        **{
+            dimension: [ComplianceGroup(**asdict(group)) for group in found]
+            for dimension, found in groups.items()
+        },
+    )
+
+
+CSV_COLUMNS = [
+    "person_id",
+    "email",
+    "name",
+    "roles",
+    "location",
+    "manager_id",
+    "is_leadership",
+    "overall_status",
+    "kind",
+    "title",
+    "status",
+    "due_at",
+    "completed_at",
+    "expires_at",
+    "requirement_id",
+    "course_id",
+    "policy_id",
+    "policy_version",
+]
+
+
+def _cell(value: object) -> str:
+    """Text for a spreadsheet cell; formulas are neutralised (CSV injection)."""
+    text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@router.get(
+    "/compliance.csv",
+    operation_id="export_compliance",
+    summary="The compliance view as CSV: one row per person and item",
+    description=VISIBILITY,
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def export_compliance(
+    request: Request,
+    chosen: service.Filters = Depends(filters),
+    principal: Principal = Depends(staff_or_client),
+    session: AsyncSession = Depends(get_session),
+) -> Response:
+    results = await service.compliance_all(session, principal, chosen, now=clock_of(request).now())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for result in results:
+        person = result.person
+        head = [
+            person.id,
+            person.email,
+            person.name,
+            " ".join(person.roles or []),
+            person.location,
+            person.manager_id,
+            person.is_leadership,
+            result.status.value,
+        ]
+        entries: list[Item | None] = list(result.items) or [None]
+        for item in entries:
+            tail = (
+                [
+                    item.kind,
+                    item.title,
+                    item.status.value,
+                    item.due_at,
+                    item.completed_at,
+                    item.expires_at,
+                    item.requirement_id,
+                    item.course_id,
+                    item.policy_id,
+                    item.policy_version,
+                ]
+                if item is not None
+                else [""] * 10
+            )
+            writer.writerow([_cell(value) for value in head + tail])
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="compliance.csv"'},
+    )

@@ -1,0 +1,1 @@
+"""The course catalogue: what an organisation offers to meet its training requirements."""

@@ -1,0 +1,115 @@
+"""Course catalogue logic: plain functions on a session, scoped by the caller's org."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from upstander.kit.auth import Principal
+from upstander.kit.errors import NotFound, PreconditionFailed
+from upstander.kit.pagination import PageParams, paginate
+from upstander.training.courses.schemas import CourseCreate, CourseUpdate
+from upstander.training.models import Course, CourseKind
+
+
+def _org(principal: Principal) -> uuid.UUID:
+    # staff_or_client guarantees an org; this keeps the type checker and a future caller honest.
+    if principal.org_id is None:
+        raise NotFound("No such course.")
+    return principal.org_id
+
+
+async def list_courses(
+    session: AsyncSession,
+    principal: Principal,
+    params: PageParams,
+    *,
+    kind: CourseKind | None = None,
+    include_archived: bool = False,
+) -> tuple[list[Course], str | None]:
+    statement = select(Course).where(Course.org_id == _org(principal))
+    if kind is not None:
+        statement = statement.where(Course.kind == kind)
+    if not include_archived:
+        statement = statement.where(Course.active.is_(True))
+    return await paginate(session, statement, Course, params)
+
+
+async def get_course(session: AsyncSession, principal: Principal, course_id: uuid.UUID) -> Course:
+    course = await session.scalar(
+        select(Course).where(Course.id == course_id, Course.org_id == _org(principal))
+    )
+    if course is None:
+        raise NotFound("No such course.")
+    return course
+
+
+async def create_course(session: AsyncSession, principal: Principal, data: CourseCreate) -> Course:
+    values = data.model_dump(mode="json")
+    course = Course(org_id=_org(principal), **values)
+    session.add(course)
+    await session.flush()
+    return course
+
+
+def check_version(course: Course, if_match: str | None) -> None:
+    """`If-Match` is optional; when sent it must name the current version (or be `*`)."""
+    if if_match is None:
+        return
+    wanted = [tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")]
+    if "*" in wanted or str(course.version) in wanted:
+        return
+    raise PreconditionFailed(
+        "The course has changed since you read it; fetch it again.",
+        current_version=course.version,
+    )
+
+
+async def _flush_update(session: AsyncSession, course: Course) -> None:
+    try:
+        await session.flush()
+    except StaleDataError as exc:  # another writer won the race between our read and write
+        raise PreconditionFailed(
+            "The course has changed since you read it; fetch it again."
+        ) from exc
+    await session.refresh(course)
+
+
+async def update_course(
+    session: AsyncSession,
+    principal: Principal,
+    course_id: uuid.UUID,
+    data: CourseUpdate,
+    *,
+    if_match: str | None = None,
+) -> Course:
+    course = await get_course(session, principal, course_id)
+    check_version(course, if_match)
+    changes: dict[str, Any] = data.model_dump(mode="json", exclude_unset=True)
+    changed = False
+    for name, value in changes.items():
+        if getattr(course, name) != value:
+            setattr(course, name, value)
+            changed = True
+    if changed:
+        await _flush_update(session, course)
+    return course
+
+
+async def archive_course(
+    session: AsyncSession,
+    principal: Principal,
+    course_id: uuid.UUID,
+    *,
+    if_match: str | None = None,
+) -> Course:
+    course = await get_course(session, principal, course_id)
+    check_version(course, if_match)
+    if course.active:
+        course.active = False
+        await _flush_update(session, course)
+    return course

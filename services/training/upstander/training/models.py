@@ -1,0 +1,256 @@
+"""The training service's tables, all in one module that imports no domain code."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from upstander.kit.db import (
+    Base,
+    IdMixin,
+    OrgMixin,
+    TimestampMixin,
+    UTCDateTime,
+    make_metadata,
+)
+from upstander.kit.events import event_tables
+
+
+class Model(Base):
+    __abstract__ = True
+    metadata = make_metadata()
+
+
+class CourseKind(StrEnum):
+    BYSTANDER_INTERVENTION = "bystander_intervention"
+    SUPERVISOR_RESPONSE = "supervisor_response"
+    ANTI_HARASSMENT = "anti_harassment"
+    OTHER = "other"
+
+
+class Language(StrEnum):
+    EN = "en"
+    ES = "es"
+
+
+class Course(IdMixin, OrgMixin, TimestampMixin, Model):
+    """A course in an organisation's catalogue. Archived courses stay, for old completions."""
+
+    __tablename__ = "courses"
+    # The list pages by (created_at, id) within one org.
+    __table_args__ = (Index("ix_courses_org_id_created_at", "org_id", "created_at", "id"),)
+
+    title: Mapped[str] = mapped_column(String(200))
+    # A plain VARCHAR, not a native enum: adding a kind later is a code change, not a migration.
+    kind: Mapped[CourseKind] = mapped_column(
+        Enum(
+            CourseKind,
+            native_enum=False,
+            length=40,
+            values_callable=lambda kinds: [kind.value for kind in kinds],
+        ),
+        index=True,
+    )
+    description: Mapped[str] = mapped_column(Text, default="")
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    interactive: Mapped[bool] = mapped_column(Boolean, default=False)
+    # xAPI activity IRIs whose completion counts as completing this course.
+    activity_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    validity_months: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped by SQLAlchemy on every UPDATE (optimistic concurrency); it is the ETag.
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__: dict[str, Any] = {"version_id_col": version}
+
+
+# ----------------------------------------------------------------------------- people
+
+
+class Person(OrgMixin, Model):
+    """The training service's projection of a person, from `upstander.person.*` events.
+    Its id is the person's id at the gateway."""
+
+    __tablename__ = "people"
+    __table_args__ = (
+        Index("ix_people_org_id_created_at", "org_id", "created_at", "id"),
+        Index("ix_people_org_id_email", "org_id", "email"),
+        Index("ix_people_org_id_manager_id", "org_id", "manager_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    title: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    manager_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    is_leadership: Mapped[bool] = mapped_column(Boolean, default=False)
+    # From the event (a supervisor title or flag), whether or not anyone reports to them yet.
+    supervisor_flag: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Derived: the flag, or someone active has them as manager. Kept current by the handlers.
+    is_supervisor: Mapped[bool] = mapped_column(Boolean, default=False)
+    supervisor_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    start_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    location: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    location_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The time of the last event applied, so an older event never overwrites a newer one.
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# ----------------------------------------------------------------------------- requirements
+
+
+class Requirement(IdMixin, OrgMixin, TimestampMixin, Model):
+    """A rule: an audience must complete a course within a time, and again every so often."""
+
+    __tablename__ = "requirements"
+    __table_args__ = (
+        Index("ix_requirements_org_id_created_at", "org_id", "created_at", "id"),
+        UniqueConstraint("org_id", "preset_key", name="uq_requirements_org_id_preset_key"),
+    )
+
+    course_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("courses.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # everyone | supervisors | non_supervisors | leadership | role:<role> | location:<state>
+    audience: Mapped[str] = mapped_column(String(80))
+    # Only people working here (a state code); null: everywhere.
+    location: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    due_within_days: Mapped[int] = mapped_column(Integer)
+    recurrence_months: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    min_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    interactive_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Nobody is due before this: an organisation adopting a rule gives existing staff the
+    # same time a new hire gets.
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    preset_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__: dict[str, Any] = {"version_id_col": version}
+
+
+class Exemption(IdMixin, OrgMixin, TimestampMixin, Model):
+    """A person excused from one requirement (e.g. trained by a previous employer)."""
+
+    __tablename__ = "exemptions"
+    __table_args__ = (
+        UniqueConstraint("requirement_id", "person_id", name="uq_exemptions_requirement_person"),
+    )
+
+    requirement_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("requirements.id"), index=True
+    )
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    granted_by: Mapped[str] = mapped_column(String(64))
+
+
+# ----------------------------------------------------------------------------- completions
+
+
+class CompletionSource(StrEnum):
+    MANUAL = "manual"
+    CSV = "csv"
+    XAPI = "xapi"
+
+
+class Completion(IdMixin, OrgMixin, TimestampMixin, Model):
+    """A person completed a course. One per (person, course, completed_at): imports are
+    idempotent."""
+
+    __tablename__ = "completions"
+    __table_args__ = (
+        UniqueConstraint(
+            "org_id", "person_id", "course_id", "completed_at", name="uq_completions_natural_key"
+        ),
+        Index("ix_completions_org_id_created_at", "org_id", "created_at", "id"),
+        Index("ix_completions_org_id_person_id", "org_id", "person_id"),
+    )
+
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    course_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("courses.id"), index=True)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    duration_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source: Mapped[CompletionSource] = mapped_column(
+        Enum(
+            CompletionSource,
+            native_enum=False,
+            length=16,
+            values_callable=lambda sources: [source.value for source in sources],
+        )
+    )
+    certificate_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    statement_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+# ----------------------------------------------------------------------------- policies
+
+
+class Policy(IdMixin, OrgMixin, TimestampMixin, Model):
+    """A policy document everyone acknowledges; its text lives in numbered versions."""
+
+    __tablename__ = "policies"
+    __table_args__ = (Index("ix_policies_org_id_created_at", "org_id", "created_at", "id"),)
+
+    title: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    current_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class PolicyVersion(IdMixin, OrgMixin, TimestampMixin, Model):
+    __tablename__ = "policy_versions"
+    __table_args__ = (
+        UniqueConstraint("policy_id", "number", name="uq_policy_versions_policy_id_number"),
+    )
+
+    policy_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("policies.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    changes: Mapped[str] = mapped_column(Text, default="")
+    due_days: Mapped[int] = mapped_column(Integer)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_by: Mapped[str] = mapped_column(String(64))
+
+
+class Acknowledgment(IdMixin, OrgMixin, TimestampMixin, Model):
+    __tablename__ = "acknowledgments"
+    __table_args__ = (
+        UniqueConstraint("version_id", "person_id", name="uq_acknowledgments_version_person"),
+        Index("ix_acknowledgments_org_id_person_id", "org_id", "person_id"),
+    )
+
+    policy_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("policies.id"), index=True)
+    version_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("policy_versions.id"))
+    version_number: Mapped[int] = mapped_column(Integer)
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    acknowledged_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# ----------------------------------------------------------------------------- events
+
+Outbox, Inbox = event_tables(Model)

@@ -1,0 +1,1 @@
+"""Policies: versioned documents that every person acknowledges."""

@@ -1,0 +1,1 @@
+"""Training requirements: which audience must complete which course, by when, how often."""
