@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import helpers
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
@@ -26,33 +26,13 @@ from upstander.kit.testing import RoutingTransport
 
 SERVICES = ("intake", "cases", "training", "notify")
 APPS = ("gateway", *SERVICES)
-PG_ADMIN_URL = os.environ.get(
-    "UPSTANDER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 DEMO_PASSWORD = "upstander-demo"
 
 
-def backend() -> str:
-    return os.environ.get("UPSTANDER_TEST_BACKEND", "sqlite")
-
-
-async def fresh_pg_database(name: str) -> str:
-    """Drop and create `name` on the test server; return its SQLAlchemy asyncpg URL."""
-    import asyncpg
-
-    connection = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{name}"
-
-
 async def database_url(name: str, directory: Path) -> str:
-    if backend() == "postgresql":
-        return await fresh_pg_database(f"upstander_test_{name}_{os.getpid()}")
+    """A fresh, empty database for one app on the selected backend."""
+    if helpers.selected_backend() == "postgresql":
+        return await helpers.fresh_pg_database(f"upstander_e2e_{name}")
     return f"sqlite+aiosqlite:///{directory / (name + '.db')}"
 
 
@@ -78,8 +58,12 @@ class Platform:
         if key not in self._tokens:
             response = await self.gateway.post(
                 "/auth/token",
-                data={"grant_type": "password", "username": email, "password": password,
-                      "org": org},
+                data={
+                    "grant_type": "password",
+                    "username": email,
+                    "password": password,
+                    "org": org,
+                },
             )
             assert response.status_code == 200, response.text
             self._tokens[key] = response.json()["access_token"]
@@ -106,8 +90,9 @@ def _settings_for(name: str, url: str, **overrides: Any) -> Any:
     return module.Settings(database_url=url, log_json=True, **overrides)
 
 
-def _create_app(name: str, settings: Any, transport: httpx.AsyncBaseTransport,
-                clock: FrozenClock) -> FastAPI:
+def _create_app(
+    name: str, settings: Any, transport: httpx.AsyncBaseTransport, clock: FrozenClock
+) -> FastAPI:
     module = importlib.import_module(f"upstander.{name}.app")
     return module.create_app(settings, transport=transport, clock=clock)
 
@@ -123,11 +108,17 @@ async def running_platform(
     apps: dict[str, FastAPI] = {}
     for name in APPS:
         url = await database_url(name, directory)
-        settings = _settings_for(name, url, relay_background=relay_background, **overrides)
+        extra = dict(overrides)
+        if name == "gateway":
+            # Tests sign in far more often than people do; the limits have their own tests.
+            extra.setdefault("auth_rate_limit_per_minute", 100_000)
+            extra.setdefault("auth_account_rate_limit_per_minute", 100_000)
+        settings = _settings_for(name, url, relay_background=relay_background, **extra)
         app = _create_app(name, settings, transport, clock)
         apps[name] = app
-        transport.add(settings.service_url(name), httpx.ASGITransport(
-            app, raise_app_exceptions=False))
+        transport.add(
+            settings.service_url(name), httpx.ASGITransport(app, raise_app_exceptions=False)
+        )
     async with contextlib.AsyncExitStack() as stack:
         # The gateway first: the services' first token checks fetch its JWKS.
         for name in APPS:

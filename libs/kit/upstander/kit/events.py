@@ -47,7 +47,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, aliased, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from upstander.kit.auth import Principal, require_roles, service_caller
 from upstander.kit.catalogue import SENSITIVE_TYPES, subscribers
@@ -166,6 +166,18 @@ class EventBus:
     ) -> uuid.UUID:
         """Write the event for each subscriber in the session's transaction; wake the relay
         once that transaction commits."""
+        return self.stage(session.sync_session, type, subject, data, org_id=org_id)
+
+    def stage(
+        self,
+        session: Session,
+        type: str,
+        subject: str,
+        data: Mapping[str, Any],
+        *,
+        org_id: uuid.UUID | None,
+    ) -> uuid.UUID:
+        """`publish` for synchronous contexts, such as a `before_flush` hook."""
         event_id = uuid.uuid4()
         now = self.clock.now()
         raw = json.dumps(dict(data), default=str, separators=(",", ":")).encode()
@@ -190,9 +202,9 @@ class EventBus:
                     created_at=now,
                 )
             )
-        if self.relay is not None:
-            relay = self.relay
-            event.listen(session.sync_session, "after_commit", lambda _s: relay.wake(), once=True)
+        relay = self.relay
+        if relay is not None and not event.contains(session, "after_commit", relay.on_commit):
+            event.listen(session, "after_commit", relay.on_commit, once=True)
         return event_id
 
     def envelope(self, row: OutboxMixin) -> dict[str, Any]:
@@ -296,6 +308,9 @@ class Relay:
         self._is_postgres = False
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def on_commit(self, _session: Session) -> None:
         self._wake.set()
 
     def start(self) -> None:
@@ -552,8 +567,7 @@ def outbox_admin_router(service: str) -> APIRouter:
         row.last_error = None
         await session.flush()
         if bus.relay is not None:
-            relay = bus.relay
-            event.listen(session.sync_session, "after_commit", lambda _s: relay.wake(), once=True)
+            event.listen(session.sync_session, "after_commit", bus.relay.on_commit, once=True)
         return OutboxEntry.model_validate(row)
 
     return router

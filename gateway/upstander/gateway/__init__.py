@@ -1,0 +1,1 @@
+"""Upstander gateway: the public entry — identity, tokens, routing, rate limits, merged docs."""

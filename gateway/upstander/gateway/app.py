@@ -1,0 +1,104 @@
+"""The gateway application: identity and token issuing on the kit's service factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import cast
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.exc import IntegrityError
+
+from upstander.gateway.auth.api import router as auth_router
+from upstander.gateway.auth.keys import KeyStore
+from upstander.gateway.auth.receipt import router as receipt_router
+from upstander.gateway.auth.tokens import TokenIssuer
+from upstander.gateway.bootstrap import bootstrap_demo, ensure_service_clients
+from upstander.gateway.edge import install_edge
+from upstander.gateway.events import start_directory_events
+from upstander.gateway.identity.api import router as identity_router
+from upstander.gateway.models import Inbox, Model, Outbox
+from upstander.gateway.proxy import start_upstreams, stop_upstreams
+from upstander.gateway.settings import Settings
+from upstander.kit.app import ServiceSpec, create_service_app
+from upstander.kit.auth import JWKSCache, TokenVerifier
+from upstander.kit.clock import Clock
+
+log = logging.getLogger("upstander.gateway")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+async def start_keys(app: FastAPI) -> None:
+    """Load the signing keys; the gateway verifies tokens with them locally (no HTTP to itself)."""
+    settings: Settings = app.state.settings
+    keys = KeyStore(app.state.sessionmaker, settings, app.state.clock)
+    await keys.load()
+    app.state.key_store = keys
+    app.state.token_issuer = TokenIssuer(keys, settings, app.state.clock)
+    # KeyStore offers JWKSCache's one method, `async key(kid)`.
+    app.state.token_verifier = TokenVerifier(
+        cast(JWKSCache, keys), audience=settings.jwt_audience, issuer=settings.jwt_issuer
+    )
+
+
+async def start_service_clients(app: FastAPI) -> None:
+    async with app.state.sessionmaker() as session:
+        try:
+            await ensure_service_clients(session, app.state.settings)
+            await session.commit()
+        except IntegrityError:
+            # Another replica created them at the same moment; theirs are as good as ours.
+            await session.rollback()
+
+
+async def start_demo(app: FastAPI) -> None:
+    async with app.state.sessionmaker() as session:
+        try:
+            credentials = await bootstrap_demo(session, app.state.settings)
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            return
+    if credentials is not None:
+        # The one print in the platform: dev-mode demo credentials for the person at the console.
+        print(credentials.banner(), flush=True)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    spec = ServiceSpec(
+        name="gateway",
+        title="Upstander API",
+        description=(
+            "Report, handle and prevent harassment. Sign in at `POST /auth/token`; "
+            "tokens are EdDSA JWTs verifiable with `/.well-known/jwks.json`."
+        ),
+        metadata=Model.metadata,
+        migrations_dir=MIGRATIONS_DIR,
+        routers=[auth_router, receipt_router, identity_router],
+        on_startup=[
+            start_keys,
+            start_directory_events,
+            start_service_clients,
+            start_demo,
+            start_upstreams,
+        ],
+        on_shutdown=[stop_upstreams],
+        event_tables=(Outbox, Inbox),
+        max_body_bytes=settings.max_body_bytes,
+        openapi_tags=[
+            {"name": "auth", "description": "Tokens and signing keys."},
+            {"name": "identity", "description": "Your organisation, its people and API clients."},
+        ],
+    )
+    app = create_service_app(settings, spec, transport=transport, clock=clock)
+    # Last, so that the gateway's own routes win over the proxy's catch-all.
+    install_edge(app, settings, transport=transport, clock=clock)
+    return app

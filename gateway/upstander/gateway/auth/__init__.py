@@ -1,0 +1,1 @@
+"""Authentication: password hashing, signing keys, token issuing and the OAuth token endpoint."""

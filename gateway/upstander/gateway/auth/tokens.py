@@ -1,0 +1,314 @@
+"""Token issuing: signed access tokens (EdDSA JWTs) for each kind of caller, opaque rotating
+refresh tokens, and the OAuth 2.0 grants that exchange credentials for them."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from upstander.gateway.auth.keys import KeyStore
+from upstander.gateway.auth.passwords import hash_secret, verify_secret
+from upstander.gateway.models import ApiClient, Org, Person, RefreshToken
+from upstander.gateway.settings import Settings
+from upstander.kit.auth import ALGORITHM, PrincipalKind
+from upstander.kit.clock import Clock
+from upstander.kit.errors import ProblemError
+
+SERVICE_SCOPE = "events:publish"
+REPORTER_SCOPE = "reporter"
+
+
+class OAuthError(ProblemError):
+    """A token-endpoint error: problem+json carrying the RFC 6749 `error` code."""
+
+    def __init__(self, error: str, detail: str, *, status: int = 400) -> None:
+        headers = (
+            {"WWW-Authenticate": 'Basic realm="upstander", error="invalid_client"'}
+            if status == 401
+            else {"Cache-Control": "no-store"}
+        )
+        super().__init__(detail, headers=headers, error=error)
+        self.status = status
+        self.slug = "oauth-" + error.replace("_", "-")
+        self.title = {
+            "invalid_grant": "Invalid grant",
+            "invalid_client": "Invalid client",
+            "invalid_scope": "Invalid scope",
+            "unsupported_grant_type": "Unsupported grant type",
+            "invalid_request": "Invalid request",
+        }.get(error, "Invalid request")
+
+
+INVALID_CREDENTIALS = "The username, password or organisation is not valid."
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None
+    token_type: str = "Bearer"
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenIssuer:
+    """Signs access tokens with the KeyStore's current key. One per app:
+    `request.app.state.token_issuer`."""
+
+    def __init__(self, keys: KeyStore, settings: Settings, clock: Clock) -> None:
+        self.keys = keys
+        self.settings = settings
+        self.clock = clock
+
+    async def sign(
+        self,
+        *,
+        subject: str,
+        kind: PrincipalKind,
+        ttl_seconds: int,
+        org_id: uuid.UUID | None,
+        roles: list[str],
+        scope: str,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        kid, private_key = await self.keys.signing_key()
+        now = self.clock.now()
+        claims: dict[str, Any] = {
+            "iss": self.settings.jwt_issuer,
+            "aud": self.settings.jwt_audience,
+            "sub": subject,
+            "typ": str(kind),
+            "roles": list(roles),
+            "scope": scope,
+            "iat": int(now.timestamp()),
+            "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
+            "jti": uuid.uuid4().hex,
+        }
+        if org_id is not None:
+            claims["org"] = str(org_id)
+        claims.update(extra or {})
+        return jwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
+
+    async def issue_person_token(self, person: Person) -> tuple[str, int]:
+        ttl = self.settings.access_token_ttl_seconds
+        token = await self.sign(
+            subject=str(person.id),
+            kind=PrincipalKind.STAFF,
+            ttl_seconds=ttl,
+            org_id=person.org_id,
+            roles=list(person.roles or []),
+            scope="",
+        )
+        return token, ttl
+
+    async def issue_client_token(self, client: ApiClient, scope: str) -> tuple[str, int]:
+        ttl = self.settings.client_token_ttl_seconds
+        if client.kind == "service":
+            token = await self.sign(
+                subject=client.client_id,
+                kind=PrincipalKind.SERVICE,
+                ttl_seconds=ttl,
+                org_id=None,
+                roles=[],
+                scope=scope,
+            )
+        else:
+            token = await self.sign(
+                subject=client.client_id,
+                kind=PrincipalKind.CLIENT,
+                ttl_seconds=ttl,
+                org_id=client.org_id,
+                roles=list(client.roles or []),
+                scope=scope,
+            )
+        return token, ttl
+
+    async def issue_reporter_token(
+        self, org_id: uuid.UUID, report_id: uuid.UUID
+    ) -> tuple[str, int]:
+        """A token scoped to one report (for `/auth/receipt`): typ "reporter", no roles."""
+        ttl = self.settings.reporter_token_ttl_seconds
+        token = await self.sign(
+            subject=f"reporter:{report_id}",
+            kind=PrincipalKind.REPORTER,
+            ttl_seconds=ttl,
+            org_id=org_id,
+            roles=[],
+            scope=REPORTER_SCOPE,
+            extra={"report": str(report_id)},
+        )
+        return token, ttl
+
+
+# --- refresh tokens ---------------------------------------------------------------------------
+
+
+async def _new_refresh_token(
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    person: Person,
+    family_id: uuid.UUID | None = None,
+) -> tuple[str, RefreshToken]:
+    token = secrets.token_urlsafe(32)
+    now = clock.now()
+    row = RefreshToken(
+        id=uuid.uuid4(),
+        token_hash=hash_refresh_token(token),
+        person_id=person.id,
+        org_id=person.org_id,
+        family_id=family_id or uuid.uuid4(),
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+    )
+    session.add(row)
+    await session.flush()
+    return token, row
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID, clock: Clock) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+
+
+async def revoke_person_tokens(session: AsyncSession, person_id: uuid.UUID, clock: Clock) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.person_id == person_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+
+
+# --- grants -----------------------------------------------------------------------------------
+
+
+async def password_grant(
+    session: AsyncSession,
+    issuer: TokenIssuer,
+    *,
+    username: str,
+    password: str,
+    org_slug: str | None,
+) -> IssuedToken:
+    statement = (
+        select(Person)
+        .join(Org, Org.id == Person.org_id)
+        .where(Person.email == username.strip().lower(), Person.active.is_(True))
+        .where(Org.active.is_(True))
+        .limit(2)
+    )
+    if org_slug:
+        statement = statement.where(Org.slug == org_slug.strip().lower())
+    people = list((await session.scalars(statement)).all())
+    person = people[0] if len(people) == 1 else None
+    # Always one Argon2 verification, so an unknown or ambiguous account takes as long as a
+    # wrong password, and the answer is the same: no oracle for who has an account.
+    matches, needs_rehash = await verify_secret(
+        person.password_hash if person is not None else None, password
+    )
+    if person is None or not matches:
+        raise OAuthError("invalid_grant", INVALID_CREDENTIALS)
+    if needs_rehash:
+        person.password_hash = await hash_secret(password)
+    access, expires_in = await issuer.issue_person_token(person)
+    refresh, _ = await _new_refresh_token(session, issuer.settings, issuer.clock, person)
+    return IssuedToken(access, expires_in, "", refresh)
+
+
+def _granted_scope(client: ApiClient, requested: str | None) -> str:
+    allowed = [SERVICE_SCOPE] if client.kind == "service" else list(client.scopes or [])
+    if not requested:
+        return " ".join(allowed)
+    wanted = requested.split()
+    if not set(wanted) <= set(allowed):
+        raise OAuthError("invalid_scope", "The requested scope exceeds the client's scopes.")
+    return " ".join(wanted)
+
+
+async def client_credentials_grant(
+    session: AsyncSession,
+    issuer: TokenIssuer,
+    *,
+    client_id: str,
+    client_secret: str,
+    scope: str | None,
+) -> IssuedToken:
+    client = await session.scalar(
+        select(ApiClient).where(ApiClient.client_id == client_id, ApiClient.active.is_(True))
+    )
+    matches, needs_rehash = await verify_secret(
+        client.secret_hash if client is not None else None, client_secret
+    )
+    if client is None or not matches:
+        raise OAuthError("invalid_client", "Client authentication failed.", status=401)
+    if client.org_id is not None:
+        org = await session.get(Org, client.org_id)
+        if org is None or not org.active:
+            raise OAuthError("invalid_client", "Client authentication failed.", status=401)
+    if needs_rehash:
+        client.secret_hash = await hash_secret(client_secret)
+    granted = _granted_scope(client, scope)
+    access, expires_in = await issuer.issue_client_token(client, granted)
+    return IssuedToken(access, expires_in, granted)
+
+
+async def refresh_token_grant(
+    session: AsyncSession, issuer: TokenIssuer, *, refresh_token: str
+) -> IssuedToken:
+    """Rotate: the presented token is revoked and replaced. A token presented again after it
+    was rotated (stolen, or replayed) revokes its whole family."""
+    clock = issuer.clock
+    invalid = OAuthError("invalid_grant", "The refresh token is not valid.")
+    row = await session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
+    )
+    if row is None:
+        raise invalid
+    now = clock.now()
+    if row.revoked_at is not None:
+        await revoke_family(session, row.family_id, clock)
+        # Committed here, not by the route: the error response would roll it back.
+        await session.commit()
+        raise invalid
+    if row.expires_at <= now or row.person_id is None:
+        raise invalid
+    # Conditional update: of two concurrent refreshes with one token, only one wins.
+    claimed = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == row.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        await revoke_family(session, row.family_id, clock)
+        await session.commit()
+        raise invalid
+    person = await session.get(Person, row.person_id)
+    org = await session.get(Org, person.org_id) if person is not None else None
+    if person is None or org is None or not person.active or not org.active:
+        await revoke_family(session, row.family_id, clock)
+        await session.commit()
+        raise invalid
+    access, expires_in = await issuer.issue_person_token(person)
+    refresh, new_row = await _new_refresh_token(
+        session, issuer.settings, clock, person, family_id=row.family_id
+    )
+    await session.execute(
+        update(RefreshToken).where(RefreshToken.id == row.id).values(replaced_by=new_row.id)
+    )
+    return IssuedToken(access, expires_in, "", refresh)

@@ -1,0 +1,88 @@
+"""The gateway's edge: security headers and CORS, rate limits, the platform health, the merged
+OpenAPI document, and (last) the reverse proxy to the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+
+from upstander.gateway.edge.health import health_router, install_health
+from upstander.gateway.edge.openapi import MergedOpenAPI, install_openapi, merge_openapi
+from upstander.gateway.edge.ratelimit import (
+    GrowingDelayLimiter,
+    RateLimitMiddleware,
+    SlidingWindowLimiter,
+    anonymise,
+)
+from upstander.gateway.edge.security import SecurityHeadersMiddleware, install_security
+from upstander.gateway.proxy import install_proxy
+from upstander.kit.clock import Clock
+
+__all__ = [
+    "GrowingDelayLimiter",
+    "MergedOpenAPI",
+    "RateLimitMiddleware",
+    "SecurityHeadersMiddleware",
+    "SlidingWindowLimiter",
+    "anonymise",
+    "health_router",
+    "install_edge",
+    "install_health",
+    "install_openapi",
+    "install_proxy",
+    "install_rate_limits",
+    "install_security",
+    "merge_openapi",
+]
+
+
+def _insert_inside(app: FastAPI, middleware: Middleware, *outer: str) -> None:
+    """Add `middleware` just inside the innermost of the middlewares named in `outer` (so a
+    429 still carries the request id and is logged), or outermost when none is present."""
+    if app.middleware_stack is not None:
+        raise RuntimeError("cannot add middleware after the application has started")
+    names = [getattr(m.cls, "__name__", "") for m in app.user_middleware]
+    positions = [i for i, name in enumerate(names) if name in outer]
+    app.user_middleware.insert(max(positions) + 1 if positions else 0, middleware)
+
+
+def install_rate_limits(app: FastAPI, settings: Any, *, clock: Clock | None = None) -> None:
+    """Per-source limit on `/auth/*` (middleware), and limiters for the auth handlers on
+    `app.state`: `auth_source_limiter` (the middleware's), `auth_account_limiter` (per client
+    id / username: `hit("client:<id>")` → retry-after seconds or None) and
+    `receipt_limiter` (a GrowingDelayLimiter for receipt-code exchanges)."""
+    clock = clock or getattr(app.state, "clock", None) or Clock()
+    per_source = int(getattr(settings, "auth_rate_limit_per_minute", 30))
+    per_account = int(getattr(settings, "auth_account_rate_limit_per_minute", 10))
+    source = SlidingWindowLimiter(per_source, 60, clock=clock)
+    app.state.auth_source_limiter = source
+    app.state.auth_account_limiter = SlidingWindowLimiter(per_account, 60, clock=clock)
+    app.state.receipt_limiter = GrowingDelayLimiter(clock=clock)
+    _insert_inside(
+        app,
+        Middleware(RateLimitMiddleware, limiter=source),
+        "RequestIdMiddleware",
+        "AccessLogMiddleware",
+    )
+
+
+def install_edge(
+    app: FastAPI,
+    settings: Any,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """Everything at the edge, in one call, after the gateway's own routers are included.
+
+    Add `upstander.gateway.proxy.start_upstreams` / `stop_upstreams` to the gateway's
+    ServiceSpec on_startup / on_shutdown so the upstream clients open and close with the app.
+    """
+    install_security(app, settings)
+    install_rate_limits(app, settings, clock=clock)
+    install_health(app, settings, transport=transport)
+    install_openapi(app, settings, transport=transport, clock=clock)
+    install_proxy(app, settings, transport=transport)

@@ -1,0 +1,233 @@
+"""In-memory rate limits for the gateway's edge: a sliding window per key, a growing delay for
+guessable secrets (receipt codes), and an ASGI middleware for `/auth/*` keyed by source.
+
+Client addresses are only ever held in memory, and only as a keyed hash: never logged, never
+stored."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from upstander.kit.clock import Clock
+from upstander.kit.errors import PROBLEM_BASE, PROBLEM_JSON
+
+DEFAULT_MAX_KEYS = 100_000
+_ADDRESS_SALT = secrets.token_bytes(32)
+
+
+def anonymise(value: str) -> str:
+    """A per-process keyed hash, so a limiter's keys never spell out an address or a name."""
+    return hashlib.blake2b(value.encode(), key=_ADDRESS_SALT, digest_size=16).hexdigest()
+
+
+class SlidingWindowLimiter:
+    """At most `limit` hits per `window_seconds` per key (a sliding log of hit times).
+
+    `hit(key)` records an attempt and answers None when it is allowed, or the seconds to wait
+    when it is not (refused attempts are not recorded, so waiting always helps). The methods
+    never await, so they are atomic on the event loop; a lock covers use from threads.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window_seconds: float,
+        *,
+        clock: Clock | None = None,
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> None:
+        if limit < 1 or window_seconds <= 0:
+            raise ValueError("limit and window must be positive")
+        self.limit = limit
+        self.window = float(window_seconds)
+        self.clock = clock or Clock()
+        self.max_keys = max_keys
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def hit(self, key: str) -> int | None:
+        now = self._now()
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits is None:
+                hits = deque()
+                self._hits[key] = hits
+                self._evict(now)
+            else:
+                self._hits.move_to_end(key)
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                return max(1, math.ceil(hits[0] + self.window - now))
+            hits.append(now)
+            return None
+
+    def reset(self, key: str) -> None:
+        with self._lock:
+            self._hits.pop(key, None)
+
+    def _evict(self, now: float) -> None:
+        if len(self._hits) <= self.max_keys:
+            return
+        for key in [k for k, h in self._hits.items() if not h or h[-1] <= now - self.window]:
+            del self._hits[key]
+        while len(self._hits) > self.max_keys:
+            self._hits.popitem(last=False)
+
+
+@dataclass
+class _Failures:
+    times: deque[float] = field(default_factory=deque)
+    level: int = 0
+    blocked_until: float = 0.0
+    last_failure: float = 0.0
+
+
+class GrowingDelayLimiter:
+    """For secrets that can be guessed (receipt codes): `free_failures` failures per key within
+    `window_seconds` cost nothing; after that each failure blocks the key for a delay that
+    doubles (`base_delay`, 2×, 4×, … capped at `max_delay`). A success resets the key; so does
+    `forget_after` seconds without failures.
+
+    Use: `retry = limiter.check(key)` before the attempt (refuse with 429 when not None), then
+    `limiter.failure(key)` or `limiter.success(key)` after it.
+    """
+
+    def __init__(
+        self,
+        *,
+        free_failures: int = 5,
+        window_seconds: float = 15 * 60,
+        base_delay: float = 1.0,
+        max_delay: float = 3600.0,
+        forget_after: float = 24 * 3600,
+        clock: Clock | None = None,
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> None:
+        self.free_failures = free_failures
+        self.window = float(window_seconds)
+        self.base_delay = float(base_delay)
+        self.max_delay = float(max_delay)
+        self.forget_after = float(forget_after)
+        self.clock = clock or Clock()
+        self.max_keys = max_keys
+        self._state: OrderedDict[str, _Failures] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def check(self, key: str) -> int | None:
+        now = self._now()
+        with self._lock:
+            state = self._state.get(key)
+            if state is None or now >= state.blocked_until:
+                return None
+            return max(1, math.ceil(state.blocked_until - now))
+
+    def failure(self, key: str) -> int | None:
+        """Record a failed attempt; the seconds the key is now blocked for, or None."""
+        now = self._now()
+        with self._lock:
+            state = self._state.get(key)
+            if state is None or now - state.last_failure > self.forget_after:
+                state = _Failures()
+                self._state[key] = state
+                self._evict(now)
+            else:
+                self._state.move_to_end(key)
+            state.last_failure = now
+            while state.times and state.times[0] <= now - self.window:
+                state.times.popleft()
+            state.times.append(now)
+            if state.level == 0 and len(state.times) < self.free_failures:
+                return None
+            delay = min(self.base_delay * 2**state.level, self.max_delay)
+            state.level += 1
+            state.blocked_until = max(state.blocked_until, now + delay)
+            return max(1, math.ceil(state.blocked_until - now))
+
+    def success(self, key: str) -> None:
+        with self._lock:
+            self._state.pop(key, None)
+
+    def _evict(self, now: float) -> None:
+        if len(self._state) <= self.max_keys:
+            return
+        stale = [
+            k
+            for k, s in self._state.items()
+            if s.blocked_until <= now and s.last_failure <= now - self.window
+        ]
+        for key in stale:
+            del self._state[key]
+        while len(self._state) > self.max_keys:
+            self._state.popitem(last=False)
+
+
+def _source(scope: Scope) -> str:
+    client = scope.get("client")
+    return anonymise(client[0]) if client else "unknown"
+
+
+class RateLimitMiddleware:
+    """Limit requests per source address on the paths under `prefixes` (default `/auth/`).
+
+    Per-client and per-username limits need the form body, so the auth handlers apply those
+    themselves with a limiter's `hit(key)`.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: SlidingWindowLimiter,
+        prefixes: tuple[str, ...] = ("/auth/",),
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+            await self.app(scope, receive, send)
+            return
+        retry_after = self.limiter.hit("source:" + _source(scope))
+        if retry_after is None:
+            await self.app(scope, receive, send)
+            return
+        problem: dict[str, object] = {
+            "type": PROBLEM_BASE + "rate-limited",
+            "title": "Too many requests",
+            "status": 429,
+            "detail": "Too many requests; retry later.",
+            "instance": scope["path"],
+        }
+        request_id = scope.get("state", {}).get("request_id")
+        if request_id:
+            problem["request_id"] = request_id
+        body = json.dumps(problem).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(retry_after).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

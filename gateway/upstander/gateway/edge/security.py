@@ -1,0 +1,115 @@
+"""Browser-facing protections at the edge: CORS for the configured origins, and security
+headers on every response (a strict CSP everywhere but the Swagger UI pages)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# Swagger UI loads its script and styles from jsDelivr and boots with an inline script.
+DOCS_CSP = (
+    "default-src 'none'; "
+    "script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.jsdelivr.net; "
+    "connect-src 'self'; "
+    "frame-ancestors 'none'"
+)
+HSTS = "max-age=63072000; includeSubDomains"
+EXPOSED_HEADERS = ["X-Request-ID", "ETag", "Retry-After", "Location"]
+ALLOWED_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-Match",
+    "If-None-Match",
+    "X-Request-ID",
+    "traceparent",
+    "tracestate",
+    "Accept-Language",
+]
+
+_FIXED = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+)
+
+
+def is_docs_path(path: str) -> bool:
+    """The gateway's `/docs` and each service's proxied `/{service}/docs`."""
+    return path.endswith("/docs") or path.endswith("/docs/oauth2-redirect")
+
+
+class SecurityHeadersMiddleware:
+    """Set the edge's security headers on every HTTP response, replacing any a service set."""
+
+    def __init__(self, app: ASGIApp, *, production: bool = False) -> None:
+        self.app = app
+        self.production = production
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        auth_path = path.startswith("/auth/")
+        authorised = any(name == b"authorization" for name, _ in scope["headers"])
+        csp = (DOCS_CSP if is_docs_path(path) else API_CSP).encode()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                own = {name for name, _ in _FIXED} | {b"content-security-policy"}
+                if self.production:
+                    own.add(b"strict-transport-security")
+                if auth_path:
+                    own |= {b"cache-control", b"pragma"}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in own]
+                headers.extend(_FIXED)
+                headers.append((b"content-security-policy", csp))
+                if self.production:
+                    headers.append((b"strict-transport-security", HSTS.encode()))
+                if auth_path:
+                    headers += [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+                elif authorised and _is_json(headers) and not _has(headers, b"cache-control"):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
+    return any(k.lower() == name for k, _ in headers)
+
+
+def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            media = value.split(b";")[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
+
+
+def install_security(app: FastAPI, settings: Any) -> None:
+    """CORS for `settings.cors_origins` (none when empty) and the security headers, added as
+    the outermost middleware so every response (errors and preflights included) gets them."""
+    origins = list(getattr(settings, "cors_origins", []) or [])
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=ALLOWED_HEADERS,
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
+    app.add_middleware(
+        SecurityHeadersMiddleware, production=getattr(settings, "mode", "dev") == "production"
+    )

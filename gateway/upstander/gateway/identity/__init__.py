@@ -1,0 +1,1 @@
+"""Identity: organisations, people (staff directory and reporting lines) and API clients."""

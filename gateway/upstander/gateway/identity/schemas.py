@@ -1,0 +1,175 @@
+"""Request and response bodies of the identity API (orgs, people, API clients)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from upstander.kit.auth import Role
+from upstander.kit.schemas import RequestModel, ResponseModel
+
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+SCOPE_PATTERN = r"^[a-z][a-z0-9_.:-]{0,63}$"
+# Scopes that only the platform grants; an organisation's clients never carry them.
+RESERVED_SCOPES = frozenset({"events:publish", "keys:rotate", "reporter"})
+
+
+class Language(StrEnum):
+    EN = "en"
+    ES = "es"
+
+
+class ClientKind(StrEnum):
+    CLIENT = "client"
+    SERVICE = "service"
+
+
+# --- orgs -------------------------------------------------------------------------------------
+
+
+class OrgOut(ResponseModel):
+    id: uuid.UUID = Field(examples=["7b0c3f0e-6a53-4b55-9a55-3f5f0c8f2a10"])
+    slug: str = Field(examples=["demo"])
+    name: str = Field(examples=["Demo Campaign"])
+    active: bool = Field(examples=[True])
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrgUpdate(RequestModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Smith for Senate"])
+
+
+# --- people -----------------------------------------------------------------------------------
+
+
+class PersonCreate(RequestModel):
+    email: str = Field(max_length=320, pattern=EMAIL_PATTERN, examples=["ana@campaign.example"])
+    name: str = Field(min_length=1, max_length=200, examples=["Ana Ruiz"])
+    title: str | None = Field(default=None, max_length=200, examples=["Field Organizer"])
+    roles: list[Role] = Field(
+        default_factory=lambda: [Role.STAFF], max_length=8, examples=[["staff"]]
+    )
+    manager_id: uuid.UUID | None = Field(
+        default=None, description="The person's manager, in the same organisation."
+    )
+    is_leadership: bool = Field(default=False, examples=[False])
+    start_date: date | None = Field(default=None, examples=["2026-03-01"])
+    location: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Work location, e.g. a US state code.",
+        examples=["CA"],
+    )
+    language: Language = Field(default=Language.EN, examples=["en"])
+    password: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=256,
+        description="Optional; without one the person cannot use the password grant.",
+        examples=["a long passphrase"],
+    )
+
+
+_NOT_NULLABLE = ("email", "name", "roles", "is_leadership", "language", "active")
+
+
+class PersonUpdate(RequestModel):
+    """Only the fields sent are changed. Send `If-Match` with the ETag to avoid lost updates."""
+
+    email: str | None = Field(
+        default=None, max_length=320, pattern=EMAIL_PATTERN, examples=["ana@campaign.example"]
+    )
+    name: str | None = Field(default=None, min_length=1, max_length=200, examples=["Ana Ruiz"])
+    title: str | None = Field(default=None, max_length=200, examples=["Regional Director"])
+    roles: list[Role] | None = Field(default=None, max_length=8, examples=[["staff", "trainer"]])
+    manager_id: uuid.UUID | None = None
+    is_leadership: bool | None = Field(default=None, examples=[True])
+    start_date: date | None = None
+    location: str | None = Field(default=None, max_length=64, examples=["NY"])
+    language: Language | None = Field(default=None, examples=["es"])
+    active: bool | None = Field(default=None, examples=[True])
+    password: str | None = Field(default=None, min_length=8, max_length=256)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_for_required(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in _NOT_NULLABLE:
+                if name in data and data[name] is None:
+                    raise ValueError(f"'{name}' cannot be null")
+        return data
+
+
+class PersonOut(ResponseModel):
+    id: uuid.UUID = Field(examples=["0d6b6f43-2c0e-4b8f-8f0e-2a3c6bb1a9a1"])
+    org_id: uuid.UUID
+    email: str = Field(examples=["ana@campaign.example"])
+    name: str = Field(examples=["Ana Ruiz"])
+    title: str | None = Field(default=None, examples=["Field Organizer"])
+    roles: list[str] = Field(examples=[["staff"]])
+    manager_id: uuid.UUID | None = None
+    is_leadership: bool = Field(examples=[False])
+    start_date: date | None = None
+    location: str | None = Field(default=None, examples=["CA"])
+    language: str = Field(examples=["en"])
+    active: bool = Field(examples=[True])
+    has_password: bool = Field(examples=[True])
+    version: int = Field(description="Also the ETag.", examples=[1])
+    created_at: datetime
+    updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, data: Any) -> Any:
+        if hasattr(data, "password_hash"):
+            return {
+                **{name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)},
+                "has_password": data.password_hash is not None,
+            }
+        return data
+
+
+# --- API clients ------------------------------------------------------------------------------
+
+
+class ClientCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=200, examples=["HR system sync"])
+    scopes: list[str] = Field(
+        default_factory=list, max_length=32, examples=[["cases:read", "training:write"]]
+    )
+    roles: list[Role] = Field(default_factory=list, max_length=8, examples=[["hr_integration"]])
+
+    @model_validator(mode="after")
+    def _check_scopes(self) -> ClientCreate:
+        for scope in self.scopes:
+            if not re.fullmatch(SCOPE_PATTERN, scope):
+                raise ValueError(f"invalid scope {scope!r}")
+            if scope in RESERVED_SCOPES:
+                raise ValueError(f"scope {scope!r} is reserved for the platform")
+        return self
+
+
+class ClientOut(ResponseModel):
+    id: uuid.UUID
+    org_id: uuid.UUID | None
+    client_id: str = Field(examples=["cl_5Yk2m9QeT0x1"])
+    name: str = Field(examples=["HR system sync"])
+    scopes: list[str] = Field(examples=[["cases:read", "training:write"]])
+    roles: list[str] = Field(examples=[["hr_integration"]])
+    kind: ClientKind = Field(examples=["client"])
+    active: bool = Field(examples=[True])
+    created_at: datetime
+    updated_at: datetime
+
+
+class ClientCreated(ClientOut):
+    client_secret: str = Field(
+        description="Shown once; only its hash is stored.",
+        examples=["p0Y1mK3c...kept-secret"],
+    )

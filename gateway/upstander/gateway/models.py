@@ -1,0 +1,135 @@
+"""Every table the gateway owns, in one module that imports no domain code."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from upstander.kit.db import (
+    Base,
+    IdMixin,
+    TimestampMixin,
+    UTCDateTime,
+    make_metadata,
+)
+from upstander.kit.events import event_tables
+
+
+class Model(Base):
+    __abstract__ = True
+    metadata = make_metadata()
+
+
+class Org(IdMixin, TimestampMixin, Model):
+    """A tenant: one campaign or workplace."""
+
+    __tablename__ = "orgs"
+
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Person(IdMixin, TimestampMixin, Model):
+    """A staff member: directory entry, roles, reporting line and (optionally) a password."""
+
+    __tablename__ = "people"
+    __table_args__ = (
+        UniqueConstraint("org_id", "email", name="uq_people_org_id_email"),
+        Index("ix_people_org_id_created_at_id", "org_id", "created_at", "id"),
+    )
+
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("orgs.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), index=True)  # stored lowercased
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    manager_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("people.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    is_leadership: Mapped[bool] = mapped_column(Boolean, default=False)
+    start_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    location: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ApiClient(IdMixin, TimestampMixin, Model):
+    """An OAuth client: an org's integration (`kind="client"`) or a platform service
+    (`kind="service"`, no org)."""
+
+    __tablename__ = "api_clients"
+    __table_args__ = (Index("ix_api_clients_org_id_created_at_id", "org_id", "created_at", "id"),)
+
+    org_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    client_id: Mapped[str] = mapped_column(String(100), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(255))  # argon2id
+    name: Mapped[str] = mapped_column(String(200))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    kind: Mapped[str] = mapped_column(String(16), default="client")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class RefreshToken(IdMixin, Model):
+    """One refresh token (only its SHA-256 is kept). Tokens rotated from one another share a
+    `family_id`; presenting a revoked one revokes the whole family (reuse detection)."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("people.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    api_client_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("api_clients.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    org_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    replaced_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+
+class SigningKey(Model):
+    """An Ed25519 token-signing key. The private key is stored encrypted (AES-256-GCM under a
+    key-encryption key named by `kek_id`); retired keys stay published for a while."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kek_id: Mapped[str] = mapped_column(String(64))
+    private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    public_key: Mapped[str] = mapped_column(String(64))  # base64url raw Ed25519 public key
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+__all__ = ["ApiClient", "Model", "Org", "Person", "RefreshToken", "SigningKey"]
+
+
+# The gateway's outbox (directory events) and inbox (it consumes none yet, the kit needs both).
+Outbox, Inbox = event_tables(Model)

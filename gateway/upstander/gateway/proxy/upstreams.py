@@ -1,0 +1,111 @@
+"""One pooled HTTP client per upstream service, made lazily and closed with the app."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import urllib.request
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+SERVICES: tuple[str, ...] = ("intake", "cases", "training", "notify")
+
+
+class _NoCookieJar(http.cookiejar.CookieJar):
+    """A jar that never keeps anything: a proxy shared by every user must not remember one
+    user's cookies and send them on another's request (GHSA-7vwr-g6pm-9hc8). Cookies travel
+    only as the `Cookie`/`Set-Cookie` headers of the request being forwarded."""
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
+
+    def extract_cookies(self, response: Any, request: urllib.request.Request) -> None:
+        return None
+
+
+class UpstreamPool:
+    """The gateway's clients to the services. Clients are created on first use (so the pool
+    works without lifespan hooks); `aclose()` closes them and the next use opens new ones."""
+
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        services: tuple[str, ...] = SERVICES,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.services = services
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def base_url(self, service: str) -> str:
+        return str(self.settings.service_url(service)).rstrip("/")
+
+    def client(self, service: str) -> httpx.AsyncClient:
+        client = self._clients.get(service)
+        if client is None or client.is_closed:
+            client = self._make_client()
+            self._clients[service] = client
+        return client
+
+    def _make_client(self) -> httpx.AsyncClient:
+        timeout = httpx.Timeout(
+            float(self.settings.http_read_timeout),
+            connect=float(self.settings.http_connect_timeout),
+        )
+        limits = httpx.Limits(
+            max_connections=int(getattr(self.settings, "proxy_max_connections", 200)),
+            max_keepalive_connections=int(
+                getattr(self.settings, "proxy_max_keepalive_connections", 50)
+            ),
+            keepalive_expiry=30.0,
+        )
+        client = httpx.AsyncClient(
+            transport=self.transport,
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=False,
+            trust_env=False,
+        )
+        client.cookies = _NoCookieJar()  # a raw jar: httpx.Cookies(Cookies) would copy it
+        # No default User-Agent/Accept/Accept-Encoding: the service sees only what the caller
+        # sent (an anonymous reporter's request gets no User-Agent; no unasked-for gzip).
+        for name in list(client.headers.keys()):
+            del client.headers[name]
+        return client
+
+    async def start(self) -> None:
+        for service in self.services:
+            self.client(service)
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+def get_upstreams(
+    app: FastAPI, settings: Any, transport: httpx.AsyncBaseTransport | None = None
+) -> UpstreamPool:
+    """The app's shared pool (`app.state.upstreams`), made on first call."""
+    pool: UpstreamPool | None = getattr(app.state, "upstreams", None)
+    if pool is None:
+        pool = UpstreamPool(settings, transport=transport)
+        app.state.upstreams = pool
+    return pool
+
+
+async def start_upstreams(app: FastAPI) -> None:
+    """Startup hook (ServiceSpec.on_startup): open the upstream clients eagerly."""
+    pool: UpstreamPool | None = getattr(app.state, "upstreams", None)
+    if pool is not None:
+        await pool.start()
+
+
+async def stop_upstreams(app: FastAPI) -> None:
+    """Shutdown hook (ServiceSpec.on_shutdown): close every upstream client."""
+    pool: UpstreamPool | None = getattr(app.state, "upstreams", None)
+    if pool is not None:
+        await pool.aclose()
