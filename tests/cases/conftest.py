@@ -53,16 +53,18 @@ def gateway_transport(signing_key: tuple[Ed25519PrivateKey, str]) -> httpx.MockT
 
 @pytest.fixture(scope="session")
 def mint(signing_key: tuple[Ed25519PrivateKey, str]) -> Mint:
-    """Mint a token as the gateway would: `mint(org=uuid, roles=["admin"])`."""
+    """Mint a token as the gateway would: `mint(org=uuid, roles=["admin"])`; a reporter's
+    with `typ="reporter", report=report_id`."""
     key, kid = signing_key
 
     def mint_token(
         *,
         org: uuid.UUID | None,
         roles: list[str],
-        sub: uuid.UUID | None = None,
+        sub: uuid.UUID | str | None = None,
         typ: str = "staff",
         ttl: int = 300,
+        report: uuid.UUID | None = None,
     ) -> str:
         now = int(time.time())
         claims = {
@@ -77,9 +79,17 @@ def mint(signing_key: tuple[Ed25519PrivateKey, str]) -> Mint:
             "exp": now + ttl,
             "jti": uuid.uuid4().hex,
         }
+        if report is not None:
+            claims["report"] = str(report)
         return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
 
     return mint_token
+
+
+@pytest.fixture(scope="session")
+def service_token(mint: Mint) -> str:
+    """What intake's relay presents: a service token from the client-credentials grant."""
+    return mint(org=None, roles=[], sub="svc-intake", typ="service", ttl=3600)
 
 
 async def _fresh_postgres_database() -> str:
@@ -112,7 +122,10 @@ async def app(
     database_url: str, gateway_transport: httpx.MockTransport, clock: FrozenClock
 ) -> AsyncIterator[FastAPI]:
     """The app with its lifespan running (which migrates the fresh database in dev mode)."""
-    settings = Settings(database_url=database_url, log_json=False, log_level="WARNING")
+    # No background relay: tests read the outbox as written (and drain it themselves).
+    settings = Settings(
+        database_url=database_url, log_json=False, log_level="WARNING", relay_background=False
+    )
     application = create_app(settings, transport=gateway_transport, clock=clock)
     async with LifespanManager(application):
         yield application

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: -
-Create Date: 2026-11-27 16:39:11.796086
+Create Date: 2026-11-27 16:46:06.461782
 """
 
 from collections.abc import Sequence
@@ -73,6 +73,19 @@ def upgrade() -> None:
         ),
         sa.Column("categories", sa.JSON(), nullable=False),
         sa.Column("report_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "reporter_mode",
+            sa.Enum(
+                "anonymous",
+                "confidential",
+                "identified",
+                name="reporter_mode",
+                native_enum=False,
+                length=20,
+            ),
+            nullable=False,
+        ),
+        sa.Column("reporter_person_id", sa.Uuid(), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("acknowledge_by", sa.DateTime(timezone=True), nullable=False),
         sa.Column("feedback_by", sa.DateTime(timezone=True), nullable=False),
@@ -97,11 +110,259 @@ def upgrade() -> None:
             unique=False,
         )
 
+    op.create_table(
+        "data_keys",
+        sa.Column("owner_id", sa.Uuid(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("kek_id", sa.String(length=64), nullable=False),
+        sa.Column("wrapped_key", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("owner_id", name=op.f("pk_data_keys")),
+    )
+    with op.batch_alter_table("data_keys", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_data_keys_org_id"), ["org_id"], unique=False)
+
+    op.create_table(
+        "inbox",
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("type", sa.String(length=128), nullable=False),
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_inbox")),
+    )
+    op.create_table(
+        "orgs",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("slug", sa.String(length=100), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_orgs")),
+    )
+    with op.batch_alter_table("orgs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_orgs_created_at"), ["created_at"], unique=False)
+
+    op.create_table(
+        "outbox",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("destination", sa.String(length=32), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=True),
+        sa.Column("type", sa.String(length=128), nullable=False),
+        sa.Column("subject", sa.String(length=128), nullable=False),
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=True),
+        sa.Column("sealed_with", sa.String(length=64), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(length=300), nullable=True),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("event_id", "destination", name=op.f("uq_outbox_event_id_destination")),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_due", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_outbox_order", ["destination", "subject", "seq"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_org_id"), ["org_id"], unique=False)
+
+    op.create_table(
+        "people",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("email", sa.LargeBinary(), nullable=True),
+        sa.Column("name", sa.LargeBinary(), nullable=True),
+        sa.Column("title", sa.LargeBinary(), nullable=True),
+        sa.Column("roles", sa.JSON(), nullable=False),
+        sa.Column("manager_id", sa.Uuid(), nullable=True),
+        sa.Column("is_leadership", sa.Boolean(), nullable=False),
+        sa.Column("start_date", sa.Date(), nullable=True),
+        sa.Column("location", sa.String(length=200), nullable=True),
+        sa.Column("language", sa.String(length=16), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_people")),
+    )
+    with op.batch_alter_table("people", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_people_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_people_manager_id"), ["manager_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_people_org_id"), ["org_id"], unique=False)
+
+    op.create_table(
+        "case_attachments",
+        sa.Column("case_id", sa.Uuid(), nullable=False),
+        sa.Column("attachment_id", sa.Uuid(), nullable=False),
+        sa.Column("filename", sa.LargeBinary(), nullable=True),
+        sa.Column("content_type", sa.String(length=200), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"],
+            ["cases.id"],
+            name=op.f("fk_case_attachments_case_id_cases"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_attachments")),
+        sa.UniqueConstraint(
+            "case_id", "attachment_id", name=op.f("uq_case_attachments_case_id_attachment_id")
+        ),
+    )
+    with op.batch_alter_table("case_attachments", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_case_attachments_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_case_attachments_org_id"), ["org_id"], unique=False)
+
+    op.create_table(
+        "case_reports",
+        sa.Column("case_id", sa.Uuid(), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"],
+            ["cases.id"],
+            name=op.f("fk_case_reports_case_id_cases"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_reports")),
+        sa.UniqueConstraint("case_id", name=op.f("uq_case_reports_case_id")),
+    )
+    with op.batch_alter_table("case_reports", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_case_reports_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_case_reports_org_id"), ["org_id"], unique=False)
+
+    op.create_table(
+        "case_restrictions",
+        sa.Column("case_id", sa.Uuid(), nullable=False),
+        sa.Column("person_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "reason",
+            sa.Enum(
+                "involved",
+                "excluded",
+                "chain",
+                name="restriction_reason",
+                native_enum=False,
+                length=20,
+            ),
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"],
+            ["cases.id"],
+            name=op.f("fk_case_restrictions_case_id_cases"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_restrictions")),
+        sa.UniqueConstraint(
+            "case_id",
+            "person_id",
+            "reason",
+            name=op.f("uq_case_restrictions_case_id_person_id_reason"),
+        ),
+    )
+    with op.batch_alter_table("case_restrictions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_case_restrictions_org_id"), ["org_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_case_restrictions_person_id"), ["person_id"], unique=False
+        )
+
+    op.create_table(
+        "messages",
+        sa.Column("case_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "author_kind",
+            sa.Enum(
+                "reporter", "handler", "system", name="author_kind", native_enum=False, length=20
+            ),
+            nullable=False,
+        ),
+        sa.Column("author_person_id", sa.Uuid(), nullable=True),
+        sa.Column("body", sa.LargeBinary(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["cases.id"], name=op.f("fk_messages_case_id_cases"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
+    )
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_messages_case_id_created_at_id", ["case_id", "created_at", "id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_messages_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_messages_org_id"), ["org_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_messages_org_id"))
+        batch_op.drop_index(batch_op.f("ix_messages_created_at"))
+        batch_op.drop_index("ix_messages_case_id_created_at_id")
+
+    op.drop_table("messages")
+    with op.batch_alter_table("case_restrictions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_case_restrictions_person_id"))
+        batch_op.drop_index(batch_op.f("ix_case_restrictions_org_id"))
+
+    op.drop_table("case_restrictions")
+    with op.batch_alter_table("case_reports", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_case_reports_org_id"))
+        batch_op.drop_index(batch_op.f("ix_case_reports_created_at"))
+
+    op.drop_table("case_reports")
+    with op.batch_alter_table("case_attachments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_case_attachments_org_id"))
+        batch_op.drop_index(batch_op.f("ix_case_attachments_created_at"))
+
+    op.drop_table("case_attachments")
+    with op.batch_alter_table("people", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_people_org_id"))
+        batch_op.drop_index(batch_op.f("ix_people_manager_id"))
+        batch_op.drop_index(batch_op.f("ix_people_created_at"))
+
+    op.drop_table("people")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_org_id"))
+        batch_op.drop_index("ix_outbox_order")
+        batch_op.drop_index("ix_outbox_due")
+
+    op.drop_table("outbox")
+    with op.batch_alter_table("orgs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_orgs_created_at"))
+
+    op.drop_table("orgs")
+    op.drop_table("inbox")
+    with op.batch_alter_table("data_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_data_keys_org_id"))
+
+    op.drop_table("data_keys")
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_index("ix_cases_org_id_status_created_at_id")
         batch_op.drop_index("ix_cases_org_id_created_at_id")

@@ -14,6 +14,6 @@ class Settings(KitSettings):
 
     database_url: str = Field(
         "sqlite+aiosqlite:///var/cases.db",
-        validation_alias=AliasChoices("UPSTANDER_CASES_DATABASE_URL", "database_url"),
+        validation_alias="UPSTANDER_CASES_DATABASE_URL",
     )
-    port: int = Field(8002, validation_alias=AliasChoices("UPSTANDER_CASES_PORT", "port"))
+    port: int = Field(8002, validation_alias="UPSTANDER_CASES_PORT")

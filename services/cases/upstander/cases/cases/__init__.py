@@ -1,1 +1,1 @@
-"""Case files: opening a case from a report, reading and listing cases."""
+"""Case files: opening a case from a report, who may see it, reading and listing cases."""

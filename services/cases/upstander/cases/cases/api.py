@@ -27,7 +27,9 @@ HANDLERS = (Role.CASE_MANAGER, Role.INVESTIGATOR, Role.REVIEWER, Role.ADMIN)
     summary="List cases",
     description=(
         "Cases of your organisation, newest first, with their deadlines. Page with "
-        "`limit` and `cursor` (`next_cursor` of the previous page); filter with `status`."
+        "`limit` and `cursor` (`next_cursor` of the previous page); filter with `status`. "
+        "Cases you are involved in, were excluded from by the reporter, or that involve "
+        "someone you manage never appear."
     ),
     response_model=CasePage,
     responses=problem_responses(400, 401, 403, 422),
@@ -38,10 +40,7 @@ async def list_cases(
     principal: Principal = require_roles(*HANDLERS),
     session: AsyncSession = Depends(get_session),
 ) -> CasePage:
-    assert principal.org_id is not None  # staff_or_client guarantees it
-    cases, next_cursor = await service.list_cases(
-        session, org_id=principal.org_id, page=page, status=status
-    )
+    cases, next_cursor = await service.list_cases(session, principal, page=page, status=status)
     return CasePage(items=[CaseOut.model_validate(case) for case in cases], next_cursor=next_cursor)
 
 
@@ -49,7 +48,10 @@ async def list_cases(
     "/cases/{case_id}",
     operation_id="get_case",
     summary="Get a case",
-    description="One case of your organisation. The `ETag` header is its version.",
+    description=(
+        "One case of your organisation. The `ETag` header is its version. A case hidden "
+        "from you (see `list_cases`) is 404, as if it did not exist."
+    ),
     response_model=CaseOut,
     responses={
         200: {
@@ -69,7 +71,6 @@ async def get_case(
     principal: Principal = require_roles(*HANDLERS),
     session: AsyncSession = Depends(get_session),
 ) -> CaseOut:
-    assert principal.org_id is not None
-    case = await service.get_case(session, org_id=principal.org_id, case_id=case_id)
+    case = await service.visible_case(session, principal, case_id)
     response.headers["ETag"] = f'"{case.version}"'
     return CaseOut.model_validate(case)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from upstander.cases.models import CaseStatus, Priority, Severity
+from upstander.cases.models import CaseStatus, Priority, ReporterMode, Severity
 from upstander.kit.schemas import ResponseModel
 
 
@@ -38,6 +39,15 @@ class CaseOut(ResponseModel):
     )
     acknowledged_at: datetime | None = Field(default=None, examples=[None])
     closed_at: datetime | None = Field(default=None, examples=[None])
+    reporter_mode: ReporterMode = Field(
+        description="How the reporter chose to be known: anonymous, confidential, identified.",
+        examples=["anonymous"],
+    )
+    reporter_person_id: uuid.UUID | None = Field(
+        default=None,
+        description="The reporter's directory id; identified reports only.",
+        examples=[None],
+    )
     version: int = Field(examples=[1])
     created_at: datetime = Field(examples=["2026-11-24T09:30:02Z"])
     updated_at: datetime = Field(examples=["2026-11-24T09:30:02Z"])
@@ -52,3 +62,84 @@ class CasePage(ResponseModel):
         description="Pass as `cursor` to get the next page; null on the last page.",
         examples=["WyIyMDI2LTExLTI0VDA5OjMwOjAyKzAwOjAwIiwgIjVmMGM2YThlIl0"],
     )
+
+
+# ----------------------------------------------------------------------------- inbound events
+# What intake sends (docs/events.md). Lenient on extra fields so intake can add some, and on
+# lengths: a report refused here is a report dead-lettered, so the bounds only stop absurd
+# payloads (intake enforces the real limits on its form).
+
+
+class _EventModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_max_length=200_000)
+
+
+class PersonMention(_EventModel):
+    """Someone the report names: a directory person (`person_id`) or a free-text name."""
+
+    person_id: uuid.UUID | None = None
+    name: str | None = Field(default=None, max_length=2000)
+    role: str | None = Field(default=None, max_length=200)
+
+
+class ReporterDetails(_EventModel):
+    """None for anonymous reports; name and contact for confidential ones; the directory id
+    for identified ones."""
+
+    person_id: uuid.UUID | None = None
+    name: str | None = Field(default=None, max_length=2000)
+    contact: str | None = Field(default=None, max_length=2000)
+
+
+class AttachmentMeta(_EventModel):
+    attachment_id: uuid.UUID
+    filename: str | None = Field(default=None, max_length=2000)
+    content_type: str | None = Field(default=None, max_length=200)
+    size: int | None = Field(default=None, ge=0)
+
+
+class ReportSubmitted(_EventModel):
+    """Data of `upstander.report.submitted`."""
+
+    report_id: uuid.UUID
+    org_id: uuid.UUID | None = None
+    org_slug: str | None = Field(default=None, max_length=200)
+    mode: ReporterMode = ReporterMode.ANONYMOUS
+    submitted_at: datetime | None = None
+    language: str | None = Field(default=None, max_length=35)
+    categories: list[str] = Field(default_factory=list, max_length=100)
+    description: str | None = None
+    occurred_at: str | None = Field(default=None, max_length=200)
+    location: str | None = Field(default=None, max_length=2000)
+    people_involved: list[PersonMention] = Field(default_factory=list, max_length=1000)
+    witnesses: list[PersonMention] = Field(default_factory=list, max_length=1000)
+    desired_outcome: str | None = None
+    excluded_person_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    reporter: ReporterDetails | None = None
+    attachments: list[AttachmentMeta] = Field(default_factory=list, max_length=1000)
+
+    def content(self) -> dict[str, Any]:
+        """What is sealed into the case file: everything the reporter wrote or gave."""
+        return self.model_dump(
+            mode="json",
+            include={
+                "description",
+                "occurred_at",
+                "location",
+                "people_involved",
+                "witnesses",
+                "desired_outcome",
+                "reporter",
+                "language",
+                "categories",
+                "attachments",
+            },
+        )
+
+
+class AttachmentAdded(AttachmentMeta):
+    """Data of `upstander.report.attachment_added`: the report and one attachment's metadata
+    (flat, or nested under `attachment`)."""
+
+    report_id: uuid.UUID
+    org_id: uuid.UUID | None = None

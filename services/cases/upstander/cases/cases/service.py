@@ -1,21 +1,31 @@
-"""Case files: open one from a report (numbering, deadlines), read one, list them."""
+"""Case files: open one from a report (numbering, deadlines), who may never see it
+(restrictions), and reading them — always through `visible_case` / `list_cases`."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, false, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.cases import deadlines
-from upstander.cases.models import Case, CaseCounter, CaseStatus
+from upstander.cases.directory.service import managers_above
+from upstander.cases.models import (
+    Case,
+    CaseCounter,
+    CaseRestriction,
+    CaseStatus,
+    ReporterMode,
+    RestrictionReason,
+)
+from upstander.kit.auth import Principal, PrincipalKind
 from upstander.kit.clock import Clock
 from upstander.kit.errors import NotFound
 from upstander.kit.pagination import PageParams, paginate
@@ -26,7 +36,8 @@ _PREFIX_UNSAFE = re.compile(r"[^A-Z0-9]+")
 
 def case_number(org_slug: str, year: int, sequence: int) -> str:
     """`DEMO-2026-0001`: the org's slug in capitals, the year, a sequence of at least 4 digits."""
-    prefix = _PREFIX_UNSAFE.sub("-", org_slug.upper()).strip("-") or "CASE"
+    # At most 24 characters, so the number fits its column (40) with room for the sequence.
+    prefix = _PREFIX_UNSAFE.sub("-", org_slug.upper()).strip("-")[:24].strip("-") or "CASE"
     return f"{prefix}-{year}-{sequence:04d}"
 
 
@@ -65,6 +76,8 @@ async def open_case(
     received_at: datetime,
     categories: Sequence[str],
     clock: Clock,
+    reporter_mode: ReporterMode = ReporterMode.ANONYMOUS,
+    reporter_person_id: uuid.UUID | None = None,
 ) -> Case:
     """Open the case of a report, or return the one it already opened (idempotent on
     `report_id`, so a redelivered `report.submitted` event is harmless). Only flushes."""
@@ -87,6 +100,10 @@ async def open_case(
                 status=CaseStatus.NEW,
                 categories=list(categories),
                 report_id=report_id,
+                reporter_mode=reporter_mode,
+                reporter_person_id=(
+                    reporter_person_id if reporter_mode == ReporterMode.IDENTIFIED else None
+                ),
                 received_at=received_at,
                 acknowledge_by=deadlines.acknowledge_by(received_at),
                 feedback_by=deadlines.feedback_by(received_at),
@@ -103,9 +120,119 @@ async def open_case(
     return case
 
 
-async def get_case(session: AsyncSession, *, org_id: uuid.UUID, case_id: uuid.UUID) -> Case:
-    """A case of `org_id`; `NotFound` for an unknown id or another organisation's case."""
-    case = await session.scalar(select(Case).where(Case.org_id == org_id, Case.id == case_id))
+async def case_of_report(
+    session: AsyncSession, org_id: uuid.UUID, report_id: uuid.UUID
+) -> Case | None:
+    """The case a report opened, if any (for event handlers; not a visibility check)."""
+    return await _by_report(session, org_id, report_id)
+
+
+# ----------------------------------------------------------------------------- restrictions
+
+
+async def restrict(
+    session: AsyncSession,
+    case: Case,
+    people: Collection[uuid.UUID],
+    reason: RestrictionReason,
+    *,
+    now: datetime,
+) -> None:
+    """Hide `case` from `people` for `reason` (idempotent; rows are only ever added)."""
+    wanted = set(people)
+    if not wanted:
+        return
+    known = set(
+        await session.scalars(
+            select(CaseRestriction.person_id).where(
+                CaseRestriction.case_id == case.id,
+                CaseRestriction.reason == reason,
+                CaseRestriction.person_id.in_(wanted),
+            )
+        )
+    )
+    for person_id in sorted(wanted - known):
+        session.add(
+            CaseRestriction(
+                org_id=case.org_id,
+                case_id=case.id,
+                person_id=person_id,
+                reason=reason,
+                created_at=now,
+            )
+        )
+    await session.flush()
+
+
+async def restrict_chain(session: AsyncSession, case: Case, *, now: datetime) -> None:
+    """Hide `case` from everyone above its involved people, per the directory projection."""
+    involved = set(
+        await session.scalars(
+            select(CaseRestriction.person_id).where(
+                CaseRestriction.case_id == case.id,
+                CaseRestriction.reason == RestrictionReason.INVOLVED,
+            )
+        )
+    )
+    chain = await managers_above(session, case.org_id, involved)
+    await restrict(session, case, chain, RestrictionReason.CHAIN, now=now)
+
+
+async def extend_chains_for_person(
+    session: AsyncSession, org_id: uuid.UUID, person_id: uuid.UUID, *, now: datetime
+) -> None:
+    """A person joined the directory or changed manager: the cases hidden from them as an
+    involved person or as part of a chain may now be hidden from someone new above them.
+    Only adds; a former manager stays excluded."""
+    case_ids = set(
+        await session.scalars(
+            select(CaseRestriction.case_id).where(
+                CaseRestriction.org_id == org_id,
+                CaseRestriction.person_id == person_id,
+                CaseRestriction.reason.in_([RestrictionReason.INVOLVED, RestrictionReason.CHAIN]),
+            )
+        )
+    )
+    if not case_ids:
+        return
+    for case in await session.scalars(select(Case).where(Case.id.in_(case_ids))):
+        await restrict_chain(session, case, now=now)
+
+
+async def restricted_person_ids(session: AsyncSession, case_id: uuid.UUID) -> list[str]:
+    """Who may never see the case or hear about it, for events (notify skips them)."""
+    people = await session.scalars(
+        select(CaseRestriction.person_id).where(CaseRestriction.case_id == case_id).distinct()
+    )
+    return sorted(str(person_id) for person_id in people)
+
+
+# ----------------------------------------------------------------------------- visibility
+
+
+def _visible_to(principal: Principal) -> ColumnElement[bool]:
+    """The SQL condition for "`principal` may see this case": in their org, and not someone
+    the case is hidden from (involved, excluded by the reporter, above an involved person),
+    whatever their roles."""
+    condition: ColumnElement[bool] = Case.org_id == principal.org_id
+    if principal.kind != PrincipalKind.STAFF:
+        return condition  # API clients are no person: nobody to hide a case from
+    try:
+        person_id = principal.person_id
+    except ValueError:
+        return false()  # a person we cannot identify sees nothing
+    hidden = exists().where(
+        CaseRestriction.case_id == Case.id, CaseRestriction.person_id == person_id
+    )
+    return condition & ~hidden
+
+
+async def visible_case(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> Case:
+    """The one door to a case for handlers: `NotFound` for an unknown id, another
+    organisation's case, or a case hidden from the caller (no existence oracle)."""
+    if principal.org_id is None:
+        raise NotFound(NO_SUCH_CASE)
+    case = await session.scalar(select(Case).where(Case.id == case_id, _visible_to(principal)))
     if case is None:
         raise NotFound(NO_SUCH_CASE)
     return case
@@ -113,13 +240,28 @@ async def get_case(session: AsyncSession, *, org_id: uuid.UUID, case_id: uuid.UU
 
 async def list_cases(
     session: AsyncSession,
+    principal: Principal,
     *,
-    org_id: uuid.UUID,
     page: PageParams,
     status: CaseStatus | None = None,
 ) -> tuple[list[Case], str | None]:
-    """Cases of `org_id`, newest first, one keyset page at a time."""
-    statement = select(Case).where(Case.org_id == org_id)
+    """The cases `principal` may see, newest first, one keyset page at a time."""
+    if principal.org_id is None:
+        return [], None
+    statement = select(Case).where(_visible_to(principal))
     if status is not None:
         statement = statement.where(Case.status == status)
     return await paginate(session, statement, Case, page, descending=True)
+
+
+async def reporter_case(session: AsyncSession, principal: Principal) -> Case:
+    """The case opened from the report a reporter token is scoped to; `NotFound` if none
+    (not opened yet, or another organisation's)."""
+    if principal.kind != PrincipalKind.REPORTER or principal.report_id is None:
+        raise NotFound(NO_SUCH_CASE)
+    if principal.org_id is None:
+        raise NotFound(NO_SUCH_CASE)
+    case = await _by_report(session, principal.org_id, principal.report_id)
+    if case is None:
+        raise NotFound(NO_SUCH_CASE)
+    return case

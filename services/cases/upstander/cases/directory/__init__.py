@@ -1,0 +1,1 @@
+"""The directory projection: organisations and people from the gateway's events."""

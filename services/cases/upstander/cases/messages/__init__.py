@@ -1,0 +1,1 @@
+"""The two-way conversation between a case's reporter and its handlers."""

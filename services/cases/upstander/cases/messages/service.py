@@ -1,0 +1,65 @@
+"""Messages of a case: post one (sealed under the case's key, announced without its body),
+and page through them oldest first. Callers pass a case they already may see."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from upstander.cases.cases.service import restricted_person_ids
+from upstander.cases.models import AuthorKind, Case, Message
+from upstander.kit.crypto import Vault
+from upstander.kit.events import EventBus
+from upstander.kit.pagination import PageParams, paginate
+
+MESSAGE_POSTED = "upstander.case.message_posted"
+
+
+async def post_message(
+    session: AsyncSession,
+    case: Case,
+    *,
+    author: AuthorKind,
+    body: str,
+    author_person_id: uuid.UUID | None = None,
+    vault: Vault,
+    events: EventBus,
+    now: datetime,
+) -> Message:
+    """Add a message to `case` and publish `case.message_posted` (identifiers only)."""
+    await vault.create_key(session, org_id=case.org_id, owner_id=case.id)  # idempotent
+    message = Message(
+        org_id=case.org_id,
+        case_id=case.id,
+        author_kind=author,
+        author_person_id=author_person_id if author == AuthorKind.HANDLER else None,
+        body=body,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    await session.flush()
+    await events.publish(
+        session,
+        MESSAGE_POSTED,
+        f"case/{case.id}",
+        {
+            "case_id": str(case.id),
+            "number": case.number,
+            "author": author.value,
+            "restricted_person_ids": await restricted_person_ids(session, case.id),
+        },
+        org_id=case.org_id,
+    )
+    return message
+
+
+async def list_messages(
+    session: AsyncSession, case: Case, page: PageParams
+) -> tuple[list[Message], str | None]:
+    """The case's messages, oldest first, one keyset page at a time."""
+    statement = select(Message).where(Message.org_id == case.org_id, Message.case_id == case.id)
+    return await paginate(session, statement, Message, page)

@@ -1,0 +1,1 @@
+"""The reporter's side: their case's status and deadlines, and the conversation."""

@@ -1,0 +1,84 @@
+"""Routes for the reporter, with the token from `POST /auth/receipt` (one report)."""
+
+from __future__ import annotations
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from upstander.cases.cases.service import reporter_case
+from upstander.cases.messages import service as messages
+from upstander.cases.messages.schemas import MessageIn, ReporterMessageOut, ReporterMessagePage
+from upstander.cases.models import AuthorKind
+from upstander.cases.reporter.schemas import ReporterCaseOut
+from upstander.kit.app import make_router
+from upstander.kit.auth import Principal, reporter
+from upstander.kit.db import get_session
+from upstander.kit.errors import problem_responses
+from upstander.kit.pagination import PageParams, page_params
+
+router = make_router(prefix="/cases/v1/reporter", tags=["reporter"])
+
+
+@router.get(
+    "/case",
+    operation_id="get_reporter_case",
+    summary="Your case",
+    description="The state and legal deadlines of the case your report opened.",
+    response_model=ReporterCaseOut,
+    responses=problem_responses(401, 403, 404),
+)
+async def get_reporter_case(
+    principal: Principal = Depends(reporter),
+    session: AsyncSession = Depends(get_session),
+) -> ReporterCaseOut:
+    return ReporterCaseOut.model_validate(await reporter_case(session, principal))
+
+
+@router.get(
+    "/messages",
+    operation_id="list_reporter_messages",
+    summary="Your conversation",
+    description=(
+        "Messages between you and the people handling your case, oldest first. Page with "
+        "`limit` and `cursor`."
+    ),
+    response_model=ReporterMessagePage,
+    responses=problem_responses(400, 401, 403, 404, 422),
+)
+async def list_reporter_messages(
+    page: PageParams = Depends(page_params),
+    principal: Principal = Depends(reporter),
+    session: AsyncSession = Depends(get_session),
+) -> ReporterMessagePage:
+    case = await reporter_case(session, principal)
+    items, next_cursor = await messages.list_messages(session, case, page)
+    return ReporterMessagePage(
+        items=[ReporterMessageOut.model_validate(m) for m in items], next_cursor=next_cursor
+    )
+
+
+@router.post(
+    "/messages",
+    operation_id="create_reporter_message",
+    summary="Write to the people handling your case",
+    status_code=201,
+    response_model=ReporterMessageOut,
+    responses=problem_responses(400, 401, 403, 404, 422),
+)
+async def create_reporter_message(
+    message: MessageIn,
+    request: Request,
+    principal: Principal = Depends(reporter),
+    session: AsyncSession = Depends(get_session),
+) -> ReporterMessageOut:
+    case = await reporter_case(session, principal)
+    created = await messages.post_message(
+        session,
+        case,
+        author=AuthorKind.REPORTER,
+        body=message.body,
+        vault=request.app.state.vault,
+        events=request.app.state.events,
+        now=request.app.state.clock.now(),
+    )
+    return ReporterMessageOut.model_validate(created)
