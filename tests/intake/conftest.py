@@ -60,9 +60,11 @@ def mint(signing_key: tuple[Ed25519PrivateKey, str]) -> Mint:
         *,
         org: uuid.UUID | None,
         roles: list[str],
-        sub: uuid.UUID | None = None,
+        sub: uuid.UUID | str | None = None,
         typ: str = "staff",
         ttl: int = 300,
+        report: uuid.UUID | None = None,
+        scope: str = "",
     ) -> str:
         now = int(time.time())
         claims = {
@@ -71,15 +73,44 @@ def mint(signing_key: tuple[Ed25519PrivateKey, str]) -> Mint:
             "sub": str(sub or uuid.uuid4()),
             "org": str(org) if org else None,
             "roles": roles,
-            "scope": "",
+            "scope": scope,
             "typ": typ,
             "iat": now,
             "exp": now + ttl,
             "jti": uuid.uuid4().hex,
         }
+        if report is not None:
+            claims["report"] = str(report)
         return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
 
     return mint_token
+
+
+@pytest.fixture(scope="session")
+def mint_reporter(mint: Mint) -> Callable[[uuid.UUID, uuid.UUID], str]:
+    """A reporter token as `POST /auth/receipt` gives one: scoped to one report of one org."""
+
+    def mint_reporter_token(report_id: uuid.UUID, org_id: uuid.UUID) -> str:
+        return mint(
+            org=org_id,
+            roles=[],
+            sub=f"reporter:{report_id}",
+            typ="reporter",
+            report=report_id,
+            scope="reporter",
+        )
+
+    return mint_reporter_token
+
+
+@pytest.fixture(scope="session")
+def mint_service(mint: Mint) -> Callable[[str], str]:
+    """A service token, as the gateway's client-credentials grant gives `svc-<name>`."""
+
+    def mint_service_token(name: str = "gateway") -> str:
+        return mint(org=None, roles=[], sub=f"svc-{name}", typ="service", scope="internal")
+
+    return mint_service_token
 
 
 async def _fresh_postgres_database() -> str:
@@ -112,7 +143,10 @@ async def app(
     database_url: str, gateway_transport: httpx.MockTransport, clock: FrozenClock
 ) -> AsyncIterator[FastAPI]:
     """The app with its lifespan running (which migrates the fresh database in dev mode)."""
-    settings = Settings(database_url=database_url, log_json=False, log_level="WARNING")
+    # The relay stays off: tests look at the outbox as the request left it.
+    settings = Settings(
+        database_url=database_url, log_json=False, log_level="WARNING", relay_background=False
+    )
     application = create_app(settings, transport=gateway_transport, clock=clock)
     async with LifespanManager(application):
         yield application

@@ -35,21 +35,28 @@ def _content(form: ReportingFormIn) -> dict[str, Any]:
 
 
 async def get_by_slug(session: AsyncSession, slug: str) -> ReportingForm:
-    """The form of the organisation with this slug; `NotFound` for an unknown one."""
+    """The form of the active organisation with this slug; `NotFound` for an unknown or
+    deactivated one."""
     form = await session.scalar(select(ReportingForm).where(ReportingForm.org_slug == slug))
-    if form is None:
+    if form is None or not form.org_active:
         raise NotFound(NO_SUCH_FORM)
     return form
 
 
 async def ensure_org(
-    session: AsyncSession, org_id: uuid.UUID, slug: str, name: str | None
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    slug: str,
+    name: str | None,
+    *,
+    active: bool | None = None,
 ) -> ReportingForm:
     """Make intake know an organisation (the `org.created` / `org.updated` handlers call this).
 
     Idempotent: a new organisation gets the default form; a known one keeps its form and has
-    its slug and name brought up to date. Raises `Conflict` when the slug belongs to another
-    organisation and `ValueError` for a malformed slug. Only flushes."""
+    its slug, name and (when given) `active` flag brought up to date. Raises `Conflict` when
+    the slug belongs to another organisation and `ValueError` for a malformed slug. Only
+    flushes."""
     slug = slug.strip().lower()
     if not SLUG_RE.match(slug):
         raise ValueError(f"not an organisation slug: {slug!r}")
@@ -62,14 +69,18 @@ async def ensure_org(
             org_id=org_id,
             org_slug=slug,
             org_name=name,
+            org_active=True if active is None else active,
             customised=False,
             **_content(DEFAULT_FORM),
         )
         session.add(form)
-    elif form.org_slug != slug or (name is not None and form.org_name != name):
-        form.org_slug = slug
-        if name is not None:
+    else:
+        if form.org_slug != slug:
+            form.org_slug = slug
+        if name is not None and form.org_name != name:
             form.org_name = name
+        if active is not None and form.org_active != active:
+            form.org_active = active
     await _flush(session)
     return form
 

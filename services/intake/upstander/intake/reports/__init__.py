@@ -1,0 +1,1 @@
+"""Reports: submission (anonymous, confidential, identified), receipt codes, attachments."""
