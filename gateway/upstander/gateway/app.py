@@ -43,6 +43,23 @@ async def start_keys(app: FastAPI) -> None:
     )
 
 
+class LocalServiceTokens:
+    """The relay's token source in the gateway: signed locally, fresh for every delivery."""
+
+    def __init__(self, issuer: TokenIssuer) -> None:
+        self.issuer = issuer
+
+    async def token(self) -> str:
+        return await self.issuer.issue_gateway_service_token()
+
+    def invalidate(self) -> None:
+        pass
+
+
+async def start_local_service_tokens(app: FastAPI) -> None:
+    app.state.relay.tokens = LocalServiceTokens(app.state.token_issuer)
+
+
 async def start_service_clients(app: FastAPI) -> None:
     async with app.state.sessionmaker() as session:
         try:
@@ -85,6 +102,7 @@ def create_app(
         routers=[auth_router, receipt_router, identity_router],
         on_startup=[
             start_keys,
+            start_local_service_tokens,
             start_directory_events,
             start_service_clients,
             start_demo,

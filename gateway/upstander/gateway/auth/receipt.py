@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 
 from upstander.gateway.auth.tokens import TokenIssuer
 from upstander.gateway.edge.ratelimit import GrowingDelayLimiter, anonymise
-from upstander.kit.auth import PrincipalKind
 from upstander.kit.db import CommittingRoute
 from upstander.kit.errors import ProblemError, RateLimited, problem_responses
 from upstander.kit.schemas import RequestModel
@@ -65,14 +64,7 @@ class IntakeUnavailable(ProblemError):
 
 
 async def _service_token(issuer: TokenIssuer) -> str:
-    return await issuer.sign(
-        subject="svc-gateway",
-        kind=PrincipalKind.SERVICE,
-        ttl_seconds=60,
-        org_id=None,
-        roles=[],
-        scope="receipts:verify",
-    )
+    return await issuer.issue_gateway_service_token(ttl_seconds=60)
 
 
 @router.post(

@@ -135,6 +135,18 @@ class TokenIssuer:
             )
         return token, ttl
 
+    async def issue_gateway_service_token(self, ttl_seconds: int = 300) -> str:
+        """The gateway's own service token (it signs it, rather than asking itself over HTTP):
+        for delivering its events and asking intake to check a receipt."""
+        return await self.sign(
+            subject="svc-gateway",
+            kind=PrincipalKind.SERVICE,
+            ttl_seconds=ttl_seconds,
+            org_id=None,
+            roles=[],
+            scope="events:publish receipts:verify",
+        )
+
     async def issue_reporter_token(
         self, org_id: uuid.UUID, report_id: uuid.UUID
     ) -> tuple[str, int]:

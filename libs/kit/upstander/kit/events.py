@@ -95,20 +95,25 @@ class InboxMixin:
 
 
 def event_tables(base: type) -> tuple[type[OutboxMixin], type[InboxMixin]]:
-    """The outbox and inbox tables on a service's own declarative base."""
-
-    class Outbox(OutboxMixin, base):  # type: ignore[valid-type, misc]
-        __tablename__ = "outbox"
-        __table_args__ = (
-            UniqueConstraint("event_id", "destination"),
-            Index("ix_outbox_due", "status", "next_attempt_at"),
-            Index("ix_outbox_order", "destination", "subject", "seq"),
-        )
-
-    class Inbox(InboxMixin, base):  # type: ignore[valid-type, misc]
-        __tablename__ = "inbox"
-
-    return Outbox, Inbox
+    """The outbox and inbox tables on a service's own declarative base. The classes take the
+    base's module, so each service's pair has its own name in SQLAlchemy's class registry."""
+    outbox = type(
+        "Outbox",
+        (OutboxMixin, base),
+        {
+            "__module__": base.__module__,
+            "__tablename__": "outbox",
+            "__table_args__": (
+                UniqueConstraint("event_id", "destination"),
+                Index("ix_outbox_due", "status", "next_attempt_at"),
+                Index("ix_outbox_order", "destination", "subject", "seq"),
+            ),
+        },
+    )
+    inbox = type(
+        "Inbox", (InboxMixin, base), {"__module__": base.__module__, "__tablename__": "inbox"}
+    )
+    return outbox, inbox
 
 
 # ----------------------------------------------------------------------------- envelope
