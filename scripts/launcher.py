@@ -163,22 +163,40 @@ class Platform:
                 "ports already in use (is the platform already running?): " + ", ".join(busy)
             )
         for name in self.apps:
-            process = subprocess.Popen(
-                [self.python, "-m", f"upstander.{name}"],
-                cwd=REPO_ROOT,
-                env=self.environment(name),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                # Own process group: Ctrl-C reaches the launcher only, which stops them in order.
-                start_new_session=True,
-            )
-            child = Child(name=name, port=self.ports[name], process=process)
-            child.pump = threading.Thread(
-                target=self._pump, args=(child,), name=f"pump-{name}", daemon=True
-            )
-            child.pump.start()
-            self.children[name] = child
+            self.start_app(name)
+
+    def start_app(self, name: str) -> None:
+        """Start one app (again): tests stop and restart a service to prove nothing is lost."""
+        process = subprocess.Popen(
+            [self.python, "-m", f"upstander.{name}"],
+            cwd=REPO_ROOT,
+            env=self.environment(name),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            # Own process group: Ctrl-C reaches the launcher only, which stops them in order.
+            start_new_session=True,
+        )
+        child = Child(name=name, port=self.ports[name], process=process)
+        child.pump = threading.Thread(
+            target=self._pump, args=(child,), name=f"pump-{name}", daemon=True
+        )
+        child.pump.start()
+        self.children[name] = child
+
+    def stop_app(self, name: str, grace: float = 5.0) -> int:
+        """Stop one app (SIGTERM, then SIGKILL after `grace`); return its exit code."""
+        child = self.children[name]
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+            try:
+                child.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        if child.pump is not None:
+            child.pump.join(timeout=2.0)
+        return int(child.process.returncode)
 
     def _pump(self, child: Child) -> None:
         assert child.process.stdout is not None

@@ -40,9 +40,7 @@ async def _report(platform: Platform, org: str = "demo", **fields: object) -> di
 
 
 async def _receipt_token(platform: Platform, org: str, code: str) -> dict[str, str]:
-    response = await platform.gateway.post(
-        "/auth/receipt", json={"org": org, "receipt_code": code}
-    )
+    response = await platform.gateway.post("/auth/receipt", json={"org": org, "receipt_code": code})
     assert response.status_code == 200, response.text
     return {"authorization": f"Bearer {response.json()['access_token']}"}
 
@@ -67,9 +65,7 @@ async def test_anonymous_report_to_case_and_back(platform: Platform) -> None:
     case = mine[0]
     assert case["status"] == "new"
     assert case["number"].startswith(f"DEMO-{received.year}-")
-    assert abs(
-        _parse(case["acknowledge_by"]) - acknowledge_by(received)
-    ) < timedelta(seconds=5)
+    assert abs(_parse(case["acknowledge_by"]) - acknowledge_by(received)) < timedelta(seconds=5)
     assert abs(_parse(case["feedback_by"]) - feedback_by(received)) < timedelta(seconds=5)
 
     # The case manager is told, with the number and nothing else.
@@ -101,7 +97,8 @@ async def test_anonymous_report_to_case_and_back(platform: Platform) -> None:
 
     # Reporter → handler.
     reply = await platform.gateway.post(
-        "/cases/v1/reporter/messages", json={"body": "Last Tuesday, after the rally."},
+        "/cases/v1/reporter/messages",
+        json={"body": "Last Tuesday, after the rally."},
         headers=reporter,
     )
     assert reply.status_code == 201, reply.text
@@ -213,7 +210,7 @@ async def test_receipt_guessing_is_slowed_and_codes_do_not_cross_orgs(platform: 
         assert int(blocked.headers["retry-after"]) >= 1
 
 
-def _parse(value: str):  # noqa: ANN202 - tiny local helper
+def _parse(value: str):
     from datetime import datetime
 
     return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -601,16 +601,13 @@ async def start_events(app: FastAPI) -> None:
         app.state.service_name, outbox, inbox, Keyring.from_settings(settings), app.state.clock
     )
     tokens = ServiceTokens(app.state.service_name, settings, app.state.http)
-    relay = Relay(
-        bus,
-        app.state.sessionmaker,
-        app.state.http,
-        tokens,
-        settings,
-        RelayPolicy(
-            max_attempts=settings.relay_max_attempts, poll_seconds=settings.relay_poll_seconds
-        ),
+    policy = RelayPolicy(
+        max_attempts=settings.relay_max_attempts,
+        base_delay_seconds=settings.relay_base_delay_seconds,
+        max_delay_seconds=settings.relay_max_delay_seconds,
+        poll_seconds=settings.relay_poll_seconds,
     )
+    relay = Relay(bus, app.state.sessionmaker, app.state.http, tokens, settings, policy)
     bus.relay = relay
     app.state.events = bus
     app.state.relay = relay

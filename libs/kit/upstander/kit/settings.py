@@ -56,6 +56,8 @@ class KitSettings(BaseSettings):
     relay_background: bool = True
     relay_poll_seconds: float = 2.0
     relay_max_attempts: int = 12
+    relay_base_delay_seconds: float = 1.0
+    relay_max_delay_seconds: float = 3600.0
 
     migrate_on_start: bool | None = Field(
         default=None, description="Apply Alembic migrations on start; default: yes in dev mode."
