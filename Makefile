@@ -19,7 +19,7 @@ help:
 	@echo "make lint      ruff check, ruff format --check, mypy"
 	@echo "make fmt       ruff format and ruff check --fix"
 	@echo "make migrate   upgrade every app's database to head"
-	@echo "make bench     gateway overhead: same endpoint through the gateway and direct"
+	@echo "make bench     gateway overhead (through the gateway vs direct); training compliance at 10k people"
 	@echo "make clean     remove var/*.db and var/mail"
 
 install: $(STAMP)
@@ -50,6 +50,7 @@ migrate: install
 
 bench: install
 	$(RUN) python bench/gateway_overhead.py $(BENCH_ARGS)
+	$(RUN) python bench/training_compliance.py
 
 clean:
 	rm -f var/*.db var/*.db-wal var/*.db-shm

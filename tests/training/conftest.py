@@ -135,6 +135,7 @@ async def app(
             log_json=False,
             log_level="WARNING",
             relay_background=False,  # tests look at the outbox; nothing to deliver to
+            reminders_background=False,  # tests call `app.state.reminders.run_once()`
         ),
         transport=minter.transport(),
         clock=clock,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-27 16:44:11.890662
+Create Date: 2026-11-27 16:52:30.421215
 """
 
 from collections.abc import Sequence
@@ -144,6 +144,84 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_policies_org_id_created_at", ["org_id", "created_at", "id"], unique=False
         )
+
+    op.create_table(
+        "reminders_sent",
+        sa.Column("person_id", sa.Uuid(), nullable=False),
+        sa.Column("subject_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "due_soon",
+                "overdue",
+                "acknowledgment_due",
+                name="reminderkind",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("cycle_due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reminders_sent")),
+        sa.UniqueConstraint(
+            "person_id", "subject_id", "kind", "cycle_due_at", name="uq_reminders_sent_natural_key"
+        ),
+    )
+    with op.batch_alter_table("reminders_sent", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_reminders_sent_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_reminders_sent_org_id"), ["org_id"], unique=False)
+        batch_op.create_index(
+            "ix_reminders_sent_org_id_person_id", ["org_id", "person_id"], unique=False
+        )
+
+    op.create_table(
+        "xapi_statements",
+        sa.Column("statement_id", sa.Uuid(), nullable=False),
+        sa.Column("body", sa.JSON(), nullable=False),
+        sa.Column("stored", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("authority", sa.String(length=64), nullable=False),
+        sa.Column("actor", sa.String(length=600), nullable=True),
+        sa.Column("object_agent", sa.String(length=600), nullable=True),
+        sa.Column("verb_id", sa.String(length=500), nullable=False),
+        sa.Column("activity_id", sa.String(length=500), nullable=True),
+        sa.Column("registration", sa.Uuid(), nullable=True),
+        sa.Column("voids", sa.Uuid(), nullable=True),
+        sa.Column("voided", sa.Boolean(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_xapi_statements")),
+        sa.UniqueConstraint(
+            "org_id", "statement_id", name="uq_xapi_statements_org_id_statement_id"
+        ),
+    )
+    with op.batch_alter_table("xapi_statements", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_xapi_statements_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_xapi_statements_org_id"), ["org_id"], unique=False)
+        batch_op.create_index(
+            "ix_xapi_statements_org_id_activity_id", ["org_id", "activity_id"], unique=False
+        )
+        batch_op.create_index("ix_xapi_statements_org_id_actor", ["org_id", "actor"], unique=False)
+        batch_op.create_index(
+            "ix_xapi_statements_org_id_registration", ["org_id", "registration"], unique=False
+        )
+        batch_op.create_index(
+            "ix_xapi_statements_org_id_stored", ["org_id", "stored", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_xapi_statements_org_id_verb_id", ["org_id", "verb_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_xapi_statements_voids"), ["voids"], unique=False)
 
     op.create_table(
         "completions",
@@ -345,6 +423,23 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_completions_course_id"))
 
     op.drop_table("completions")
+    with op.batch_alter_table("xapi_statements", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_xapi_statements_voids"))
+        batch_op.drop_index("ix_xapi_statements_org_id_verb_id")
+        batch_op.drop_index("ix_xapi_statements_org_id_stored")
+        batch_op.drop_index("ix_xapi_statements_org_id_registration")
+        batch_op.drop_index("ix_xapi_statements_org_id_actor")
+        batch_op.drop_index("ix_xapi_statements_org_id_activity_id")
+        batch_op.drop_index(batch_op.f("ix_xapi_statements_org_id"))
+        batch_op.drop_index(batch_op.f("ix_xapi_statements_created_at"))
+
+    op.drop_table("xapi_statements")
+    with op.batch_alter_table("reminders_sent", schema=None) as batch_op:
+        batch_op.drop_index("ix_reminders_sent_org_id_person_id")
+        batch_op.drop_index(batch_op.f("ix_reminders_sent_org_id"))
+        batch_op.drop_index(batch_op.f("ix_reminders_sent_created_at"))
+
+    op.drop_table("reminders_sent")
     with op.batch_alter_table("policies", schema=None) as batch_op:
         batch_op.drop_index("ix_policies_org_id_created_at")
         batch_op.drop_index(batch_op.f("ix_policies_org_id"))

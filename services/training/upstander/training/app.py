@@ -17,8 +17,11 @@ from upstander.training.events import HANDLERS
 from upstander.training.models import Inbox, Model, Outbox
 from upstander.training.people.api import router as people_router
 from upstander.training.policies.api import router as policies_router
+from upstander.training.reminders.service import ReminderScheduler
 from upstander.training.requirements.api import router as requirements_router
 from upstander.training.settings import Settings
+from upstander.training.xapi.api import XapiVersionMiddleware
+from upstander.training.xapi.api import router as xapi_router
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -29,6 +32,26 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
+    settings = settings or Settings()
+
+    async def start_reminders(app: FastAPI) -> None:
+        scheduler = ReminderScheduler(
+            app.state.sessionmaker,
+            app.state.events,
+            app.state.clock,
+            window_days=settings.reminder_window_days,
+            interval_seconds=settings.reminders_interval_seconds,
+            initial_delay_seconds=settings.reminders_initial_delay_seconds,
+        )
+        app.state.reminders = scheduler
+        if settings.reminders_background:
+            scheduler.start()
+
+    async def stop_reminders(app: FastAPI) -> None:
+        scheduler: ReminderScheduler | None = getattr(app.state, "reminders", None)
+        if scheduler is not None:
+            await scheduler.stop()
+
     spec = ServiceSpec(
         name="training",
         title="Upstander training",
@@ -45,7 +68,10 @@ def create_app(
             policies_router,
             compliance_router,
             people_router,
+            xapi_router,
         ],
+        on_startup=[start_reminders],
+        on_shutdown=[stop_reminders],
         content_types=(*DEFAULT_CONTENT_TYPES, "text/csv"),
         event_tables=(Outbox, Inbox),
         event_handlers=dict(HANDLERS),
@@ -56,6 +82,13 @@ def create_app(
             {"name": "policies", "description": "Versioned policies and acknowledgments."},
             {"name": "compliance", "description": "Where everyone stands, and roll-ups."},
             {"name": "people", "description": "The people training knows (from events)."},
+            {
+                "name": "xapi",
+                "description": "An xAPI 1.0.3 Learning Record Store for LMSs: statements in, "
+                "completions out.",
+            },
         ],
     )
-    return create_service_app(settings or Settings(), spec, transport=transport, clock=clock)
+    app = create_service_app(settings, spec, transport=transport, clock=clock)
+    app.add_middleware(XapiVersionMiddleware)
+    return app

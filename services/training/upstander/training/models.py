@@ -251,6 +251,76 @@ class Acknowledgment(IdMixin, OrgMixin, TimestampMixin, Model):
     acknowledged_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# ----------------------------------------------------------------------------- xAPI
+
+
+class XapiStatement(IdMixin, OrgMixin, TimestampMixin, Model):
+    """An xAPI statement as the LMS sent it, with what the LRS adds (stored time, authority,
+    voided flag) and the fields the statement filters look at, lifted into columns."""
+
+    __tablename__ = "xapi_statements"
+    __table_args__ = (
+        UniqueConstraint("org_id", "statement_id", name="uq_xapi_statements_org_id_statement_id"),
+        # Filters page by stored time (and id, for ties) within one org.
+        Index("ix_xapi_statements_org_id_stored", "org_id", "stored", "id"),
+        Index("ix_xapi_statements_org_id_verb_id", "org_id", "verb_id"),
+        Index("ix_xapi_statements_org_id_activity_id", "org_id", "activity_id"),
+        Index("ix_xapi_statements_org_id_actor", "org_id", "actor"),
+        Index("ix_xapi_statements_org_id_registration", "org_id", "registration"),
+    )
+
+    statement_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # The statement exactly as received (with the id the LRS assigned, if it had none).
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stored: Mapped[datetime] = mapped_column(UTCDateTime)
+    authority: Mapped[str] = mapped_column(String(64))
+    # Canonical inverse functional identifiers ("mbox:mailto:a@b.example", "account:home|name").
+    actor: Mapped[str | None] = mapped_column(String(600), nullable=True)
+    object_agent: Mapped[str | None] = mapped_column(String(600), nullable=True)
+    verb_id: Mapped[str] = mapped_column(String(500))
+    activity_id: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    registration: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    # The statement a voiding statement voids (StatementRef), so late targets are voided too.
+    voids: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    voided: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# ----------------------------------------------------------------------------- reminders
+
+
+class ReminderKind(StrEnum):
+    DUE_SOON = "due_soon"
+    OVERDUE = "overdue"
+    ACKNOWLEDGMENT_DUE = "acknowledgment_due"
+
+
+class ReminderSent(IdMixin, OrgMixin, TimestampMixin, Model):
+    """One reminder sent: a person is reminded of a thing once per kind and cycle (the due
+    date of that cycle), however often the scheduler runs."""
+
+    __tablename__ = "reminders_sent"
+    __table_args__ = (
+        UniqueConstraint(
+            "person_id", "subject_id", "kind", "cycle_due_at", name="uq_reminders_sent_natural_key"
+        ),
+        Index("ix_reminders_sent_org_id_person_id", "org_id", "person_id"),
+    )
+
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # A requirement id (course reminders) or a policy version id (acknowledgments).
+    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    kind: Mapped[ReminderKind] = mapped_column(
+        Enum(
+            ReminderKind,
+            native_enum=False,
+            length=32,
+            values_callable=lambda kinds: [kind.value for kind in kinds],
+        )
+    )
+    cycle_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # ----------------------------------------------------------------------------- events
 
 Outbox, Inbox = event_tables(Model)

@@ -21,7 +21,7 @@ from upstander.training.access import InvalidReference, org_of, reads_everything
 from upstander.training.completions.schemas import CompletionCreate, RejectedRow
 from upstander.training.models import Completion, CompletionSource, Course, Person
 
-MAX_IMPORT_ROWS = 50_000
+MAX_IMPORT_ROWS = 100_000
 REQUIRED_COLUMNS = ("email", "course", "completed_at")
 
 

@@ -12,8 +12,9 @@ import calendar
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from typing import TypeAlias
 
 from upstander.training.models import Course, Person, Policy, PolicyVersion, Requirement
 
@@ -36,7 +37,70 @@ SEVERITY = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class PersonFacts:
+    """What compliance reads of a person: loaded as plain rows, not ORM objects, because an
+    organisation of ten thousand hydrates slowly as ORM instances."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    email: str
+    name: str
+    roles: list[str]
+    manager_id: uuid.UUID | None
+    is_leadership: bool
+    is_supervisor: bool
+    supervisor_since: datetime | None
+    start_date: date | None
+    location: str | None
+    location_since: datetime | None
+    active: bool
+    created_at: datetime
+
+
+PERSON_COLUMNS = tuple(PersonFacts.__dataclass_fields__)
+
+PersonLike: TypeAlias = Person | PersonFacts
+
+
+@dataclass(frozen=True, slots=True)
+class RequirementFacts:
+    """A requirement's rule as plain values: evaluated once per person, so tens of thousands
+    of times for a large organisation, where ORM attribute access adds up."""
+
+    id: uuid.UUID
+    name: str
+    course_id: uuid.UUID
+    audience: str
+    location: str | None
+    due_within_days: int
+    recurrence_months: int | None
+    min_minutes: int | None
+    interactive_required: bool
+    effective_from: datetime
+
+    @classmethod
+    def of(cls, requirement: RequirementLike) -> RequirementFacts:
+        return cls(*(getattr(requirement, name) for name in cls.__dataclass_fields__))
+
+
+@dataclass(frozen=True, slots=True)
+class CourseFacts:
+    id: uuid.UUID
+    duration_minutes: int
+    interactive: bool
+    validity_months: int | None
+
+    @classmethod
+    def of(cls, course: Course) -> CourseFacts:
+        return cls(*(getattr(course, name) for name in cls.__dataclass_fields__))
+
+
+RequirementLike: TypeAlias = Requirement | RequirementFacts
+CourseLike: TypeAlias = Course | CourseFacts
+
+
+@dataclass(frozen=True, slots=True)
 class CompletionFact:
     person_id: uuid.UUID
     course_id: uuid.UUID
@@ -65,13 +129,13 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def joined_at(person: Person) -> datetime:
+def joined_at(person: PersonLike) -> datetime:
     if person.start_date is not None:
         return datetime.combine(person.start_date, time(0), tzinfo=UTC)
     return person.created_at
 
 
-def applies(requirement: Requirement, person: Person) -> bool:
+def applies(requirement: RequirementLike, person: PersonLike) -> bool:
     if not person.active:
         return False
     location = (person.location or "").upper()
@@ -93,7 +157,7 @@ def applies(requirement: Requirement, person: Person) -> bool:
     return False
 
 
-def anchor(requirement: Requirement, person: Person) -> datetime:
+def anchor(requirement: RequirementLike, person: PersonLike) -> datetime:
     """When the person's clock for this requirement started: hire, promotion or move, but
     never before the requirement took effect."""
     moments = [joined_at(person), requirement.effective_from]
@@ -106,9 +170,9 @@ def anchor(requirement: Requirement, person: Person) -> datetime:
 
 
 def course_item(
-    requirement: Requirement,
-    course: Course,
-    person: Person,
+    requirement: RequirementLike,
+    course: CourseLike,
+    person: PersonLike,
     completions: Sequence[CompletionFact],
     *,
     exempt: bool,
@@ -153,7 +217,7 @@ def course_item(
 def policy_item(
     policy: Policy,
     version: PolicyVersion,
-    person: Person,
+    person: PersonLike,
     acknowledged_at: datetime | None,
     *,
     now: datetime,

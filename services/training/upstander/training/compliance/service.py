@@ -22,8 +22,13 @@ from upstander.kit.auth import Principal
 from upstander.kit.errors import BadRequest
 from upstander.training.access import org_of, reads_everything
 from upstander.training.compliance.engine import (
+    PERSON_COLUMNS,
     CompletionFact,
+    CourseFacts,
     Item,
+    PersonFacts,
+    PersonLike,
+    RequirementFacts,
     Status,
     applies,
     course_item,
@@ -45,7 +50,7 @@ from upstander.training.people.service import subtree
 
 @dataclass
 class PersonCompliance:
-    person: Person
+    person: PersonLike
     status: Status
     items: list[Item]
 
@@ -62,9 +67,9 @@ class Filters:
 class Snapshot:
     """Everything compliance needs about one org, loaded once."""
 
-    people: list[Person]
-    requirements: list[Requirement]
-    courses: dict[uuid.UUID, Course]
+    people: list[PersonFacts]
+    requirements: list[RequirementFacts]
+    courses: dict[uuid.UUID, CourseFacts]
     completions: dict[tuple[uuid.UUID, uuid.UUID], list[CompletionFact]]
     exemptions: set[tuple[uuid.UUID, uuid.UUID]]
     policies: list[tuple[Policy, PolicyVersion]]
@@ -72,31 +77,35 @@ class Snapshot:
 
 
 async def load_snapshot(session: AsyncSession, org_id: uuid.UUID) -> Snapshot:
-    people = list((await session.scalars(select(Person).where(Person.org_id == org_id))).all())
-    requirements = list(
-        (
+    # Core columns, not ORM entities: plain rows are several times faster to load.
+    columns = [Person.__table__.c[name] for name in PERSON_COLUMNS]
+    people = [
+        PersonFacts(*row)
+        for row in (await session.execute(select(*columns).where(Person.org_id == org_id))).all()
+    ]
+    requirements = [
+        RequirementFacts.of(requirement)
+        for requirement in (
             await session.scalars(
                 select(Requirement)
                 .where(Requirement.org_id == org_id, Requirement.active.is_(True))
                 .order_by(Requirement.created_at, Requirement.id)
             )
         ).all()
-    )
+    ]
     course_ids = {r.course_id for r in requirements}
-    courses: dict[uuid.UUID, Course] = {}
+    courses: dict[uuid.UUID, CourseFacts] = {}
     completions: dict[tuple[uuid.UUID, uuid.UUID], list[CompletionFact]] = defaultdict(list)
     if course_ids:
         for course in await session.scalars(
             select(Course).where(Course.org_id == org_id, Course.id.in_(course_ids))
         ):
-            courses[course.id] = course
+            courses[course.id] = CourseFacts.of(course)
+        table = Completion.__table__.c
         rows = await session.execute(
             select(
-                Completion.person_id,
-                Completion.course_id,
-                Completion.completed_at,
-                Completion.duration_minutes,
-            ).where(Completion.org_id == org_id, Completion.course_id.in_(course_ids))
+                table.person_id, table.course_id, table.completed_at, table.duration_minutes
+            ).where(table.org_id == org_id, table.course_id.in_(course_ids))
         )
         for person_id, course_id, completed_at, minutes in rows.all():
             completions[(person_id, course_id)].append(
@@ -145,7 +154,7 @@ async def load_snapshot(session: AsyncSession, org_id: uuid.UUID) -> Snapshot:
     )
 
 
-def evaluate(snapshot: Snapshot, person: Person, now: datetime) -> PersonCompliance:
+def evaluate(snapshot: Snapshot, person: PersonLike, now: datetime) -> PersonCompliance:
     items: list[Item] = []
     for requirement in snapshot.requirements:
         course = snapshot.courses.get(requirement.course_id)
@@ -177,7 +186,7 @@ def evaluate(snapshot: Snapshot, person: Person, now: datetime) -> PersonComplia
     return PersonCompliance(person, overall(items), items)
 
 
-def visible_people(principal: Principal, people: list[Person]) -> list[Person]:
+def visible_people(principal: Principal, people: list[PersonFacts]) -> list[PersonFacts]:
     """Trainers, admins and auditors see everyone; a person sees themself and everyone below
     them in the reporting lines."""
     if reads_everything(principal):
@@ -189,7 +198,7 @@ def visible_people(principal: Principal, people: list[Person]) -> list[Person]:
     return [person for person in people if person.id in allowed]
 
 
-def _order_key(person: Person) -> tuple[int, str, str]:
+def _order_key(person: PersonLike) -> tuple[int, str, str]:
     return (0 if person.is_leadership else 1, person.created_at.isoformat(), str(person.id))
 
 
@@ -207,9 +216,8 @@ def decode_cursor(cursor: str) -> tuple[int, str, str]:
         raise BadRequest("The cursor is not valid.") from exc
 
 
-def _matching(
-    snapshot: Snapshot, principal: Principal, filters: Filters, now: datetime
-) -> list[PersonCompliance]:
+def _candidates(snapshot: Snapshot, principal: Principal, filters: Filters) -> list[PersonFacts]:
+    """The active people the caller may see that match the filters, in page order."""
     people = [p for p in visible_people(principal, snapshot.people) if p.active]
     if filters.team is not None:
         team = subtree(snapshot.people, filters.team)
@@ -220,7 +228,15 @@ def _matching(
         wanted = filters.location.upper()
         people = [p for p in people if (p.location or "").upper() == wanted]
     people.sort(key=_order_key)
-    results = [evaluate(snapshot, person, now) for person in people]
+    return people
+
+
+def _matching(
+    snapshot: Snapshot, principal: Principal, filters: Filters, now: datetime
+) -> list[PersonCompliance]:
+    results = [
+        evaluate(snapshot, person, now) for person in _candidates(snapshot, principal, filters)
+    ]
     if filters.status is not None:
         wanted_status = filters.status
         results = [
@@ -242,9 +258,17 @@ async def compliance_page(
     now: datetime,
 ) -> tuple[list[PersonCompliance], str | None]:
     snapshot = await load_snapshot(session, org_of(principal))
+    after = decode_cursor(cursor) if cursor else None
+    if filters.status is None:
+        # Without a status filter the order is known before evaluating: evaluate one page.
+        people = _candidates(snapshot, principal, filters)
+        if after is not None:
+            people = [p for p in people if _order_key(p) > after]
+        page = [evaluate(snapshot, person, now) for person in people[:limit]]
+        next_cursor = encode_cursor(_order_key(page[-1].person)) if len(people) > limit else None
+        return page, next_cursor
     results = _matching(snapshot, principal, filters, now)
-    if cursor:
-        after = decode_cursor(cursor)
+    if after is not None:
         results = [r for r in results if _order_key(r.person) > after]
     page = results[:limit]
     next_cursor = encode_cursor(_order_key(page[-1].person)) if len(results) > limit else None
@@ -274,12 +298,14 @@ def summarise(
     groups: dict[str, dict[str, Group]] = {"org": {}, "role": {}, "location": {}, "team": {}}
 
     def add(dimension: str, key: str, label: str, result: PersonCompliance) -> None:
-        group = groups[dimension].setdefault(key, Group(key, label))
+        group = groups[dimension].get(key)
+        if group is None:
+            group = groups[dimension][key] = Group(key, label)
         group.people += 1
         if result.status in (Status.COMPLIANT, Status.EXEMPT):
             group.people_compliant += 1
         for item in result.items:
-            group.items[item.status.value] += 1
+            group.items[item.status] += 1
 
     for result in results:
         person = result.person

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.kit.errors import BadRequest
+from upstander.training.compliance.engine import PersonLike
 from upstander.training.models import Person
 
 SUPERVISOR_ROLES = frozenset({"supervisor", "manager"})
@@ -130,7 +131,7 @@ async def people_of_org(session: AsyncSession, org_id: uuid.UUID) -> list[Person
     return list((await session.scalars(select(Person).where(Person.org_id == org_id))).all())
 
 
-def subtree(people: Iterable[Person], root: uuid.UUID) -> set[uuid.UUID]:
+def subtree(people: Iterable[PersonLike], root: uuid.UUID) -> set[uuid.UUID]:
     """Everyone below `root` in the reporting lines (not `root` itself); cycle-safe."""
     reports: dict[uuid.UUID, list[uuid.UUID]] = {}
     for person in people:

@@ -1,0 +1,1 @@
+"""Reminders: due soon, overdue and acknowledgment events, sent once per cycle."""

@@ -1,0 +1,1 @@
+"""xAPI: the Learning Record Store LMSs send statements to."""
