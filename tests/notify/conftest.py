@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ import httpx
 import jwt
 import pytest
 import pytest_asyncio
+from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
@@ -28,6 +30,7 @@ from jwt.algorithms import OKPAlgorithm
 from upstander.kit.clock import Clock
 from upstander.kit.testing import RoutingTransport
 from upstander.notify.app import create_app
+from upstander.notify.mail.sender import Mailer
 from upstander.notify.settings import Settings
 
 SERVICE = "notify"
@@ -224,3 +227,49 @@ class EventFeed:
 @pytest.fixture
 def events(client: httpx.AsyncClient, minter: TokenMinter) -> EventFeed:
     return EventFeed(client, minter)
+
+
+# ----------------------------------------------------------------------------- mail
+
+
+class Collector:
+    """An aiosmtpd handler that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Controller, Collector]]:
+    collector = Collector()
+    controller = Controller(collector, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller, collector
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def use_smtp(app: Any) -> Iterator[Any]:
+    """`use_smtp(port)`: the worker sends through a real SMTP server on 127.0.0.1."""
+    original = app.state.worker.mailer
+
+    def switch(port: int) -> None:
+        settings = app.state.settings.model_copy(
+            update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_timeout": 5}
+        )
+        app.state.worker.mailer = Mailer(settings)
+
+    yield switch
+    app.state.worker.mailer = original

@@ -5,67 +5,20 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
+from conftest import free_port
 from sqlalchemy import literal_column, select
 
 from upstander.kit.clock import FrozenClock
 from upstander.notify.events import on_case_notice
-from upstander.notify.mail.sender import Mailer
 from upstander.notify.models import Channel, Delivery, DeliveryStatus, InboxMessage, Person
 
 CONTENT = ["NARRATIVE-7f3a", "CATEGORY-sexual-harassment-91", "ACCUSED-Jonah-Quill"]
-
-
-class Collector:
-    """An aiosmtpd handler that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Controller, Collector]]:
-    collector = Collector()
-    controller = Controller(collector, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, collector
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def use_smtp(app: Any) -> Iterator[Any]:
-    """`use_smtp(port)`: the worker sends through a real SMTP server on 127.0.0.1."""
-    original = app.state.worker.mailer
-
-    def switch(port: int) -> None:
-        settings = app.state.settings.model_copy(
-            update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_timeout": 5}
-        )
-        app.state.worker.mailer = Mailer(settings)
-
-    yield switch
-    app.state.worker.mailer = original
 
 
 async def person(

@@ -442,3 +442,29 @@ async def test_webhook_routes_are_documented(app):
     for operation in operations.values():
         assert operation["tags"] == ["webhooks"]
         assert {"401", "403", "404"} <= set(operation["responses"])
+
+
+async def test_webhook_deliveries_appear_in_the_send_log(world, client, caller, events):
+    admin = caller("admin")
+    hook = await create_hook(client, admin, "logged")
+    world.receiver.plans["logged"] = [500]
+    envelope = await open_case(events, admin.org_id)
+    await world.app.state.worker.run_once()
+    log = await client.get(
+        "/notify/v1/deliveries", params={"channel": "webhook"}, headers=admin.headers
+    )
+    assert log.status_code == 200, log.text
+    (row,) = log.json()["items"]
+    assert (row["status"], row["attempts"], row["error"]) == ("failed", 1, "HTTP 500")
+    assert (row["webhook_id"], row["event_id"], row["recipient"]) == (
+        hook["id"],
+        envelope["id"],
+        "webhook",
+    )
+    world.clock.advance(SCHEDULE[1])
+    await world.app.state.worker.run_once()
+    log = await client.get(
+        "/notify/v1/deliveries", params={"channel": "webhook"}, headers=admin.headers
+    )
+    (row,) = log.json()["items"]
+    assert (row["status"], row["attempts"], row["error"]) == ("sent", 2, None)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-27 16:42:40.740472
+Create Date: 2026-11-27 17:00:29.548990
 """
 
 from collections.abc import Sequence
@@ -48,7 +48,10 @@ def upgrade() -> None:
         "deliveries",
         sa.Column("event_id", sa.Uuid(), nullable=False),
         sa.Column("person_id", sa.Uuid(), nullable=True),
+        sa.Column("webhook_id", sa.Uuid(), nullable=True),
+        sa.Column("recipient_hash", sa.String(length=64), nullable=True),
         sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("digest", sa.Boolean(), nullable=False),
         sa.Column("kind", sa.String(length=100), nullable=False),
         sa.Column("params", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -74,6 +77,12 @@ def upgrade() -> None:
             "ix_deliveries_due", ["channel", "status", "next_attempt_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_deliveries_org_id"), ["org_id"], unique=False)
+        batch_op.create_index(
+            "ix_deliveries_org_id_created_at", ["org_id", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_deliveries_webhook_id_event_id", ["webhook_id", "event_id"], unique=False
+        )
 
     op.create_table(
         "inbox",
@@ -107,6 +116,28 @@ def upgrade() -> None:
             ["org_id", "person_id", "created_at"],
             unique=False,
         )
+
+    op.create_table(
+        "notification_rules",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("event_type", sa.String(length=128), nullable=False),
+        sa.Column("recipients", sa.JSON(), nullable=False),
+        sa.Column("channels", sa.JSON(), nullable=False),
+        sa.Column("urgent", sa.Boolean(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification_rules")),
+        sa.UniqueConstraint(
+            "org_id", "event_type", name=op.f("uq_notification_rules_org_id_event_type")
+        ),
+    )
+    with op.batch_alter_table("notification_rules", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_notification_rules_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_notification_rules_org_id"), ["org_id"], unique=False)
 
     op.create_table(
         "orgs",
@@ -172,6 +203,26 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_people_created_at"), ["created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_people_org_id"), ["org_id"], unique=False)
         batch_op.create_index("ix_people_org_id_active", ["org_id", "active"], unique=False)
+
+    op.create_table(
+        "preferences",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("person_id", sa.Uuid(), nullable=False),
+        sa.Column("channels", sa.JSON(), nullable=False),
+        sa.Column("quiet_start", sa.String(length=5), nullable=True),
+        sa.Column("quiet_end", sa.String(length=5), nullable=True),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
+        sa.Column("language", sa.String(length=16), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_preferences")),
+        sa.UniqueConstraint("person_id", name=op.f("uq_preferences_person_id")),
+    )
+    with op.batch_alter_table("preferences", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_preferences_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_preferences_org_id"), ["org_id"], unique=False)
 
     op.create_table(
         "webhook_deliveries",
@@ -250,6 +301,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_created_at"))
 
     op.drop_table("webhook_deliveries")
+    with op.batch_alter_table("preferences", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_preferences_org_id"))
+        batch_op.drop_index(batch_op.f("ix_preferences_created_at"))
+
+    op.drop_table("preferences")
     with op.batch_alter_table("people", schema=None) as batch_op:
         batch_op.drop_index("ix_people_org_id_active")
         batch_op.drop_index(batch_op.f("ix_people_org_id"))
@@ -266,6 +322,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_orgs_created_at"))
 
     op.drop_table("orgs")
+    with op.batch_alter_table("notification_rules", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notification_rules_org_id"))
+        batch_op.drop_index(batch_op.f("ix_notification_rules_created_at"))
+
+    op.drop_table("notification_rules")
     with op.batch_alter_table("inbox_messages", schema=None) as batch_op:
         batch_op.drop_index("ix_inbox_messages_org_id_person_id_created_at")
         batch_op.drop_index(batch_op.f("ix_inbox_messages_org_id"))
@@ -274,6 +335,8 @@ def downgrade() -> None:
     op.drop_table("inbox_messages")
     op.drop_table("inbox")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_deliveries_webhook_id_event_id")
+        batch_op.drop_index("ix_deliveries_org_id_created_at")
         batch_op.drop_index(batch_op.f("ix_deliveries_org_id"))
         batch_op.drop_index("ix_deliveries_due")
         batch_op.drop_index(batch_op.f("ix_deliveries_created_at"))

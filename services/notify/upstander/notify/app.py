@@ -10,9 +10,12 @@ from fastapi import FastAPI
 from upstander.kit.app import ServiceSpec, create_service_app
 from upstander.kit.clock import Clock
 from upstander.kit.crypto import Keyring, Vault
+from upstander.notify.deliveries.api import router as deliveries_router
 from upstander.notify.events import HANDLERS
 from upstander.notify.inbox.api import router as inbox_router
 from upstander.notify.models import DataKey, Inbox, Model, Outbox
+from upstander.notify.preferences.api import router as preferences_router
+from upstander.notify.rules.api import router as rules_router
 from upstander.notify.settings import Settings
 from upstander.notify.webhooks.api import router as webhooks_router
 from upstander.notify.worker import start_worker, stop_worker
@@ -43,11 +46,20 @@ def create_app(
         ),
         metadata=Model.metadata,
         migrations_dir=MIGRATIONS_DIR,
-        routers=[inbox_router, webhooks_router],
+        routers=[
+            inbox_router,
+            preferences_router,
+            rules_router,
+            deliveries_router,
+            webhooks_router,
+        ],
         on_startup=[attach_vault, start_worker],
         on_shutdown=[stop_worker],
         openapi_tags=[
             {"name": "inbox", "description": "Your in-app messages."},
+            {"name": "preferences", "description": "How and when you want to be told."},
+            {"name": "rules", "description": "Which events reach whom, through which channels."},
+            {"name": "deliveries", "description": "The log of every notification sent."},
             {
                 "name": "webhooks",
                 "description": "Outside systems receiving signed events (Standard Webhooks).",

@@ -1,5 +1,5 @@
-"""The events notify consumes: the directory projection, case notices for people, and
-forwarding to outside webhooks. (Notify emits none.)"""
+"""The events notify consumes: the directory projection, notices for people (through the
+rules), the reporter notice, and forwarding to outside webhooks. (Notify emits none.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from upstander.kit.db import after_commit
 from upstander.kit.events import CloudEvent, Handler
 from upstander.notify.directory.service import upsert_org, upsert_person
-from upstander.notify.notices import notify_case_handlers
+from upstander.notify.notices import notify, notify_reporter
 from upstander.notify.webhooks.service import fan_out
 
 
@@ -33,26 +33,24 @@ async def on_person(session: AsyncSession, event: CloudEvent, request: Request) 
     )
 
 
-async def on_case_notice(session: AsyncSession, event: CloudEvent, request: Request) -> None:
-    now = request.app.state.clock.now()
-    await notify_case_handlers(
-        session, event, app_base_url=request.app.state.settings.app_base_url, now=now
-    )
+async def on_notice(session: AsyncSession, event: CloudEvent, request: Request) -> None:
+    """A case, training or policy event: notices per the org's rules, the reporter's notice
+    if there is one, and a copy for subscribed webhooks."""
+    state = request.app.state
+    now = state.clock.now()
+    await notify(session, event, settings=state.settings, now=now)
+    await notify_reporter(session, event, mailer=state.worker.mailer, now=now)
     await fan_out(session, event, now=now)
     _wake_worker(request)
 
 
-async def on_forwarded(session: AsyncSession, event: CloudEvent, request: Request) -> None:
-    if await fan_out(session, event, now=request.app.state.clock.now()):
-        _wake_worker(request)
+on_case_notice = on_notice  # the name the first case notices had
 
 
 HANDLERS: dict[str, Handler] = {
     "upstander.org.*": on_org,
     "upstander.person.*": on_person,
-    "upstander.case.opened": on_case_notice,
-    "upstander.case.message_posted": on_case_notice,
-    "upstander.case.*": on_forwarded,
-    "upstander.training.*": on_forwarded,
-    "upstander.policy.*": on_forwarded,
+    "upstander.case.*": on_notice,
+    "upstander.training.*": on_notice,
+    "upstander.policy.*": on_notice,
 }

@@ -39,7 +39,8 @@ class Channel(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    PENDING = "pending"  # recorded, not tried yet
+    PENDING = "pending"  # recorded, not tried yet (emails: queued, maybe until quiet hours end)
+    BATCHED = "batched"  # a reminder waiting for the person's daily digest email
     SENT = "sent"
     FAILED = "failed"  # tried, will be tried again at next_attempt_at
     DEAD = "dead"  # given up: retries exhausted, endpoint disabled, or recipient gone
@@ -114,18 +115,28 @@ class CaseRoute(OrgMixin, TimestampMixin, Model):
 
 
 class Delivery(IdMixin, OrgMixin, TimestampMixin, Model):
-    """One notification to one person on one channel, because of one event. The unique key
-    makes a repeated event a no-op; email rows double as the queue the worker sends from."""
+    """One notification to one recipient on one channel, because of one event: the send log.
+    The unique key makes a repeated event a no-op; email rows double as the queue the worker
+    sends from (`next_attempt_at` is also the "not before" of quiet hours and digests).
+
+    The recipient is a person (`person_id`), an outside endpoint (`webhook_id`), or a
+    confidential reporter, whose address is never kept: only `recipient_hash` (sha256)."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("event_id", "person_id", "channel"),
         Index("ix_deliveries_due", "channel", "status", "next_attempt_at"),
+        Index("ix_deliveries_org_id_created_at", "org_id", "created_at"),
+        Index("ix_deliveries_webhook_id_event_id", "webhook_id", "event_id"),
     )
 
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    webhook_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    recipient_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     channel: Mapped[str] = mapped_column(String(16))
+    # True for reminders that go out in the person's daily digest rather than one by one.
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)
     kind: Mapped[str] = mapped_column(String(KIND_MAX))
     # Template parameters: identifiers only (case id, case number), never content.
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -134,6 +145,42 @@ class Delivery(IdMixin, OrgMixin, TimestampMixin, Model):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(String(ERROR_MAX), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+class NotificationRule(OrgMixin, TimestampMixin, Model):
+    """An org's override of the rule shipped in code for an event type (or a pattern of them):
+    who hears about it (`recipients`), how (`channels`), and whether it may wake people in
+    their quiet hours (`urgent`). Deleting the row restores the default."""
+
+    __tablename__ = "notification_rules"
+    __table_args__ = (UniqueConstraint("org_id", "event_type"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    event_type: Mapped[str] = mapped_column(String(128))
+    recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
+    channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Preference(OrgMixin, TimestampMixin, Model):
+    """One person's choices: channels per kind of notice (case, training, policy), quiet
+    hours in their own time zone, and language. Absent → the defaults."""
+
+    __tablename__ = "preferences"
+    __table_args__ = (UniqueConstraint("person_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    channels: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
+    quiet_start: Mapped[str | None] = mapped_column(String(5), nullable=True)  # "22:00"
+    quiet_end: Mapped[str | None] = mapped_column(String(5), nullable=True)  # "07:00"
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
 
 
 # ----------------------------------------------------------------------------- webhooks

@@ -1,26 +1,63 @@
-"""Case notices: who hears that a case needs attention, in the inbox and by email. A notice
-names the case number and links to the case; the case file itself stays behind its access
-checks, so nothing here can leak content."""
+"""The rules engine: an event comes in, its rule says who hears about it and how, the directory
+says who those people are now, and their preferences say which channels and when. Inbox
+messages are written at once; emails are queued for the worker (held back by quiet hours,
+or batched into the daily digest for reminders). A notice names a case number or says a
+training is due and links to where the work is: never content, never names."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import uuid
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from upstander.kit.errors import ProblemError
 from upstander.kit.events import CloudEvent
-from upstander.notify.directory.service import people_with_role
-from upstander.notify.inbox.service import deliver_inbox_message
-from upstander.notify.mail.templates import render
-from upstander.notify.models import CaseRoute, Channel, Delivery, DeliveryStatus
+from upstander.notify.directory.service import (
+    Recipient,
+    active_people,
+    manager_of,
+    normalise_language,
+)
+from upstander.notify.mail.sender import Mailer, MailError
+from upstander.notify.mail.templates import REPORTER_NOTICE, Rendered, link_for, render
+from upstander.notify.models import (
+    BODY_MAX,
+    SUBJECT_MAX,
+    CaseRoute,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    InboxMessage,
+)
+from upstander.notify.preferences.service import Effective, effective_for, kind_of, mandatory_for
+from upstander.notify.rules.defaults import DIGEST_TYPES, ROLE_PREFIX
+from upstander.notify.rules.defaults import Recipient as Spec
+from upstander.notify.rules.service import rule_for
+from upstander.notify.settings import Settings
+
+log = logging.getLogger("upstander.notify.notices")
 
 REVIEWERS = "reviewers"
 CASE_MANAGERS = "case_managers"
 ROLE_FOR_ROUTE = {REVIEWERS: "reviewer", CASE_MANAGERS: "case_manager"}
 NUMBER_MAX = 64
+MESSAGE_POSTED = "upstander.case.message_posted"
+# Keys of event data a notice may carry as template parameters: identifiers, never content.
+_PARAM_SCALARS = frozenset({"number", "due_at", "policy_version"})
+DEFAULT_PREFERENCES = Effective()
+
+
+class MailUnavailable(ProblemError):
+    """The reporter's email could not be handed over; the event is not acknowledged, so the
+    publisher's relay delivers it again later (it still holds the address; notify does not)."""
+
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -34,12 +71,32 @@ def case_link(app_base_url: str, case_id: uuid.UUID | str) -> str:
     return f"{app_base_url.rstrip('/')}/cases/{case_id}"
 
 
+def notice_params(data: Mapping[str, Any]) -> dict[str, str]:
+    """Identifiers from the event data (`*_id`, the case number, a due date), and how many
+    items a list holds: enough for a template, nothing that could be content."""
+    params: dict[str, str] = {}
+    for key, value in data.items():
+        if isinstance(value, list) and key == "overdue":
+            params["count"] = str(len(value))
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            continue
+        if (key.endswith("_id") or key in _PARAM_SCALARS) and len(str(value)) <= 128:
+            params[key] = str(value)
+    if "number" in params:
+        params["number"] = params["number"][:NUMBER_MAX]
+    return params
+
+
 async def _route_of(
-    session: AsyncSession, event: CloudEvent, org_id: uuid.UUID, case_id: uuid.UUID, number: str
+    session: AsyncSession,
+    data: Mapping[str, Any],
+    org_id: uuid.UUID,
+    case_id: uuid.UUID,
+    number: str,
 ) -> str:
     """The routing of a case: from the event if it says, else as remembered from its opening.
     Unknown routing goes to case managers (the default route)."""
-    stated = event.data.get("routed_to")
+    stated = data.get("routed_to")
     route = await session.get(CaseRoute, case_id)
     if route is not None and route.org_id != org_id:
         route = None
@@ -50,25 +107,69 @@ async def _route_of(
     return route.routed_to if route is not None else CASE_MANAGERS
 
 
-async def notify_case_handlers(
-    session: AsyncSession, event: CloudEvent, *, app_base_url: str, now: datetime
+async def resolve_recipients(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    specs: tuple[str, ...],
+    data: Mapping[str, Any],
+    *,
+    route: str | None,
+) -> list[Recipient]:
+    """The active people a rule's recipients name now, never anyone in
+    `restricted_person_ids`."""
+    roles: set[str] = set()
+    ids: set[uuid.UUID] = set()
+    subject = _uuid(data.get("person_id"))
+    for spec in specs:
+        if spec.startswith(ROLE_PREFIX):
+            roles.add(spec.removeprefix(ROLE_PREFIX))
+        elif spec == Spec.CASE_HANDLERS and route is not None:
+            roles.add(ROLE_FOR_ROUTE[route])
+            ids.update(u for u in map(_uuid, data.get("handler_ids") or []) if u)
+        elif spec == Spec.PERSON_SELF and subject is not None:
+            ids.add(subject)
+        elif spec == Spec.SUPERVISOR_OF_SUBJECT:
+            supervisor = _uuid(data.get("supervisor_id"))
+            if supervisor is None and subject is not None:
+                supervisor = await manager_of(session, org_id, subject)
+            if supervisor is not None:
+                ids.add(supervisor)
+    if roles:
+        people = [
+            p for p in await active_people(session, org_id) if roles & set(p.roles) or p.id in ids
+        ]
+    else:
+        people = await active_people(session, org_id, ids)
+    restricted = {u for u in map(_uuid, data.get("restricted_person_ids") or []) if u}
+    return [p for p in people if p.id not in restricted]
+
+
+async def notify(
+    session: AsyncSession, event: CloudEvent, *, settings: Settings, now: datetime
 ) -> int:
-    """Tell the people who handle a case's route about `case.opened` / a reporter's
-    `case.message_posted`: an inbox message each, and an email queued for the worker.
-    Returns how many people were told. Repeats of the same event tell nobody twice."""
-    kind = event.type.removeprefix("upstander.")
+    """Apply the event's rule. Returns how many people were told. Repeats of the same event
+    tell nobody twice (the deliveries' unique key, checked up front)."""
     org_id = event.org_id
-    case_id = _uuid(event.data.get("case_id"))
-    number = str(event.data.get("number") or "")[:NUMBER_MAX]
-    if org_id is None or case_id is None or not number:
+    data = event.data
+    if org_id is None:
         return 0
-    if kind == "case.message_posted" and event.data.get("author") != "reporter":
+    if event.type == MESSAGE_POSTED and data.get("author") != "reporter":
         return 0
-    route = await _route_of(session, event, org_id, case_id, number)
-    restricted = {u for u in (_uuid(v) for v in event.data.get("restricted_person_ids") or []) if u}
-    recipients = await people_with_role(
-        session, org_id, ROLE_FOR_ROUTE[route], excluding=restricted
-    )
+    rule = await rule_for(session, org_id, event.type)
+    if rule is None or not rule.recipients or not rule.channels:
+        return 0
+    kind = event.type.removeprefix("upstander.")
+    params = notice_params(data)
+    route = None
+    if kind.startswith("case."):
+        case_id = _uuid(data.get("case_id"))
+        number = params.get("number", "")
+        if case_id is None or not number:
+            return 0
+        route = await _route_of(session, data, org_id, case_id, number)
+    people = await resolve_recipients(session, org_id, rule.recipients, data, route=route)
+    if not people:
+        return 0
     event_id = uuid.UUID(event.id)
     already = {
         (row.person_id, row.channel)
@@ -76,53 +177,188 @@ async def notify_case_handlers(
             select(Delivery.person_id, Delivery.channel).where(Delivery.event_id == event_id)
         )
     }
-    link = case_link(app_base_url, case_id)
-    params = {"number": number, "case_id": str(case_id)}
-    told = 0
-    for person in recipients:
-        rendered = render(kind, person.language, params, link)
-        if (person.id, Channel.INBOX) not in already:
-            await deliver_inbox_message(
-                session,
-                org_id,
-                person.id,
-                kind,
-                rendered.subject,
-                rendered.inbox_body,
-                link,
-                now=now,
-            )
-            session.add(
-                Delivery(
-                    org_id=org_id,
-                    event_id=event_id,
-                    person_id=person.id,
-                    channel=Channel.INBOX,
-                    kind=kind,
-                    params=params,
-                    status=DeliveryStatus.SENT,
-                    attempts=1,
-                    sent_at=now,
-                    created_at=now,
-                    updated_at=now,
+    preferences = await effective_for(session, org_id, [p.id for p in people])
+    preference_kind = kind_of(event.type)
+    digest = event.type in DIGEST_TYPES
+    batches = await _open_batches(session, org_id) if digest else {}
+    window = timedelta(hours=settings.notify_digest_window_hours)
+    link = link_for(kind, params, settings.app_base_url)
+    rendered: dict[str, Rendered] = {}
+    inbox_rows: list[dict[str, Any]] = []
+    delivery_rows: list[dict[str, Any]] = []
+    told: set[uuid.UUID] = set()
+
+    def record(person: Recipient, channel: str, **values: Any) -> None:
+        delivery_rows.append(
+            {
+                "id": uuid.uuid4(),
+                "org_id": org_id,
+                "event_id": event_id,
+                "person_id": person.id,
+                "channel": channel,
+                "kind": kind,
+                "params": params,
+                "digest": False,
+                "attempts": 0,
+                "sent_at": None,
+                "next_attempt_at": None,
+                "webhook_id": None,
+                "recipient_hash": None,
+                "error": None,
+                "created_at": now,
+                "updated_at": now,
+                **values,
+            }
+        )
+
+    for person in people:
+        preference = preferences.get(person.id, DEFAULT_PREFERENCES)
+        required = mandatory_for(person.roles).get(preference_kind or "", [])
+        language = normalise_language(preference.language or person.language)
+        for channel in rule.channels:
+            if (person.id, channel) in already:
+                continue
+            if not (preference.wants(preference_kind, channel) or channel in required):
+                continue
+            if channel == Channel.INBOX:
+                if language not in rendered:
+                    rendered[language] = render(kind, language, params, link)
+                message = rendered[language]
+                inbox_rows.append(
+                    {
+                        "id": uuid.uuid4(),
+                        "org_id": org_id,
+                        "person_id": person.id,
+                        "kind": kind,
+                        "subject": message.subject[:SUBJECT_MAX],
+                        "body": message.inbox_body[:BODY_MAX],
+                        "link": link,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
                 )
-            )
-            told += 1
-        if person.email and (person.id, Channel.EMAIL) not in already:
-            session.add(
-                Delivery(
-                    org_id=org_id,
-                    event_id=event_id,
-                    person_id=person.id,
-                    channel=Channel.EMAIL,
-                    kind=kind,
-                    params=params,
-                    status=DeliveryStatus.PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+                record(person, channel, status=DeliveryStatus.SENT, attempts=1, sent_at=now)
+                told.add(person.id)
+            elif channel == Channel.EMAIL and person.has_email:
+                if digest:
+                    send_at = batches.get(person.id) or min(
+                        preference.next_local(now, settings.notify_digest_hour), now + window
+                    )
+                    send_at = preference.quiet_until(send_at) or send_at
+                    record(
+                        person,
+                        channel,
+                        status=DeliveryStatus.BATCHED,
+                        digest=True,
+                        next_attempt_at=send_at,
+                    )
+                else:
+                    quiet_end = None if rule.urgent else preference.quiet_until(now)
+                    record(
+                        person,
+                        channel,
+                        status=DeliveryStatus.PENDING,
+                        next_attempt_at=quiet_end or now,
+                    )
+                told.add(person.id)
+    if inbox_rows:
+        await session.execute(insert(_table(InboxMessage)), inbox_rows)
+    if delivery_rows:
+        await session.execute(insert(_table(Delivery)), delivery_rows)
     await session.flush()
-    return told
+    return len(told)
+
+
+def _table(model: type[Any]) -> Table:
+    """The Core table: executemany without the ORM's per-row bookkeeping (the fan-out's
+    hot path; every value is given, so no ORM defaults are missed)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+async def _open_batches(session: AsyncSession, org_id: uuid.UUID) -> dict[uuid.UUID, datetime]:
+    """When each person's pending digest goes out: a new reminder joins it, so each person
+    gets one digest a day however the reminders trickle in."""
+    rows = await session.execute(
+        select(Delivery.person_id, func.min(Delivery.next_attempt_at))
+        .where(
+            Delivery.org_id == org_id,
+            Delivery.channel == Channel.EMAIL,
+            Delivery.status == DeliveryStatus.BATCHED,
+        )
+        .group_by(Delivery.person_id)
+    )
+    return {person_id: at for person_id, at in rows if person_id is not None and at is not None}
+
+
+# ----------------------------------------------------------------------------- reporters
+
+
+def recipient_hash(address: str) -> str:
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()
+
+
+async def notify_reporter(
+    session: AsyncSession, event: CloudEvent, *, mailer: Mailer, now: datetime
+) -> bool:
+    """A handler wrote to a confidential reporter who gave an email: send them the one fixed
+    sentence, now, and keep no address (the log row holds its sha256 only). Anonymous
+    reporters (no `reporter_notice`) hear nothing. Returns whether an email went out."""
+    data = event.data
+    notice = data.get("reporter_notice")
+    org_id = event.org_id
+    if event.type != MESSAGE_POSTED or data.get("author") != "handler" or org_id is None:
+        return False
+    if not isinstance(notice, dict) or notice.get("channel") != "email":
+        return False
+    address = str(notice.get("address") or "").strip()
+    if "@" not in address or len(address) > 320 or any(c in address for c in "\r\n<>,;"):
+        log.warning("reporter notice ignored: unusable address", extra={"event_id": event.id})
+        return False
+    hashed = recipient_hash(address)
+    event_id = uuid.UUID(event.id)
+    done = await session.scalar(
+        select(Delivery.id).where(
+            Delivery.event_id == event_id,
+            Delivery.channel == Channel.EMAIL,
+            Delivery.recipient_hash == hashed,
+            Delivery.status == DeliveryStatus.SENT,
+        )
+    )
+    if done is not None:
+        return False
+    language = normalise_language(notice.get("language"))
+    subject, sentence = REPORTER_NOTICE[language]
+    delivery_id = uuid.uuid4()
+    try:
+        message = mailer.composer.compose(
+            address, subject, sentence + "\n", None, f"{now:%Y%m%dT%H%M%S}-{delivery_id.hex}"
+        )
+        await mailer.send(message)
+    except MailError as exc:
+        log.warning(
+            "reporter notice not sent; the event will be delivered again",
+            extra={"event_id": event.id, "error": str(exc)},
+        )
+        raise MailUnavailable("The mail server is unavailable; try again later.") from None
+    session.add(
+        Delivery(
+            id=delivery_id,
+            org_id=org_id,
+            event_id=event_id,
+            person_id=None,
+            recipient_hash=hashed,
+            channel=Channel.EMAIL,
+            kind="case.reporter_notice",
+            params={},
+            digest=False,
+            status=DeliveryStatus.SENT,
+            attempts=1,
+            sent_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    await session.flush()
+    return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 
 from upstander.kit.settings import KitSettings
 
@@ -14,7 +14,7 @@ class Settings(KitSettings):
 
     database_url: str = Field(
         "sqlite+aiosqlite:///var/notify.db",
-        validation_alias=AliasChoices("UPSTANDER_NOTIFY_DATABASE_URL", "database_url"),
+        validation_alias="UPSTANDER_NOTIFY_DATABASE_URL",
     )
 
     # Mail. Without an SMTP host (dev) every message is written as an .eml file to mail_dir.
@@ -34,6 +34,11 @@ class Settings(KitSettings):
     notify_worker_background: bool = True
     notify_worker_poll_seconds: float = 2.0
     webhook_timeout_seconds: float = 15.0
+    # Reminders (training due soon/overdue, policy acknowledgments) go out as one digest email
+    # per person per day: at this local hour (the person's time zone, UTC by default), or
+    # when the batch window since the first reminder closes, if that comes first.
+    notify_digest_hour: int = Field(8, ge=0, le=23)
+    notify_digest_window_hours: float = Field(24.0, gt=0, le=48)
     # Production refuses plain-http webhook URLs.
     webhook_allow_http: bool | None = None
 

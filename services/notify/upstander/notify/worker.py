@@ -11,7 +11,7 @@ import logging
 from fastapi import FastAPI
 
 from upstander.notify.mail.sender import Mailer
-from upstander.notify.mail.service import send_due_emails
+from upstander.notify.mail.service import send_due_digests, send_due_emails
 from upstander.notify.settings import Settings
 from upstander.notify.webhooks.dispatcher import WebhookDispatcher
 
@@ -47,8 +47,14 @@ class Worker:
                 app_base_url=self.settings.app_base_url,
                 now=now,
             )
+            digests = await send_due_digests(
+                self.app.state.sessionmaker,
+                self.mailer,
+                app_base_url=self.settings.app_base_url,
+                now=now,
+            )
             hooks = await self.webhooks.run_once(now)
-            return emails + hooks
+            return emails + digests + hooks
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="notify-worker")

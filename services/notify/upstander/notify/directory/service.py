@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -100,3 +101,41 @@ async def people_with_role(
     )
     excluded = set(excluding)
     return [p for p in people if role in (p.roles or []) and p.id not in excluded]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What the rules engine needs of a person, read without unsealing their contact details
+    (`has_email` says an address is on file)."""
+
+    id: uuid.UUID
+    roles: tuple[str, ...]
+    language: str
+    has_email: bool
+
+
+async def active_people(
+    session: AsyncSession, org_id: uuid.UUID, ids: Collection[uuid.UUID] | None = None
+) -> list[Recipient]:
+    """The org's active people (or those of `ids`), in a stable order."""
+    statement = (
+        select(Person.id, Person.roles, Person.language, Person.email.is_not(None))
+        .where(Person.org_id == org_id, Person.active.is_(True))
+        .order_by(Person.id)
+    )
+    if ids is not None:
+        if not ids:
+            return []
+        statement = statement.where(Person.id.in_(list(ids)))
+    return [
+        Recipient(row[0], tuple(row[1] or ()), row[2] or "en", bool(row[3]))
+        for row in await session.execute(statement)
+    ]
+
+
+async def manager_of(
+    session: AsyncSession, org_id: uuid.UUID, person_id: uuid.UUID
+) -> uuid.UUID | None:
+    return await session.scalar(
+        select(Person.manager_id).where(Person.id == person_id, Person.org_id == org_id)
+    )

@@ -15,7 +15,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from upstander.notify.models import DeliveryStatus, Webhook, WebhookDelivery
-from upstander.notify.webhooks.service import disable_webhook, valid_secrets
+from upstander.notify.webhooks.service import disable_webhook, mirror_delivery, valid_secrets
 from upstander.notify.webhooks.signing import signature_header
 
 log = logging.getLogger("upstander.notify.webhooks")
@@ -96,84 +96,88 @@ class WebhookDispatcher:
             delivery = await session.get(WebhookDelivery, delivery_id)
             if delivery is None:
                 return
-            webhook = await session.get(Webhook, delivery.webhook_id)
-            delivery.locked_until = None
-            delivery.updated_at = now
-            if webhook is None or not webhook.active or webhook.org_id != delivery.org_id:
-                delivery.status = DeliveryStatus.DEAD
-                delivery.error = "endpoint disabled"
-                delivery.next_attempt_at = None
-                return
-            body = json.dumps(delivery.payload, separators=(",", ":")).encode()
-            timestamp = int(now.timestamp())
-            headers = {
-                "content-type": "application/json",
-                "user-agent": "Upstander-Webhooks/1",
-                "webhook-id": delivery.message_id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": signature_header(
-                    delivery.message_id, timestamp, body, valid_secrets(webhook, now)
-                ),
-            }
-            delivery.attempts += 1
-            delivery.last_attempt_at = now
-            started = time.monotonic()
-            response: httpx.Response | None = None
-            try:
-                response = await self.http.post(
-                    webhook.url, content=body, headers=headers, timeout=self.timeout
-                )
-                error = None if response.is_success else f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                error = type(exc).__name__
-            delivery.latency_ms = int((time.monotonic() - started) * 1000)
-            delivery.response_code = response.status_code if response is not None else None
-            if error is None:
-                delivery.status = DeliveryStatus.SENT
-                delivery.delivered_at = now
-                delivery.error = None
-                delivery.next_attempt_at = None
-                webhook.failure_since = None
-                return
-            delivery.error = error[:300]
-            log.warning(
-                "webhook delivery failed",
-                extra={
-                    "webhook_id": str(webhook.id),
-                    "delivery_id": str(delivery.id),
-                    "attempts": delivery.attempts,
-                    "error": delivery.error,
-                },
+            await self._try(session, delivery, now)
+            await mirror_delivery(session, delivery, now)
+
+    async def _try(self, session: AsyncSession, delivery: WebhookDelivery, now: datetime) -> None:
+        webhook = await session.get(Webhook, delivery.webhook_id)
+        delivery.locked_until = None
+        delivery.updated_at = now
+        if webhook is None or not webhook.active or webhook.org_id != delivery.org_id:
+            delivery.status = DeliveryStatus.DEAD
+            delivery.error = "endpoint disabled"
+            delivery.next_attempt_at = None
+            return
+        body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+        timestamp = int(now.timestamp())
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "Upstander-Webhooks/1",
+            "webhook-id": delivery.message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(
+                delivery.message_id, timestamp, body, valid_secrets(webhook, now)
+            ),
+        }
+        delivery.attempts += 1
+        delivery.last_attempt_at = now
+        started = time.monotonic()
+        response: httpx.Response | None = None
+        try:
+            response = await self.http.post(
+                webhook.url, content=body, headers=headers, timeout=self.timeout
             )
-            if response is not None and response.status_code == 410:
-                delivery.status = DeliveryStatus.DEAD
-                delivery.next_attempt_at = None
-                await disable_webhook(
-                    session,
-                    webhook,
-                    "the endpoint answered 410 Gone",
-                    app_base_url=self.app_base_url,
-                    now=now,
-                )
-                return
-            if webhook.failure_since is None:
-                webhook.failure_since = now
-            if delivery.attempts >= MAX_ATTEMPTS:
-                delivery.status = DeliveryStatus.DEAD
-                delivery.next_attempt_at = None
-            else:
-                delay = SCHEDULE[delivery.attempts]
-                if response is not None and response.status_code in THROTTLED:
-                    delay = retry_after(response, now) or delay
-                delivery.status = DeliveryStatus.FAILED
-                delivery.next_attempt_at = now + delay
-            if now - webhook.failure_since > FAILING_FOR:
-                delivery.status = DeliveryStatus.DEAD
-                delivery.next_attempt_at = None
-                await disable_webhook(
-                    session,
-                    webhook,
-                    "the endpoint has failed for more than 5 days",
-                    app_base_url=self.app_base_url,
-                    now=now,
-                )
+            error = None if response.is_success else f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            error = type(exc).__name__
+        delivery.latency_ms = int((time.monotonic() - started) * 1000)
+        delivery.response_code = response.status_code if response is not None else None
+        if error is None:
+            delivery.status = DeliveryStatus.SENT
+            delivery.delivered_at = now
+            delivery.error = None
+            delivery.next_attempt_at = None
+            webhook.failure_since = None
+            return
+        delivery.error = error[:300]
+        log.warning(
+            "webhook delivery failed",
+            extra={
+                "webhook_id": str(webhook.id),
+                "delivery_id": str(delivery.id),
+                "attempts": delivery.attempts,
+                "error": delivery.error,
+            },
+        )
+        if response is not None and response.status_code == 410:
+            delivery.status = DeliveryStatus.DEAD
+            delivery.next_attempt_at = None
+            await disable_webhook(
+                session,
+                webhook,
+                "the endpoint answered 410 Gone",
+                app_base_url=self.app_base_url,
+                now=now,
+            )
+            return
+        if webhook.failure_since is None:
+            webhook.failure_since = now
+        if delivery.attempts >= MAX_ATTEMPTS:
+            delivery.status = DeliveryStatus.DEAD
+            delivery.next_attempt_at = None
+        else:
+            delay = SCHEDULE[delivery.attempts]
+            if response is not None and response.status_code in THROTTLED:
+                delay = retry_after(response, now) or delay
+            delivery.status = DeliveryStatus.FAILED
+            delivery.next_attempt_at = now + delay
+        if now - webhook.failure_since > FAILING_FOR:
+            delivery.status = DeliveryStatus.DEAD
+            delivery.next_attempt_at = None
+            await disable_webhook(
+                session,
+                webhook,
+                "the endpoint has failed for more than 5 days",
+                app_base_url=self.app_base_url,
+                now=now,
+            )

@@ -17,7 +17,7 @@ from upstander.kit.pagination import PageParams, paginate
 from upstander.notify.directory.service import people_with_role
 from upstander.notify.inbox.service import deliver_inbox_message
 from upstander.notify.mail.templates import render
-from upstander.notify.models import DeliveryStatus, Webhook, WebhookDelivery
+from upstander.notify.models import Channel, Delivery, DeliveryStatus, Webhook, WebhookDelivery
 from upstander.notify.webhooks.signing import new_secret
 
 ROTATION_GRACE = timedelta(hours=24)
@@ -121,6 +121,7 @@ async def update_webhook(
 async def delete_webhook(session: AsyncSession, vault: Vault, webhook: Webhook) -> None:
     """Delete the endpoint and its delivery log, and shred its secrets' data key."""
     await session.execute(delete(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id))
+    await session.execute(delete(Delivery).where(Delivery.webhook_id == webhook.id))
     await session.delete(webhook)
     await session.flush()
     await vault.destroy_key(session, webhook.id)
@@ -190,6 +191,22 @@ async def fan_out(session: AsyncSession, event: CloudEvent, *, now: datetime) ->
                 updated_at=now,
             )
         )
+        session.add(
+            Delivery(
+                org_id=org_id,
+                event_id=event_id,
+                person_id=None,
+                webhook_id=webhook.id,
+                channel=Channel.WEBHOOK,
+                kind=event.type.removeprefix("upstander.")[:100],
+                params={},
+                digest=False,
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         queued += 1
     await session.flush()
     return queued
@@ -204,6 +221,27 @@ async def list_deliveries(
     if status is not None:
         statement = statement.where(WebhookDelivery.status == status)
     return await paginate(session, statement, WebhookDelivery, params, descending=True)
+
+
+async def mirror_delivery(session: AsyncSession, delivery: WebhookDelivery, now: datetime) -> None:
+    """Copy a webhook delivery's state to the send log (`deliveries`, channel webhook)."""
+    await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.webhook_id == delivery.webhook_id,
+            Delivery.event_id == delivery.event_id,
+            Delivery.channel == Channel.WEBHOOK,
+        )
+        .values(
+            status=delivery.status,
+            attempts=delivery.attempts,
+            error=delivery.error,
+            sent_at=delivery.delivered_at,
+            next_attempt_at=delivery.next_attempt_at,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _requeue(delivery: WebhookDelivery, now: datetime) -> None:
@@ -228,6 +266,7 @@ async def replay_delivery(
         raise NotFound("No such delivery for this webhook.")
     _requeue(delivery, now)
     await session.flush()
+    await mirror_delivery(session, delivery, now)
     return delivery
 
 
@@ -243,10 +282,13 @@ async def replay_since(
         )
     )
     count = 0
-    for delivery in deliveries:
+    requeued = list(deliveries)
+    for delivery in requeued:
         _requeue(delivery, now)
         count += 1
     await session.flush()
+    for delivery in requeued:
+        await mirror_delivery(session, delivery, now)
     return count
 
 
@@ -270,6 +312,15 @@ async def disable_webhook(
             next_attempt_at=None,
             updated_at=now,
         )
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.webhook_id == webhook.id,
+            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.FAILED]),
+        )
+        .values(status=DeliveryStatus.DEAD, error="endpoint disabled", updated_at=now)
         .execution_options(synchronize_session=False)
     )
     link = f"{app_base_url.rstrip('/')}/settings/webhooks/{webhook.id}"

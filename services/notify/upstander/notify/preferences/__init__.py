@@ -1,0 +1,1 @@
+"""A person's notification preferences: channels per kind, quiet hours, language."""

@@ -1,0 +1,1 @@
+"""Notification rules: which events reach whom, through which channels."""
