@@ -4,7 +4,6 @@ publishes a test signing key, so tests mint their own tokens."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -51,10 +50,11 @@ def gateway_transport(signing_key: tuple[Ed25519PrivateKey, str]) -> httpx.MockT
     return httpx.MockTransport(handler)
 
 
-@pytest.fixture(scope="session")
-def mint(signing_key: tuple[Ed25519PrivateKey, str]) -> Mint:
+@pytest.fixture
+def mint(signing_key: tuple[Ed25519PrivateKey, str], clock: FrozenClock) -> Mint:
     """Mint a token as the gateway would: `mint(org=uuid, roles=["admin"])`; a reporter's
-    with `typ="reporter", report=report_id`."""
+    with `typ="reporter", report=report_id`. Issued at the test clock's now, since services
+    check a token's time window against the app's clock."""
     key, kid = signing_key
 
     def mint_token(
@@ -66,7 +66,7 @@ def mint(signing_key: tuple[Ed25519PrivateKey, str]) -> Mint:
         ttl: int = 300,
         report: uuid.UUID | None = None,
     ) -> str:
-        now = int(time.time())
+        now = int(clock.now().timestamp())
         claims = {
             "iss": "upstander",
             "aud": "upstander",
@@ -86,10 +86,11 @@ def mint(signing_key: tuple[Ed25519PrivateKey, str]) -> Mint:
     return mint_token
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def service_token(mint: Mint) -> str:
-    """What intake's relay presents: a service token from the client-credentials grant."""
-    return mint(org=None, roles=[], sub="svc-intake", typ="service", ttl=3600)
+    """What intake's relay presents: a service token from the client-credentials grant
+    (valid for a year of test-clock time, so tests may move the clock on)."""
+    return mint(org=None, roles=[], sub="svc-intake", typ="service", ttl=365 * 86400)
 
 
 async def _fresh_postgres_database() -> str:
@@ -123,8 +124,13 @@ async def app(
 ) -> AsyncIterator[FastAPI]:
     """The app with its lifespan running (which migrates the fresh database in dev mode)."""
     # No background relay: tests read the outbox as written (and drain it themselves).
+    # No background deadline loop either: tests call `app.state.deadlines.run_once()`.
     settings = Settings(
-        database_url=database_url, log_json=False, log_level="WARNING", relay_background=False
+        database_url=database_url,
+        log_json=False,
+        log_level="WARNING",
+        relay_background=False,
+        deadline_scheduler_background=False,
     )
     application = create_app(settings, transport=gateway_transport, clock=clock)
     async with LifespanManager(application):

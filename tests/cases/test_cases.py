@@ -137,7 +137,7 @@ async def test_handler_gets_a_case_with_its_etag(
     case = await open_one(app, org_id)
 
     response = await client.get(
-        f"/cases/v1/cases/{case.id}", headers=auth(mint(org=org_id, roles=["investigator"]))
+        f"/cases/v1/cases/{case.id}", headers=auth(mint(org=org_id, roles=["case_manager"]))
     )
 
     assert response.status_code == 200

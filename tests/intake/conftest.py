@@ -30,6 +30,8 @@ POSTGRES_DATABASE = f"upstander_test_{SERVICE}"
 
 Mint = Callable[..., str]
 
+TEST_TOKEN_SPAN = 20 * 365 * 24 * 3600
+
 
 @pytest.fixture(scope="session")
 def signing_key() -> tuple[Ed25519PrivateKey, str]:
@@ -66,7 +68,13 @@ def mint(signing_key: tuple[Ed25519PrivateKey, str]) -> Mint:
         report: uuid.UUID | None = None,
         scope: str = "",
     ) -> str:
+        # Services check a token's time window against the app's (frozen) clock, which tests
+        # move freely: a token valid for decades either side keeps working; `ttl` < 0 expires.
         now = int(time.time())
+        if ttl > 0:
+            now, ttl = now - TEST_TOKEN_SPAN, ttl + 2 * TEST_TOKEN_SPAN
+        else:
+            now = 0  # expired whatever the clock says
         claims = {
             "iss": "upstander",
             "aud": "upstander",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import cast
 
 import httpx
 from fastapi import FastAPI
@@ -22,7 +21,7 @@ from upstander.gateway.models import Inbox, Model, Outbox
 from upstander.gateway.proxy import start_upstreams, stop_upstreams
 from upstander.gateway.settings import Settings
 from upstander.kit.app import ServiceSpec, create_service_app
-from upstander.kit.auth import JWKSCache, TokenVerifier
+from upstander.kit.auth import TokenVerifier
 from upstander.kit.clock import Clock
 
 log = logging.getLogger("upstander.gateway")
@@ -37,9 +36,8 @@ async def start_keys(app: FastAPI) -> None:
     await keys.load()
     app.state.key_store = keys
     app.state.token_issuer = TokenIssuer(keys, settings, app.state.clock)
-    # KeyStore offers JWKSCache's one method, `async key(kid)`.
     app.state.token_verifier = TokenVerifier(
-        cast(JWKSCache, keys), audience=settings.jwt_audience, issuer=settings.jwt_issuer
+        keys, audience=settings.jwt_audience, issuer=settings.jwt_issuer, clock=app.state.clock
     )
 
 

@@ -91,7 +91,10 @@ def create_service_app(
         )
         jwks = JWKSCache(settings.jwks_url, app.state.http, max_age=settings.jwks_cache_seconds)
         app.state.token_verifier = TokenVerifier(
-            jwks, audience=settings.jwt_audience, issuer=settings.jwt_issuer
+            jwks,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            clock=app.state.clock,
         )
         try:
             if spec.event_tables is not None:

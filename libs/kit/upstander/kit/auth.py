@@ -8,14 +8,16 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import jwt
 from fastapi import Depends, Request
 from jwt.algorithms import OKPAlgorithm
 
+from upstander.kit.clock import Clock
 from upstander.kit.errors import Forbidden, Unauthorized
 
 log = logging.getLogger("upstander.auth")
@@ -115,20 +117,39 @@ class JWKSCache:
         return self._keys[kid]
 
 
-def decode_token(token: str, key: Any, *, audience: str, issuer: str) -> dict[str, Any]:
-    """Verify signature (EdDSA only), audience, issuer, expiry and required claims."""
+LEEWAY_SECONDS = 5
+
+
+def decode_token(
+    token: str, key: Any, *, audience: str, issuer: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """Verify signature (EdDSA only), audience, issuer, required claims, and the token's time
+    window against `now` — the app's clock, so tests that move time move it for tokens too."""
     try:
-        return jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             key,
             algorithms=[ALGORITHM],
             audience=audience,
             issuer=issuer,
-            options={"require": REQUIRED_CLAIMS},
-            leeway=5,
+            options={
+                "require": REQUIRED_CLAIMS,
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized("The token is invalid or expired.") from exc
+    moment = (now or datetime.now(UTC)).timestamp()
+    try:
+        expires, issued = float(claims["exp"]), float(claims["iat"])
+        not_before = float(claims.get("nbf", issued))
+    except (TypeError, ValueError) as exc:
+        raise Unauthorized("The token is invalid or expired.") from exc
+    if expires + LEEWAY_SECONDS < moment or min(issued, not_before) - LEEWAY_SECONDS > moment:
+        raise Unauthorized("The token is invalid or expired.")
+    return claims
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
@@ -150,11 +171,23 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         raise Unauthorized("The token's claims are malformed.") from exc
 
 
+class KeySource(Protocol):
+    async def key(self, kid: str) -> Any: ...
+
+
 class TokenVerifier:
-    def __init__(self, jwks: JWKSCache, *, audience: str, issuer: str) -> None:
+    def __init__(
+        self,
+        jwks: KeySource,
+        *,
+        audience: str,
+        issuer: str,
+        clock: Clock | None = None,
+    ) -> None:
         self.jwks = jwks
         self.audience = audience
         self.issuer = issuer
+        self.clock = clock or Clock()
 
     async def verify(self, token: str) -> Principal:
         try:
@@ -167,7 +200,9 @@ class TokenVerifier:
         if not isinstance(kid, str):
             raise Unauthorized("The token names no signing key.")
         key = await self.jwks.key(kid)
-        claims = decode_token(token, key, audience=self.audience, issuer=self.issuer)
+        claims = decode_token(
+            token, key, audience=self.audience, issuer=self.issuer, now=self.clock.now()
+        )
         return principal_from_claims(claims)
 
 

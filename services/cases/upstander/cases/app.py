@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 
+from upstander.cases.assignments.api import router as assignments_router
+from upstander.cases.audit.api import router as audit_router
 from upstander.cases.cases.api import router as cases_router
+from upstander.cases.deadlines.api import router as settings_router
+from upstander.cases.deadlines.service import DeadlineScheduler
 from upstander.cases.events import HANDLERS
+from upstander.cases.measures.api import router as measures_router
 from upstander.cases.messages.api import router as messages_router
 from upstander.cases.models import DataKey, Inbox, Model, Outbox
 from upstander.cases.reporter.api import router as reporter_router
 from upstander.cases.settings import Settings
+from upstander.cases.workflow.api import router as workflow_router
 from upstander.kit.app import ServiceSpec, create_service_app
 from upstander.kit.clock import Clock
 from upstander.kit.crypto import Keyring, Vault
@@ -26,6 +33,28 @@ async def attach_vault(app: FastAPI) -> None:
     Model.__vault_slot__.vault = vault
     vault.install(app.state.sessionmaker)
     app.state.vault = vault
+
+
+async def start_deadlines(app: FastAPI) -> None:
+    """The deadline scheduler: `app.state.deadlines.run_once()`, looping in the background
+    unless `deadline_scheduler_background` is off."""
+    settings: Settings = app.state.settings
+    scheduler = DeadlineScheduler(
+        app.state.sessionmaker,
+        app.state.events,
+        app.state.clock,
+        warning=timedelta(hours=settings.deadline_warning_hours),
+        interval_seconds=settings.deadline_scheduler_interval_seconds,
+    )
+    app.state.deadlines = scheduler
+    if settings.deadline_scheduler_background:
+        scheduler.start()
+
+
+async def stop_deadlines(app: FastAPI) -> None:
+    scheduler: DeadlineScheduler | None = getattr(app.state, "deadlines", None)
+    if scheduler is not None:
+        await scheduler.stop()
 
 
 def create_app(
@@ -43,15 +72,36 @@ def create_app(
         ),
         metadata=Model.metadata,
         migrations_dir=MIGRATIONS_DIR,
-        routers=[cases_router, messages_router, reporter_router],
-        on_startup=[attach_vault],
+        routers=[
+            cases_router,
+            workflow_router,
+            assignments_router,
+            measures_router,
+            messages_router,
+            reporter_router,
+            settings_router,
+            audit_router,
+        ],
+        on_startup=[attach_vault, start_deadlines],
+        on_shutdown=[stop_deadlines],
         openapi_tags=[
             {"name": "cases", "description": "Case files and their deadlines."},
+            {
+                "name": "workflow",
+                "description": "Transitions, severity and priority, allegations, findings, links.",
+            },
+            {
+                "name": "assignments",
+                "description": "Impartial assignment, recusal and sharing of cases.",
+            },
+            {"name": "measures", "description": "Interim measures and corrective actions."},
             {"name": "messages", "description": "The conversation with a case's reporter."},
             {
                 "name": "reporter",
                 "description": "For reporters, with the token their receipt code gives them.",
             },
+            {"name": "settings", "description": "Your organisation's case deadlines."},
+            {"name": "audit", "description": "The hash-chained access audit trail."},
         ],
         event_tables=(Outbox, Inbox),
         event_handlers=dict(HANDLERS),

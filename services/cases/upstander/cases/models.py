@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     Enum,
@@ -68,9 +69,79 @@ class ReporterMode(StrEnum):
 
 
 class RestrictionReason(StrEnum):
-    INVOLVED = "involved"  # named in the report as involved
+    INVOLVED = "involved"  # named in the report (or an allegation) as involved
     EXCLUDED = "excluded"  # the reporter asked that they never see the case
     CHAIN = "chain"  # above an involved person in the reporting chain
+    RECUSED = "recused"  # a handler stepped away from the case
+
+
+class RoutedTo(StrEnum):
+    """Who handles a case by default: the org's case managers, or (when someone involved is
+    leadership or above a case manager) independent reviewers only."""
+
+    CASE_MANAGERS = "case_managers"
+    REVIEWERS = "reviewers"
+
+
+class ReferralTarget(StrEnum):
+    POLICE = "police"
+    OUTSIDE_COUNSEL = "outside_counsel"
+    PARTY = "party"  # the political party (or parent organisation) the campaign answers to
+    OTHER = "other"
+
+
+class Outcome(StrEnum):
+    CORRECTIVE_ACTION = "corrective_action"
+    NO_ACTION = "no_action"
+    RESOLVED_INFORMALLY = "resolved_informally"
+    OTHER = "other"
+
+
+class Finding(StrEnum):
+    SUBSTANTIATED = "substantiated"
+    NOT_SUBSTANTIATED = "not_substantiated"
+    INCONCLUSIVE = "inconclusive"
+
+
+class AssignmentRole(StrEnum):
+    INVESTIGATOR = "investigator"
+    CASE_MANAGER = "case_manager"
+    REVIEWER = "reviewer"
+
+
+class LinkKind(StrEnum):
+    SAME_SUBJECT = "same_subject"
+    RETALIATION_FOLLOW_UP = "retaliation_follow_up"
+
+
+class MeasureKind(StrEnum):
+    NO_CONTACT = "no_contact"
+    SCHEDULE_CHANGE = "schedule_change"
+    REPORTING_LINE_CHANGE = "reporting_line_change"
+    LEAVE = "leave"
+    REMOTE_WORK = "remote_work"
+    OTHER = "other"
+
+
+class MeasureAffects(StrEnum):
+    SUBJECT = "subject"
+    REPORTER = "reporter"
+    OTHER = "other"
+
+
+class DeadlineKind(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    FEEDBACK = "feedback"
+    ACTION = "action"
+
+
+class NoticeKind(StrEnum):
+    APPROACHING = "approaching"
+    MISSED = "missed"
+
+
+class JurisdictionPreset(StrEnum):
+    EU_DIRECTIVE = "eu_directive"
 
 
 class AuthorKind(StrEnum):
@@ -87,7 +158,7 @@ def _enum(kind: type[StrEnum], name: str) -> Enum:
         name=name,
         native_enum=False,
         create_constraint=False,
-        length=20,
+        length=32,
         values_callable=lambda members: [member.value for member in members],
     )
 
@@ -127,6 +198,15 @@ class Case(IdMixin, OrgMixin, TimestampMixin, Model):
     feedback_by: Mapped[datetime] = mapped_column(UTCDateTime)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    routed_to: Mapped[RoutedTo] = mapped_column(
+        _enum(RoutedTo, "case_routed_to"), default=RoutedTo.CASE_MANAGERS
+    )
+    referred_to: Mapped[ReferralTarget | None] = mapped_column(
+        _enum(ReferralTarget, "referral_target"), nullable=True
+    )
+    outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "case_outcome"), nullable=True)
+    # When the reporter was told what is being done (a feedback message, or given elsewhere).
+    feedback_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The ETag; SQLAlchemy bumps it on every UPDATE and checks it (optimistic concurrency).
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -216,6 +296,8 @@ class Message(IdMixin, OrgMixin, TimestampMixin, Model):
     body: Mapped[str | None] = mapped_column(
         EncryptedText(Model.__vault_slot__, "message.body"), nullable=True
     )
+    # A handler's message that tells the reporter what is being done (Directive Art. 9 feedback).
+    is_feedback: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 # ----------------------------------------------------------------------------- directory
@@ -256,3 +338,210 @@ class Person(OrgMixin, TimestampMixin, Model):
     location: Mapped[str | None] = mapped_column(String(200), nullable=True)
     language: Mapped[str] = mapped_column(String(16), default="en")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# ----------------------------------------------------------------------------- workflow
+
+
+class CaseTransition(IdMixin, OrgMixin, Model):
+    """One move of a case through its workflow: who, when, from where to where, and why (the
+    reason sealed under the case's key). Rows are only ever added."""
+
+    __tablename__ = "case_transitions"
+    __encryption_owner__ = "case_id"
+    # One position per case (the case row is locked while a transition is written).
+    __table_args__ = (UniqueConstraint("case_id", "position"),)
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    from_status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus, "case_status"))
+    to_status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus, "case_status"))
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "case_transition.reason"), nullable=True
+    )
+    referred_to: Mapped[ReferralTarget | None] = mapped_column(
+        _enum(ReferralTarget, "referral_target"), nullable=True
+    )
+    outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "case_outcome"), nullable=True)
+    feedback_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Allegation(IdMixin, OrgMixin, TimestampMixin, Model):
+    """One allegation of a case and its finding. The description and the finding's rationale
+    are sealed under the case's key; the finding's author is kept for separation of duties."""
+
+    __tablename__ = "allegations"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (Index("ix_allegations_case_id_created_at_id", "case_id", "created_at", "id"),)
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "allegation.description"), nullable=True
+    )
+    subject_person_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    finding: Mapped[Finding | None] = mapped_column(_enum(Finding, "finding"), nullable=True)
+    rationale: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "allegation.rationale"), nullable=True
+    )
+    finding_by_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    finding_by_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    finding_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CaseAssignment(IdMixin, OrgMixin, Model):
+    """A person designated to handle a case in a role; they see the case while assigned."""
+
+    __tablename__ = "case_assignments"
+    __table_args__ = (UniqueConstraint("case_id", "person_id", "role"),)
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    role: Mapped[AssignmentRole] = mapped_column(_enum(AssignmentRole, "assignment_role"))
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CaseShare(IdMixin, OrgMixin, Model):
+    """A reviewer let someone see a case routed to reviewers (conflict rules still apply)."""
+
+    __tablename__ = "case_shares"
+    __table_args__ = (UniqueConstraint("case_id", "person_id"),)
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    shared_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CaseLink(IdMixin, OrgMixin, Model):
+    """Two cases that belong together (one row per pair, read in both directions)."""
+
+    __tablename__ = "case_links"
+    __table_args__ = (UniqueConstraint("case_id", "linked_case_id", "kind"),)
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    linked_case_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[LinkKind] = mapped_column(_enum(LinkKind, "link_kind"))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InterimMeasure(IdMixin, OrgMixin, TimestampMixin, Model):
+    """A protective measure while the case runs; its notes are sealed under the case's key."""
+
+    __tablename__ = "interim_measures"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (
+        Index("ix_interim_measures_case_id_created_at_id", "case_id", "created_at", "id"),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    kind: Mapped[MeasureKind] = mapped_column(_enum(MeasureKind, "measure_kind"))
+    affects: Mapped[MeasureAffects] = mapped_column(_enum(MeasureAffects, "measure_affects"))
+    reporter_consented: Mapped[bool] = mapped_column(Boolean, default=False)
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    approved_by: Mapped[uuid.UUID] = mapped_column(Uuid)
+    notes: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "interim_measure.notes"), nullable=True
+    )
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class CorrectiveAction(IdMixin, OrgMixin, TimestampMixin, Model):
+    """Something the case's outcome requires to be done by a date (a deadline of its own)."""
+
+    __tablename__ = "corrective_actions"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (
+        Index("ix_corrective_actions_case_id_created_at_id", "case_id", "created_at", "id"),
+        Index("ix_corrective_actions_completed_at_due_at", "completed_at", "due_at"),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    description: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "corrective_action.description"), nullable=True
+    )
+    owner_person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+# ----------------------------------------------------------------------------- deadlines
+
+
+class CaseSettings(Model):
+    """An organisation's deadlines: it may only shorten the legal ones (7 days, 3 months)."""
+
+    __tablename__ = "case_settings"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    acknowledge_days: Mapped[int] = mapped_column(Integer, default=7)
+    feedback_months: Mapped[int] = mapped_column(Integer, default=3)
+    jurisdiction_preset: Mapped[JurisdictionPreset] = mapped_column(
+        _enum(JurisdictionPreset, "jurisdiction_preset"), default=JurisdictionPreset.EU_DIRECTIVE
+    )
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class DeadlineNotice(IdMixin, OrgMixin, Model):
+    """A deadline warning or miss already announced: the unique key makes each fire once."""
+
+    __tablename__ = "deadline_notices"
+    __table_args__ = (
+        UniqueConstraint(
+            "subject_id", "deadline", "kind", "due_at", name="uq_deadline_notices_once"
+        ),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    # The case for acknowledge/feedback deadlines, the corrective action for action ones.
+    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    deadline: Mapped[DeadlineKind] = mapped_column(_enum(DeadlineKind, "deadline_kind"))
+    kind: Mapped[NoticeKind] = mapped_column(_enum(NoticeKind, "notice_kind"))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# ----------------------------------------------------------------------------- audit
+
+
+class AuditHead(Model):
+    """The head of an organisation's audit chain: locked to append, so appends serialise."""
+
+    __tablename__ = "audit_heads"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEntry(IdMixin, OrgMixin, Model):
+    """Who read or changed what, hash-chained per organisation. Append-only."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        UniqueConstraint("org_id", "seq", name="uq_audit_entries_org_id_seq"),
+        Index("ix_audit_entries_case_id", "case_id"),
+    )
+
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 
 from upstander.kit.settings import KitSettings
 
@@ -17,3 +17,10 @@ class Settings(KitSettings):
         validation_alias="UPSTANDER_CASES_DATABASE_URL",
     )
     port: int = Field(8002, validation_alias="UPSTANDER_CASES_PORT")
+
+    # The deadline scheduler: announce deadlines this long before they fall due, and look
+    # every `deadline_scheduler_interval_seconds` (tests switch the loop off and call
+    # `app.state.deadlines.run_once()` with a frozen clock).
+    deadline_scheduler_background: bool = True
+    deadline_scheduler_interval_seconds: float = 300.0
+    deadline_warning_hours: float = 48.0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import Depends, Query, Response
+from fastapi import Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from upstander.cases.audit.service import record
 from upstander.cases.cases import service
 from upstander.cases.cases.schemas import CaseOut, CasePage
 from upstander.cases.models import CaseStatus
@@ -28,19 +29,31 @@ HANDLERS = (Role.CASE_MANAGER, Role.INVESTIGATOR, Role.REVIEWER, Role.ADMIN)
     description=(
         "Cases of your organisation, newest first, with their deadlines. Page with "
         "`limit` and `cursor` (`next_cursor` of the previous page); filter with `status`. "
-        "Cases you are involved in, were excluded from by the reporter, or that involve "
-        "someone you manage never appear."
+        "Which cases you see: those you are assigned to or that a reviewer shared with "
+        "you; as a case manager or admin, every case routed to case managers; as a reviewer, "
+        "every case (including those routed to reviewers because they involve leadership "
+        "or someone above a case manager). Cases you are involved in, were excluded from by "
+        "the reporter, recused yourself from, or that involve someone you manage never "
+        "appear, whatever your role or assignment. Every listing is audited."
     ),
     response_model=CasePage,
     responses=problem_responses(400, 401, 403, 422),
 )
 async def list_cases(
+    request: Request,
     status: CaseStatus | None = Query(None, description="Only cases in this state."),
     page: PageParams = Depends(page_params),
     principal: Principal = require_roles(*HANDLERS),
     session: AsyncSession = Depends(get_session),
 ) -> CasePage:
     cases, next_cursor = await service.list_cases(session, principal, page=page, status=status)
+    await record(
+        session,
+        principal,
+        "case.list",
+        at=request.app.state.clock.now(),
+        detail={"case_ids": [str(case.id) for case in cases]},
+    )
     return CasePage(items=[CaseOut.model_validate(case) for case in cases], next_cursor=next_cursor)
 
 
@@ -67,10 +80,12 @@ async def list_cases(
 )
 async def get_case(
     case_id: uuid.UUID,
+    request: Request,
     response: Response,
     principal: Principal = require_roles(*HANDLERS),
     session: AsyncSession = Depends(get_session),
 ) -> CaseOut:
     case = await service.visible_case(session, principal, case_id)
+    await record(session, principal, "case.read", at=request.app.state.clock.now(), case_id=case.id)
     response.headers["ETag"] = f'"{case.version}"'
     return CaseOut.model_validate(case)

@@ -26,10 +26,26 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def acknowledge_by(received_at: datetime) -> datetime:
-    return received_at + ACKNOWLEDGE_WITHIN
+ACKNOWLEDGE_DAYS = 7
 
 
-def feedback_by(received_at: datetime, acknowledged_at: datetime | None = None) -> datetime:
-    start = acknowledged_at if acknowledged_at is not None else acknowledge_by(received_at)
-    return add_months(start, FEEDBACK_WITHIN_MONTHS)
+def acknowledge_by(received_at: datetime, days: int = ACKNOWLEDGE_DAYS) -> datetime:
+    """`days` (an organisation may shorten the legal 7, never lengthen it) after receipt."""
+    return received_at + timedelta(days=min(days, ACKNOWLEDGE_DAYS))
+
+
+def feedback_by(
+    received_at: datetime,
+    acknowledged_at: datetime | None = None,
+    *,
+    acknowledge_days: int = ACKNOWLEDGE_DAYS,
+    months: int = FEEDBACK_WITHIN_MONTHS,
+) -> datetime:
+    """`months` (at most 3) from the acknowledgment or, where none was sent, from the
+    acknowledgment deadline. An org that shortened that deadline counts from its own."""
+    start = (
+        acknowledged_at
+        if acknowledged_at is not None
+        else acknowledge_by(received_at, acknowledge_days)
+    )
+    return add_months(start, min(months, FEEDBACK_WITHIN_MONTHS))

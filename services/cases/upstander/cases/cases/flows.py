@@ -29,7 +29,6 @@ from upstander.kit.events import EventBus
 log = logging.getLogger("upstander.cases")
 
 CASE_OPENED = "upstander.case.opened"
-ROUTED_TO_CASE_MANAGERS = "case_managers"
 
 
 async def open_case_from_report(
@@ -48,6 +47,8 @@ async def open_case_from_report(
     report) changes nothing but adds attachments not seen yet."""
     slug = report.org_slug or await org_slug(session, org_id) or "case"
     reporter_person_id = report.reporter.person_id if report.reporter else None
+    involved = {m.person_id for m in report.people_involved if m.person_id is not None}
+    routed_to = await service.route_for(session, org_id, involved)
     case = await service.open_case(
         session,
         org_id=org_id,
@@ -58,6 +59,7 @@ async def open_case_from_report(
         clock=clock,
         reporter_mode=report.mode,
         reporter_person_id=reporter_person_id if report.mode == ReporterMode.IDENTIFIED else None,
+        routed_to=routed_to,
     )
     now = clock.now()
     # Not in the savepoint of open_case: a key made there could outlive a rolled-back one.
@@ -74,7 +76,6 @@ async def open_case_from_report(
     )
     await record_attachments(session, case, report.attachments, now=now)
 
-    involved = {m.person_id for m in report.people_involved if m.person_id is not None}
     await service.restrict(session, case, involved, RestrictionReason.INVOLVED, now=now)
     excluded = set(report.excluded_person_ids)
     await service.restrict(session, case, excluded, RestrictionReason.EXCLUDED, now=now)
@@ -88,13 +89,20 @@ async def open_case_from_report(
         {
             "case_id": str(case.id),
             "number": case.number,
-            "routed_to": ROUTED_TO_CASE_MANAGERS,
+            "routed_to": case.routed_to.value,
             "restricted_person_ids": restricted,
         },
         org_id=org_id,
     )
     # Identifiers only: never report content, names or contact details.
-    log.info("case opened", extra={"case_id": str(case.id), "restricted": len(restricted)})
+    log.info(
+        "case opened",
+        extra={
+            "case_id": str(case.id),
+            "restricted": len(restricted),
+            "routed_to": case.routed_to.value,
+        },
+    )
     return case
 
 

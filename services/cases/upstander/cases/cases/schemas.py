@@ -8,7 +8,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from upstander.cases.models import CaseStatus, Priority, ReporterMode, Severity
+from upstander.cases.models import (
+    CaseStatus,
+    Outcome,
+    Priority,
+    ReferralTarget,
+    ReporterMode,
+    RoutedTo,
+    Severity,
+)
 from upstander.kit.schemas import ResponseModel
 
 
@@ -34,11 +42,28 @@ class CaseOut(ResponseModel):
         examples=["2026-12-01T09:30:00Z"],
     )
     feedback_by: datetime = Field(
-        description="Feedback is due by then (3 months after the acknowledgment deadline).",
+        description=(
+            "Feedback is due by then: 3 months after the acknowledgment (or, before one "
+            "is sent, after the acknowledgment deadline)."
+        ),
         examples=["2027-03-01T09:30:00Z"],
     )
     acknowledged_at: datetime | None = Field(default=None, examples=[None])
+    feedback_sent_at: datetime | None = Field(
+        default=None,
+        description="When the reporter was told what is being done.",
+        examples=[None],
+    )
     closed_at: datetime | None = Field(default=None, examples=[None])
+    routed_to: RoutedTo = Field(
+        description=(
+            "`case_managers`, or `reviewers` when someone involved is leadership or above a "
+            "case manager: then only reviewers (and people assigned or shared) see it."
+        ),
+        examples=["case_managers"],
+    )
+    referred_to: ReferralTarget | None = Field(default=None, examples=[None])
+    outcome: Outcome | None = Field(default=None, examples=[None])
     reporter_mode: ReporterMode = Field(
         description="How the reporter chose to be known: anonymous, confidential, identified.",
         examples=["anonymous"],

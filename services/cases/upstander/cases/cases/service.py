@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, false, select
+from sqlalchemy import ColumnElement, exists, false, or_, select, true
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -19,13 +19,18 @@ from upstander.cases.cases import deadlines
 from upstander.cases.directory.service import managers_above
 from upstander.cases.models import (
     Case,
+    CaseAssignment,
     CaseCounter,
     CaseRestriction,
+    CaseSettings,
+    CaseShare,
     CaseStatus,
+    Person,
     ReporterMode,
     RestrictionReason,
+    RoutedTo,
 )
-from upstander.kit.auth import Principal, PrincipalKind
+from upstander.kit.auth import Principal, PrincipalKind, Role
 from upstander.kit.clock import Clock
 from upstander.kit.errors import NotFound
 from upstander.kit.pagination import PageParams, paginate
@@ -78,9 +83,11 @@ async def open_case(
     clock: Clock,
     reporter_mode: ReporterMode = ReporterMode.ANONYMOUS,
     reporter_person_id: uuid.UUID | None = None,
+    routed_to: RoutedTo = RoutedTo.CASE_MANAGERS,
 ) -> Case:
     """Open the case of a report, or return the one it already opened (idempotent on
-    `report_id`, so a redelivered `report.submitted` event is harmless). Only flushes."""
+    `report_id`, so a redelivered `report.submitted` event is harmless). Deadlines follow the
+    organisation's settings (never longer than the law's). Only flushes."""
     existing = await _by_report(session, org_id, report_id)
     if existing is not None:
         return existing
@@ -88,6 +95,7 @@ async def open_case(
         raise ValueError("received_at must be timezone-aware")
     received_at = received_at.astimezone(UTC)
     now = clock.now()
+    acknowledge_days, feedback_months = await deadline_settings(session, org_id)
     try:
         # A savepoint: if a concurrent opening of the same report wins, only this attempt
         # (its number included) is undone and the caller's transaction carries on.
@@ -105,8 +113,11 @@ async def open_case(
                     reporter_person_id if reporter_mode == ReporterMode.IDENTIFIED else None
                 ),
                 received_at=received_at,
-                acknowledge_by=deadlines.acknowledge_by(received_at),
-                feedback_by=deadlines.feedback_by(received_at),
+                acknowledge_by=deadlines.acknowledge_by(received_at, acknowledge_days),
+                feedback_by=deadlines.feedback_by(
+                    received_at, acknowledge_days=acknowledge_days, months=feedback_months
+                ),
+                routed_to=routed_to,
                 created_at=now,
                 updated_at=now,
             )
@@ -207,16 +218,84 @@ async def restricted_person_ids(session: AsyncSession, case_id: uuid.UUID) -> li
     return sorted(str(person_id) for person_id in people)
 
 
+# ----------------------------------------------------------------------------- settings
+
+
+async def deadline_settings(session: AsyncSession, org_id: uuid.UUID) -> tuple[int, int]:
+    """(acknowledge_days, feedback_months) of an organisation: the law's unless it set shorter."""
+    settings = await session.get(CaseSettings, org_id)
+    if settings is None:
+        return deadlines.ACKNOWLEDGE_DAYS, deadlines.FEEDBACK_WITHIN_MONTHS
+    return (
+        min(settings.acknowledge_days, deadlines.ACKNOWLEDGE_DAYS),
+        min(settings.feedback_months, deadlines.FEEDBACK_WITHIN_MONTHS),
+    )
+
+
+# ----------------------------------------------------------------------------- routing
+
+
+async def involved_people(session: AsyncSession, case_id: uuid.UUID) -> set[uuid.UUID]:
+    return set(
+        await session.scalars(
+            select(CaseRestriction.person_id).where(
+                CaseRestriction.case_id == case_id,
+                CaseRestriction.reason == RestrictionReason.INVOLVED,
+            )
+        )
+    )
+
+
+async def route_for(
+    session: AsyncSession, org_id: uuid.UUID, involved: Collection[uuid.UUID]
+) -> RoutedTo:
+    """Power dynamics: a case involving leadership, or anyone above one of the org's case
+    managers in the reporting chain, goes to independent reviewers only."""
+    if not involved:
+        return RoutedTo.CASE_MANAGERS
+    leadership = await session.scalar(
+        select(Person.id)
+        .where(Person.org_id == org_id, Person.id.in_(set(involved)), Person.is_leadership)
+        .limit(1)
+    )
+    if leadership is not None:
+        return RoutedTo.REVIEWERS
+    people = await session.execute(select(Person.id, Person.roles).where(Person.org_id == org_id))
+    case_managers = {person_id for person_id, roles in people if Role.CASE_MANAGER in (roles or [])}
+    if set(involved) & await managers_above(session, org_id, case_managers):
+        return RoutedTo.REVIEWERS
+    return RoutedTo.CASE_MANAGERS
+
+
 # ----------------------------------------------------------------------------- visibility
+
+# Roles that see every case routed to the org's case managers (restrictions still win).
+CASE_MANAGER_VIEW = (Role.CASE_MANAGER, Role.ADMIN, Role.REVIEWER)
+
+
+def actor_of(principal: Principal) -> tuple[str, str]:
+    """(kind, id) of a caller for records: a person's id, or an API client's id."""
+    kind = "person" if principal.kind == PrincipalKind.STAFF else str(principal.kind)
+    return kind, principal.subject
 
 
 def _visible_to(principal: Principal) -> ColumnElement[bool]:
-    """The SQL condition for "`principal` may see this case": in their org, and not someone
-    the case is hidden from (involved, excluded by the reporter, above an involved person),
-    whatever their roles."""
+    """The SQL condition for "`principal` may see this case":
+
+    - in their org, and never when the case is hidden from them (involved, excluded by the
+      reporter, above an involved person, recused), whatever their roles or assignments;
+    - then any of: assigned to it; shared with them by a reviewer; a reviewer (every case);
+      a case manager or admin and the case is routed to case managers."""
     condition: ColumnElement[bool] = Case.org_id == principal.org_id
+    routed_to_case_managers = Case.routed_to == RoutedTo.CASE_MANAGERS
+    if principal.has_role(Role.REVIEWER):
+        by_role: ColumnElement[bool] = true()
+    elif principal.has_role(*CASE_MANAGER_VIEW):
+        by_role = routed_to_case_managers
+    else:
+        by_role = false()
     if principal.kind != PrincipalKind.STAFF:
-        return condition  # API clients are no person: nobody to hide a case from
+        return condition & by_role  # API clients are no person: nobody to hide a case from
     try:
         person_id = principal.person_id
     except ValueError:
@@ -224,15 +303,25 @@ def _visible_to(principal: Principal) -> ColumnElement[bool]:
     hidden = exists().where(
         CaseRestriction.case_id == Case.id, CaseRestriction.person_id == person_id
     )
-    return condition & ~hidden
+    assigned = exists().where(
+        CaseAssignment.case_id == Case.id, CaseAssignment.person_id == person_id
+    )
+    shared = exists().where(CaseShare.case_id == Case.id, CaseShare.person_id == person_id)
+    return condition & ~hidden & or_(by_role, assigned, shared)
 
 
-async def visible_case(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> Case:
+async def visible_case(
+    session: AsyncSession, principal: Principal, case_id: uuid.UUID, *, for_update: bool = False
+) -> Case:
     """The one door to a case for handlers: `NotFound` for an unknown id, another
-    organisation's case, or a case hidden from the caller (no existence oracle)."""
+    organisation's case, or a case hidden from the caller (no existence oracle). With
+    `for_update` the case row is locked (PostgreSQL) so concurrent changes queue."""
     if principal.org_id is None:
         raise NotFound(NO_SUCH_CASE)
-    case = await session.scalar(select(Case).where(Case.id == case_id, _visible_to(principal)))
+    statement = select(Case).where(Case.id == case_id, _visible_to(principal))
+    if for_update:
+        statement = statement.with_for_update(of=Case)
+    case = await session.scalar(statement.execution_options(populate_existing=True))
     if case is None:
         raise NotFound(NO_SUCH_CASE)
     return case

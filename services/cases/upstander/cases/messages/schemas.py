@@ -22,6 +22,17 @@ class MessageIn(RequestModel):
     )
 
 
+class HandlerMessageIn(MessageIn):
+    is_feedback: bool = Field(
+        default=False,
+        description=(
+            "This message tells the reporter what is being done about their report: it "
+            "counts as the feedback owed by `feedback_by`, and closing the case needs it."
+        ),
+        examples=[False],
+    )
+
+
 class MessageOut(ResponseModel):
     """A message as the case's handlers see it."""
 
@@ -35,6 +46,7 @@ class MessageOut(ResponseModel):
         description="Null once the case's data was destroyed.",
         examples=["I can add the date: it was on the 20th."],
     )
+    is_feedback: bool = Field(default=False, examples=[False])
     created_at: datetime = Field(examples=["2026-11-24T10:02:00Z"])
 
 

@@ -25,18 +25,25 @@ async def post_message(
     author: AuthorKind,
     body: str,
     author_person_id: uuid.UUID | None = None,
+    is_feedback: bool = False,
     vault: Vault,
     events: EventBus,
     now: datetime,
 ) -> Message:
-    """Add a message to `case` and publish `case.message_posted` (identifiers only)."""
+    """Add a message to `case` and publish `case.message_posted` (identifiers only). A
+    handler's message marked `is_feedback` records that the reporter got their feedback."""
     await vault.create_key(session, org_id=case.org_id, owner_id=case.id)  # idempotent
+    is_feedback = is_feedback and author == AuthorKind.HANDLER
+    if is_feedback and case.feedback_sent_at is None:
+        case.feedback_sent_at = now
+        case.updated_at = now
     message = Message(
         org_id=case.org_id,
         case_id=case.id,
         author_kind=author,
         author_person_id=author_person_id if author == AuthorKind.HANDLER else None,
         body=body,
+        is_feedback=is_feedback,
         created_at=now,
         updated_at=now,
     )

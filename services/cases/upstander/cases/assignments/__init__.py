@@ -1,0 +1,1 @@
+"""Impartial assignment: who handles a case, conflict-of-interest rules, recusal, shares."""

@@ -1,0 +1,1 @@
+"""Deadline settings per organisation, and the scheduler that warns before and after them."""

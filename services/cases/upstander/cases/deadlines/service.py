@@ -1,0 +1,281 @@
+"""Per-organisation deadline settings (only ever shorter than the law's) and the scheduler
+that announces deadlines coming up (`deadline_approaching`) or passed (`deadline_missed`).
+
+Each announcement is recorded in `deadline_notices` under a unique key (subject, deadline,
+kind, due date), inserted with ON CONFLICT DO NOTHING, so it fires once even with several
+replicas running the scheduler; a deadline that moves (feedback re-counted from the
+acknowledgment) is a new deadline and is announced again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from upstander.cases.cases import deadlines
+from upstander.cases.cases.service import actor_of, restricted_person_ids
+from upstander.cases.models import (
+    Case,
+    CaseSettings,
+    CaseStatus,
+    CorrectiveAction,
+    DeadlineKind,
+    DeadlineNotice,
+    JurisdictionPreset,
+    NoticeKind,
+)
+from upstander.kit.auth import Principal
+from upstander.kit.clock import Clock
+from upstander.kit.events import EventBus
+
+log = logging.getLogger("upstander.cases.deadlines")
+
+APPROACHING = "upstander.case.deadline_approaching"
+MISSED = "upstander.case.deadline_missed"
+BATCH = 500
+
+PRESETS: dict[JurisdictionPreset, tuple[int, int]] = {
+    JurisdictionPreset.EU_DIRECTIVE: (deadlines.ACKNOWLEDGE_DAYS, deadlines.FEEDBACK_WITHIN_MONTHS)
+}
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+async def get_settings(session: AsyncSession, org_id: uuid.UUID) -> CaseSettings:
+    """The org's settings; the preset's defaults (not stored) when it never set any."""
+    settings = await session.get(CaseSettings, org_id)
+    if settings is not None:
+        return settings
+    days, months = PRESETS[JurisdictionPreset.EU_DIRECTIVE]
+    return CaseSettings(
+        org_id=org_id,
+        acknowledge_days=days,
+        feedback_months=months,
+        jurisdiction_preset=JurisdictionPreset.EU_DIRECTIVE,
+        updated_at=None,
+        updated_by=None,
+    )
+
+
+async def put_settings(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    preset: JurisdictionPreset,
+    acknowledge_days: int | None,
+    feedback_months: int | None,
+    now: datetime,
+) -> CaseSettings:
+    """Set the org's deadlines: the preset's, or shorter ones (the schema caps them). They
+    apply to cases opened from now on."""
+    assert principal.org_id is not None
+    legal_days, legal_months = PRESETS[preset]
+    settings = await session.get(CaseSettings, principal.org_id)
+    if settings is None:
+        settings = CaseSettings(org_id=principal.org_id)
+        session.add(settings)
+    settings.jurisdiction_preset = preset
+    settings.acknowledge_days = min(acknowledge_days or legal_days, legal_days)
+    settings.feedback_months = min(feedback_months or legal_months, legal_months)
+    settings.updated_at = now
+    settings.updated_by = actor_of(principal)[1]
+    await session.flush()
+    return settings
+
+
+# ----------------------------------------------------------------------------- scheduler
+
+
+async def _record_notice(
+    session: AsyncSession,
+    *,
+    case: Case,
+    subject_id: uuid.UUID,
+    deadline: DeadlineKind,
+    kind: NoticeKind,
+    due_at: datetime,
+    now: datetime,
+) -> bool:
+    """Insert the notice unless it exists; True when this call inserted it."""
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(DeadlineNotice)
+        .values(
+            id=uuid.uuid4(),
+            org_id=case.org_id,
+            case_id=case.id,
+            subject_id=subject_id,
+            deadline=deadline,
+            kind=kind,
+            due_at=due_at,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["subject_id", "deadline", "kind", "due_at"])
+        .returning(DeadlineNotice.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+def _not_yet_missed(subject: Any, deadline: DeadlineKind, due: Any) -> Any:
+    """Skip subjects whose miss was already announced: they would be looked at forever."""
+    return ~exists().where(
+        DeadlineNotice.subject_id == subject,
+        DeadlineNotice.deadline == deadline,
+        DeadlineNotice.kind == NoticeKind.MISSED,
+        DeadlineNotice.due_at == due,
+    )
+
+
+class DeadlineScheduler:
+    """Finds deadlines within the warning window or past, and announces each once.
+    `run_once()` is what the background loop calls and what tests call."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        events: EventBus,
+        clock: Clock,
+        *,
+        warning: timedelta,
+        interval_seconds: float,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.events = events
+        self.clock = clock
+        self.warning = warning
+        self.interval_seconds = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def run_once(self) -> int:
+        """One pass; returns how many notices it emitted."""
+        async with self._lock, self.sessionmaker() as session, session.begin():
+            now = self.clock.now()
+            horizon = now + self.warning
+            emitted = 0
+            finished = (CaseStatus.CLOSED, CaseStatus.DISMISSED, CaseStatus.REFERRED)
+            acknowledge = await session.scalars(
+                select(Case)
+                .where(
+                    Case.acknowledged_at.is_(None),
+                    Case.status == CaseStatus.NEW,
+                    Case.acknowledge_by <= horizon,
+                    _not_yet_missed(Case.id, DeadlineKind.ACKNOWLEDGE, Case.acknowledge_by),
+                )
+                .limit(BATCH)
+            )
+            for case in list(acknowledge):
+                emitted += await self._notice(
+                    session, case, case.id, DeadlineKind.ACKNOWLEDGE, case.acknowledge_by, now
+                )
+            feedback = await session.scalars(
+                select(Case)
+                .where(
+                    Case.feedback_sent_at.is_(None),
+                    Case.status.not_in(finished),
+                    Case.feedback_by <= horizon,
+                    _not_yet_missed(Case.id, DeadlineKind.FEEDBACK, Case.feedback_by),
+                )
+                .limit(BATCH)
+            )
+            for case in list(feedback):
+                emitted += await self._notice(
+                    session, case, case.id, DeadlineKind.FEEDBACK, case.feedback_by, now
+                )
+            actions = await session.execute(
+                select(CorrectiveAction, Case)
+                .join(
+                    Case,
+                    and_(
+                        Case.id == CorrectiveAction.case_id, Case.org_id == CorrectiveAction.org_id
+                    ),
+                )
+                .where(
+                    CorrectiveAction.completed_at.is_(None),
+                    CorrectiveAction.due_at <= horizon,
+                    _not_yet_missed(
+                        CorrectiveAction.id, DeadlineKind.ACTION, CorrectiveAction.due_at
+                    ),
+                )
+                .limit(BATCH)
+            )
+            for action, case in list(actions):
+                emitted += await self._notice(
+                    session, case, action.id, DeadlineKind.ACTION, action.due_at, now
+                )
+        if emitted:
+            log.info("deadline notices emitted", extra={"count": emitted})
+        return emitted
+
+    async def _notice(
+        self,
+        session: AsyncSession,
+        case: Case,
+        subject_id: uuid.UUID,
+        deadline: DeadlineKind,
+        due_at: datetime,
+        now: datetime,
+    ) -> int:
+        kind = NoticeKind.MISSED if now >= due_at else NoticeKind.APPROACHING
+        inserted = await _record_notice(
+            session,
+            case=case,
+            subject_id=subject_id,
+            deadline=deadline,
+            kind=kind,
+            due_at=due_at,
+            now=now,
+        )
+        if not inserted:
+            return 0
+        data: dict[str, Any] = {
+            "case_id": str(case.id),
+            "number": case.number,
+            "deadline": deadline.value,
+            "due_at": due_at.isoformat(),
+            "routed_to": case.routed_to.value,
+            "restricted_person_ids": await restricted_person_ids(session, case.id),
+        }
+        if deadline == DeadlineKind.ACTION:
+            data["action_id"] = str(subject_id)
+        await self.events.publish(
+            session,
+            MISSED if kind == NoticeKind.MISSED else APPROACHING,
+            f"case/{case.id}",
+            data,
+            org_id=case.org_id,
+        )
+        return 1
+
+    # -- background -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="cases-deadlines")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("deadline pass failed")
+            await asyncio.sleep(self.interval_seconds)

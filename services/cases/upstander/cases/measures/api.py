@@ -1,0 +1,187 @@
+"""Routes of interim measures and corrective actions (through `visible_case`, audited)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from upstander.cases.audit.service import record
+from upstander.cases.cases.api import HANDLERS
+from upstander.cases.cases.service import visible_case
+from upstander.cases.measures import service
+from upstander.cases.measures.schemas import (
+    ActionIn,
+    ActionList,
+    ActionOut,
+    MeasureIn,
+    MeasureList,
+    MeasureOut,
+)
+from upstander.kit.app import make_router
+from upstander.kit.auth import Principal, require_roles
+from upstander.kit.db import get_session
+from upstander.kit.errors import problem_responses
+
+router = make_router(prefix="/cases/v1", tags=["measures"])
+
+
+@router.post(
+    "/cases/{case_id}/interim-measures",
+    operation_id="create_interim_measure",
+    summary="Record an interim measure",
+    description=(
+        "`no_contact`, `schedule_change`, `reporting_line_change`, `leave`, `remote_work` or "
+        "`other`, approved by a person (who must have no conflict of interest: 409). A "
+        "measure that changes the reporter's own work needs `reporter_consented` (422): "
+        "protective measures must not burden the person who reported."
+    ),
+    status_code=201,
+    response_model=MeasureOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def create_interim_measure(
+    case_id: uuid.UUID,
+    body: MeasureIn,
+    request: Request,
+    principal: Principal = require_roles(*HANDLERS),
+    session: AsyncSession = Depends(get_session),
+) -> MeasureOut:
+    case = await visible_case(session, principal, case_id)
+    now = request.app.state.clock.now()
+    measure = await service.add_measure(
+        session,
+        principal,
+        case,
+        kind=body.kind,
+        affects=body.affects,
+        reporter_consented=body.reporter_consented,
+        starts_on=body.starts_on,
+        ends_on=body.ends_on,
+        approved_by=body.approved_by,
+        notes=body.notes,
+        vault=request.app.state.vault,
+        now=now,
+    )
+    await record(
+        session,
+        principal,
+        "measure.create",
+        at=now,
+        case_id=case.id,
+        detail={"measure_id": str(measure.id), "kind": body.kind.value},
+    )
+    return MeasureOut.model_validate(measure)
+
+
+@router.get(
+    "/cases/{case_id}/interim-measures",
+    operation_id="list_interim_measures",
+    summary="A case's interim measures",
+    response_model=MeasureList,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_interim_measures(
+    case_id: uuid.UUID,
+    request: Request,
+    principal: Principal = require_roles(*HANDLERS),
+    session: AsyncSession = Depends(get_session),
+) -> MeasureList:
+    case = await visible_case(session, principal, case_id)
+    items = [MeasureOut.model_validate(m) for m in await service.list_measures(session, case)]
+    await record(
+        session, principal, "measure.list", at=request.app.state.clock.now(), case_id=case.id
+    )
+    return MeasureList(items=items)
+
+
+@router.post(
+    "/cases/{case_id}/corrective-actions",
+    operation_id="create_corrective_action",
+    summary="Record a corrective action and its deadline",
+    description=(
+        "The description is sealed under the case's key. The deadline scheduler warns before "
+        "`due_at` and when it is missed, until the action is completed."
+    ),
+    status_code=201,
+    response_model=ActionOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def create_corrective_action(
+    case_id: uuid.UUID,
+    body: ActionIn,
+    request: Request,
+    principal: Principal = require_roles(*HANDLERS),
+    session: AsyncSession = Depends(get_session),
+) -> ActionOut:
+    case = await visible_case(session, principal, case_id)
+    now = request.app.state.clock.now()
+    action = await service.add_action(
+        session,
+        principal,
+        case,
+        description=body.description,
+        owner_person_id=body.owner_person_id,
+        due_at=body.due_at,
+        vault=request.app.state.vault,
+        now=now,
+    )
+    await record(
+        session,
+        principal,
+        "action.create",
+        at=now,
+        case_id=case.id,
+        detail={"action_id": str(action.id)},
+    )
+    return ActionOut.model_validate(action)
+
+
+@router.get(
+    "/cases/{case_id}/corrective-actions",
+    operation_id="list_corrective_actions",
+    summary="A case's corrective actions",
+    response_model=ActionList,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_corrective_actions(
+    case_id: uuid.UUID,
+    request: Request,
+    principal: Principal = require_roles(*HANDLERS),
+    session: AsyncSession = Depends(get_session),
+) -> ActionList:
+    case = await visible_case(session, principal, case_id)
+    items = [ActionOut.model_validate(a) for a in await service.list_actions(session, case)]
+    await record(
+        session, principal, "action.list", at=request.app.state.clock.now(), case_id=case.id
+    )
+    return ActionList(items=items)
+
+
+@router.post(
+    "/cases/{case_id}/corrective-actions/{action_id}/completion",
+    operation_id="complete_corrective_action",
+    summary="Mark a corrective action done",
+    response_model=ActionOut,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def complete_corrective_action(
+    case_id: uuid.UUID,
+    action_id: uuid.UUID,
+    request: Request,
+    principal: Principal = require_roles(*HANDLERS),
+    session: AsyncSession = Depends(get_session),
+) -> ActionOut:
+    case = await visible_case(session, principal, case_id)
+    now = request.app.state.clock.now()
+    action = await service.complete_action(session, case, action_id, now=now)
+    await record(
+        session,
+        principal,
+        "action.complete",
+        at=now,
+        case_id=case.id,
+        detail={"action_id": str(action.id)},
+    )
+    return ActionOut.model_validate(action)

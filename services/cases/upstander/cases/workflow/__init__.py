@@ -1,0 +1,1 @@
+"""The case workflow: transitions and their guards, allegations and findings, case links."""
