@@ -15,6 +15,7 @@ from sqlalchemy import LargeBinary, Uuid, bindparam, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
+
 from upstander.kit.crypto import (
     DataKeyMissing,
     DecryptionError,
