@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: -
-Create Date: 2026-11-27 17:00:00
+Create Date: 2026-11-27 17:19:11.526140
 """
 
 from collections.abc import Sequence
@@ -61,6 +61,8 @@ def upgrade() -> None:
             sa.Enum("eu_directive", name="jurisdiction_preset", native_enum=False, length=32),
             nullable=False,
         ),
+        sa.Column("checkin_offsets_days", sa.JSON(), nullable=False),
+        sa.Column("retention_days_after_close", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.String(length=200), nullable=False),
         sa.PrimaryKeyConstraint("org_id", name=op.f("pk_case_settings")),
@@ -79,6 +81,7 @@ def upgrade() -> None:
                 "closed",
                 "referred",
                 "dismissed",
+                "deleted",
                 name="case_status",
                 native_enum=False,
                 length=32,
@@ -165,6 +168,10 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("feedback_sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("legal_hold", sa.Boolean(), nullable=False),
+        sa.Column("legal_hold_reason", sa.LargeBinary(), nullable=True),
+        sa.Column("legal_hold_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -512,6 +519,7 @@ def upgrade() -> None:
                 "closed",
                 "referred",
                 "dismissed",
+                "deleted",
                 name="case_status",
                 native_enum=False,
                 length=32,
@@ -528,6 +536,7 @@ def upgrade() -> None:
                 "closed",
                 "referred",
                 "dismissed",
+                "deleted",
                 name="case_status",
                 native_enum=False,
                 length=32,
@@ -587,8 +596,22 @@ def upgrade() -> None:
         sa.Column("description", sa.LargeBinary(), nullable=True),
         sa.Column("owner_person_id", sa.Uuid(), nullable=True),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "open",
+                "in_progress",
+                "done",
+                "cancelled",
+                name="action_status",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_by", sa.String(length=200), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("org_id", sa.Uuid(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -608,12 +631,12 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            "ix_corrective_actions_completed_at_due_at", ["completed_at", "due_at"], unique=False
-        )
-        batch_op.create_index(
             batch_op.f("ix_corrective_actions_created_at"), ["created_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_corrective_actions_org_id"), ["org_id"], unique=False)
+        batch_op.create_index(
+            "ix_corrective_actions_status_due_at", ["status", "due_at"], unique=False
+        )
 
     op.create_table(
         "deadline_notices",
@@ -738,11 +761,54 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_messages_created_at"), ["created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_messages_org_id"), ["org_id"], unique=False)
 
+    op.create_table(
+        "retaliation_checkins",
+        sa.Column("case_id", sa.Uuid(), nullable=False),
+        sa.Column("case_closed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("offset_days", sa.Integer(), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("message_id", sa.Uuid(), nullable=True),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("retaliation", sa.Boolean(), nullable=True),
+        sa.Column("details", sa.LargeBinary(), nullable=True),
+        sa.Column("follow_up_case_id", sa.Uuid(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"],
+            ["cases.id"],
+            name=op.f("fk_retaliation_checkins_case_id_cases"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_retaliation_checkins")),
+        sa.UniqueConstraint(
+            "case_id", "case_closed_at", "offset_days", name="uq_retaliation_checkins_once"
+        ),
+    )
+    with op.batch_alter_table("retaliation_checkins", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_retaliation_checkins_case_id"), ["case_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_retaliation_checkins_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_retaliation_checkins_org_id"), ["org_id"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("retaliation_checkins", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_retaliation_checkins_org_id"))
+        batch_op.drop_index(batch_op.f("ix_retaliation_checkins_created_at"))
+        batch_op.drop_index(batch_op.f("ix_retaliation_checkins_case_id"))
+
+    op.drop_table("retaliation_checkins")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_messages_org_id"))
         batch_op.drop_index(batch_op.f("ix_messages_created_at"))
@@ -761,9 +827,9 @@ def downgrade() -> None:
 
     op.drop_table("deadline_notices")
     with op.batch_alter_table("corrective_actions", schema=None) as batch_op:
+        batch_op.drop_index("ix_corrective_actions_status_due_at")
         batch_op.drop_index(batch_op.f("ix_corrective_actions_org_id"))
         batch_op.drop_index(batch_op.f("ix_corrective_actions_created_at"))
-        batch_op.drop_index("ix_corrective_actions_completed_at_due_at")
         batch_op.drop_index("ix_corrective_actions_case_id_created_at_id")
 
     op.drop_table("corrective_actions")

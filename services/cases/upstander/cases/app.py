@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from upstander.cases.assignments.api import router as assignments_router
 from upstander.cases.audit.api import router as audit_router
 from upstander.cases.cases.api import router as cases_router
+from upstander.cases.checkins.api import router as checkins_router
 from upstander.cases.deadlines.api import router as settings_router
 from upstander.cases.deadlines.service import DeadlineScheduler
 from upstander.cases.events import HANDLERS
@@ -18,7 +19,10 @@ from upstander.cases.measures.api import router as measures_router
 from upstander.cases.messages.api import router as messages_router
 from upstander.cases.models import DataKey, Inbox, Model, Outbox
 from upstander.cases.reporter.api import router as reporter_router
+from upstander.cases.retention.api import router as retention_router
+from upstander.cases.retention.service import RetentionSweeper
 from upstander.cases.settings import Settings
+from upstander.cases.stats.api import router as stats_router
 from upstander.cases.workflow.api import router as workflow_router
 from upstander.kit.app import ServiceSpec, create_service_app
 from upstander.kit.clock import Clock
@@ -36,17 +40,22 @@ async def attach_vault(app: FastAPI) -> None:
 
 
 async def start_deadlines(app: FastAPI) -> None:
-    """The deadline scheduler: `app.state.deadlines.run_once()`, looping in the background
-    unless `deadline_scheduler_background` is off."""
+    """The deadline scheduler (`app.state.deadlines.run_once()`: deadlines and retaliation
+    check-ins) and the retention pass (`app.state.retention.run_once()`), looping in the
+    background unless `deadline_scheduler_background` is off."""
     settings: Settings = app.state.settings
+    retention = RetentionSweeper(app.state.sessionmaker, app.state.vault, app.state.clock)
     scheduler = DeadlineScheduler(
         app.state.sessionmaker,
         app.state.events,
         app.state.clock,
         warning=timedelta(hours=settings.deadline_warning_hours),
         interval_seconds=settings.deadline_scheduler_interval_seconds,
+        vault=app.state.vault,
+        after_pass=[retention.run_once],
     )
     app.state.deadlines = scheduler
+    app.state.retention = retention
     if settings.deadline_scheduler_background:
         scheduler.start()
 
@@ -79,6 +88,9 @@ def create_app(
             measures_router,
             messages_router,
             reporter_router,
+            checkins_router,
+            retention_router,
+            stats_router,
             settings_router,
             audit_router,
         ],
@@ -100,7 +112,18 @@ def create_app(
                 "name": "reporter",
                 "description": "For reporters, with the token their receipt code gives them.",
             },
-            {"name": "settings", "description": "Your organisation's case deadlines."},
+            {
+                "name": "retention",
+                "description": "Legal holds; finished cases are deleted past retention.",
+            },
+            {
+                "name": "stats",
+                "description": "Aggregate figures; any figure from fewer than 5 cases is hidden.",
+            },
+            {
+                "name": "settings",
+                "description": "Your organisation's deadlines, check-in days and retention.",
+            },
             {"name": "audit", "description": "The hash-chained access audit trail."},
         ],
         event_tables=(Outbox, Inbox),

@@ -1,6 +1,7 @@
-"""The events the cases service consumes: the directory projection (orgs, people) and the
-reports intake hands over. What it emits (`case.opened`, `case.message_posted`) is published
-by the domain code in the same transaction as the change."""
+"""The events the cases service consumes: the directory projection (orgs, people; a person's
+record can reroute cases they are involved in) and the reports intake hands over. What it
+emits (`case.opened`, `case.message_posted`...) is published by the domain code in the same
+transaction as the change."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from upstander.cases.cases import flows
 from upstander.cases.cases.schemas import AttachmentAdded, ReportSubmitted
 from upstander.cases.cases.service import extend_chains_for_person
 from upstander.cases.directory.service import as_uuid, upsert_org, upsert_person
+from upstander.cases.workflow.service import reroute_for_person
 from upstander.kit.errors import BadRequest
 from upstander.kit.events import CloudEvent, Handler
 
@@ -47,12 +49,16 @@ async def on_person(session: AsyncSession, event: CloudEvent, request: Request) 
         org_id=as_uuid(event.orgid),
         deactivated=event.type == "upstander.person.deactivated",
     )
-    if person is not None and person.manager_id is not None:
+    if person is None:
+        return
+    now = request.app.state.clock.now()
+    if person.manager_id is not None:
         # A new manager (or a person named in a report before they reached the directory):
         # cases hidden from this person must now be hidden from whoever is above them too.
-        await extend_chains_for_person(
-            session, person.org_id, person.id, now=request.app.state.clock.now()
-        )
+        await extend_chains_for_person(session, person.org_id, person.id, now=now)
+    # Their record may show that someone involved is leadership or above a case manager:
+    # such cases go to independent reviewers, as when an allegation names them.
+    await reroute_for_person(session, person, events=request.app.state.events, now=now)
 
 
 async def on_report_submitted(session: AsyncSession, event: CloudEvent, request: Request) -> None:

@@ -46,6 +46,8 @@ class CaseStatus(StrEnum):
     CLOSED = "closed"
     REFERRED = "referred"
     DISMISSED = "dismissed"
+    # A tombstone left by the retention pass: the content is shredded, only the number stays.
+    DELETED = "deleted"
 
 
 class Severity(StrEnum):
@@ -135,6 +137,13 @@ class DeadlineKind(StrEnum):
     ACTION = "action"
 
 
+class ActionStatus(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
 class NoticeKind(StrEnum):
     APPROACHING = "approaching"
     MISSED = "missed"
@@ -164,9 +173,13 @@ def _enum(kind: type[StrEnum], name: str) -> Enum:
 
 
 class Case(IdMixin, OrgMixin, TimestampMixin, Model):
-    """A case file, opened exactly once from a report."""
+    """A case file, opened exactly once from a report (or from a reporter's retaliation
+    check-in). Past retention it becomes a tombstone: status `deleted`, its data key destroyed,
+    every row hanging off it deleted, only the number and the dates kept."""
 
     __tablename__ = "cases"
+    # The legal hold's reason is sealed under the case's own key.
+    __encryption_owner__ = "id"
     __table_args__ = (
         UniqueConstraint("org_id", "number", name="uq_cases_org_id_number"),
         UniqueConstraint("org_id", "report_id", name="uq_cases_org_id_report_id"),
@@ -207,6 +220,13 @@ class Case(IdMixin, OrgMixin, TimestampMixin, Model):
     outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "case_outcome"), nullable=True)
     # When the reporter was told what is being done (a feedback message, or given elsewhere).
     feedback_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A legal hold keeps the case past its retention period until it is lifted.
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    legal_hold_reason: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "case.legal_hold_reason"), nullable=True
+    )
+    legal_hold_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The ETag; SQLAlchemy bumps it on every UPDATE and checks it (optimistic concurrency).
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -461,7 +481,7 @@ class CorrectiveAction(IdMixin, OrgMixin, TimestampMixin, Model):
     __encryption_owner__ = "case_id"
     __table_args__ = (
         Index("ix_corrective_actions_case_id_created_at_id", "case_id", "created_at", "id"),
-        Index("ix_corrective_actions_completed_at_due_at", "completed_at", "due_at"),
+        Index("ix_corrective_actions_status_due_at", "status", "due_at"),
     )
 
     case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
@@ -470,8 +490,16 @@ class CorrectiveAction(IdMixin, OrgMixin, TimestampMixin, Model):
     )
     owner_person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[ActionStatus] = mapped_column(
+        _enum(ActionStatus, "action_status"), default=ActionStatus.OPEN
+    )
+    # Set when the action is done (not when it is cancelled).
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_by: Mapped[str] = mapped_column(String(200))
+    # The action's ETag (`If-Match` on PATCH).
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 # ----------------------------------------------------------------------------- deadlines
@@ -488,6 +516,10 @@ class CaseSettings(Model):
     jurisdiction_preset: Mapped[JurisdictionPreset] = mapped_column(
         _enum(JurisdictionPreset, "jurisdiction_preset"), default=JurisdictionPreset.EU_DIRECTIVE
     )
+    # Days after closing on which the reporter is asked about retaliation.
+    checkin_offsets_days: Mapped[list[int]] = mapped_column(JSON, default=lambda: [30, 90])
+    # How long a finished case is kept (California's 4 years, the longest that applies).
+    retention_days_after_close: Mapped[int] = mapped_column(Integer, default=1461)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_by: Mapped[str] = mapped_column(String(200))
 
@@ -511,6 +543,38 @@ class DeadlineNotice(IdMixin, OrgMixin, Model):
     kind: Mapped[NoticeKind] = mapped_column(_enum(NoticeKind, "notice_kind"))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# ----------------------------------------------------------------------------- check-ins
+
+
+class RetaliationCheckin(IdMixin, OrgMixin, TimestampMixin, Model):
+    """A question put to the reporter some days after their case closed: have they faced
+    retaliation? One per case, closing and offset (a reopened and re-closed case is asked
+    again). The answer's details are sealed under the case's key."""
+
+    __tablename__ = "retaliation_checkins"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (
+        UniqueConstraint(
+            "case_id", "case_closed_at", "offset_days", name="uq_retaliation_checkins_once"
+        ),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    case_closed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    offset_days: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retaliation: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    details: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "retaliation_checkin.details"), nullable=True
+    )
+    # The case a "yes" opened (linked `retaliation_follow_up`).
+    follow_up_case_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
 
 # ----------------------------------------------------------------------------- audit

@@ -18,11 +18,11 @@ class AssignmentIn(RequestModel):
 
 class AssignmentOut(ResponseModel):
     id: uuid.UUID = Field(examples=["0d9c8f0e-6b1a-4f55-9a3e-2d7c5b4a3f21"])
-    case_id: uuid.UUID
-    person_id: uuid.UUID
+    case_id: uuid.UUID = Field(examples=["5f0c6a8e-2b7e-4c1e-9a59-0f5d3c2e1a77"])
+    person_id: uuid.UUID = Field(examples=["2b7e4c1e-9a59-4f5d-8c2e-1a775f0c6a8e"])
     role: AssignmentRole = Field(examples=["investigator"])
-    assigned_by: str
-    created_at: datetime
+    assigned_by: str = Field(examples=["2b7e4c1e-9a59-4f5d-8c2e-1a775f0c6a8e"])
+    created_at: datetime = Field(examples=["2026-11-24T10:00:00Z"])
 
 
 class AssignmentList(ResponseModel):
@@ -30,9 +30,9 @@ class AssignmentList(ResponseModel):
 
 
 class RecusalOut(ResponseModel):
-    case_id: uuid.UUID
-    person_id: uuid.UUID
-    recused_at: datetime
+    case_id: uuid.UUID = Field(examples=["5f0c6a8e-2b7e-4c1e-9a59-0f5d3c2e1a77"])
+    person_id: uuid.UUID = Field(examples=["2b7e4c1e-9a59-4f5d-8c2e-1a775f0c6a8e"])
+    recused_at: datetime = Field(examples=["2026-11-24T10:00:00Z"])
 
 
 class ShareIn(RequestModel):
@@ -40,8 +40,8 @@ class ShareIn(RequestModel):
 
 
 class ShareOut(ResponseModel):
-    id: uuid.UUID
-    case_id: uuid.UUID
-    person_id: uuid.UUID
-    shared_by: str
-    created_at: datetime
+    id: uuid.UUID = Field(examples=["7d0f5a52-4f0e-4a55-9d43-2b7b3c1c9e10"])
+    case_id: uuid.UUID = Field(examples=["5f0c6a8e-2b7e-4c1e-9a59-0f5d3c2e1a77"])
+    person_id: uuid.UUID = Field(examples=["2b7e4c1e-9a59-4f5d-8c2e-1a775f0c6a8e"])
+    shared_by: str = Field(examples=["2b7e4c1e-9a59-4f5d-8c2e-1a775f0c6a8e"])
+    created_at: datetime = Field(examples=["2026-11-24T10:00:00Z"])

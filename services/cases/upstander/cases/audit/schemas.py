@@ -29,7 +29,9 @@ class AuditEntryOut(ResponseModel):
 class AuditPage(ResponseModel):
     items: list[AuditEntryOut]
     next_cursor: str | None = Field(
-        default=None, description="Pass as `cursor` to get the next page; null on the last page."
+        default=None,
+        description="Pass as `cursor` to get the next page; null on the last page.",
+        examples=[None],
     )
 
 

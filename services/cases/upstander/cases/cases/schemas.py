@@ -73,6 +73,12 @@ class CaseOut(ResponseModel):
         description="The reporter's directory id; identified reports only.",
         examples=[None],
     )
+    legal_hold: bool = Field(
+        default=False,
+        description="On hold, the case is kept past its retention period.",
+        examples=[False],
+    )
+    legal_hold_at: datetime | None = Field(default=None, examples=[None])
     version: int = Field(examples=[1])
     created_at: datetime = Field(examples=["2026-11-24T09:30:02Z"])
     updated_at: datetime = Field(examples=["2026-11-24T09:30:02Z"])

@@ -286,7 +286,10 @@ def _visible_to(principal: Principal) -> ColumnElement[bool]:
       reporter, above an involved person, recused), whatever their roles or assignments;
     - then any of: assigned to it; shared with them by a reviewer; a reviewer (every case);
       a case manager or admin and the case is routed to case managers."""
-    condition: ColumnElement[bool] = Case.org_id == principal.org_id
+    # Tombstones of deleted cases are nobody's to see (their restrictions are gone with them).
+    condition: ColumnElement[bool] = (Case.org_id == principal.org_id) & (
+        Case.status != CaseStatus.DELETED
+    )
     routed_to_case_managers = Case.routed_to == RoutedTo.CASE_MANAGERS
     if principal.has_role(Role.REVIEWER):
         by_role: ColumnElement[bool] = true()
@@ -351,6 +354,6 @@ async def reporter_case(session: AsyncSession, principal: Principal) -> Case:
     if principal.org_id is None:
         raise NotFound(NO_SUCH_CASE)
     case = await _by_report(session, principal.org_id, principal.report_id)
-    if case is None:
+    if case is None or case.status == CaseStatus.DELETED:
         raise NotFound(NO_SUCH_CASE)
     return case

@@ -35,11 +35,13 @@ async def get_case_settings(
 @router.put(
     "/settings",
     operation_id="put_case_settings",
-    summary="Set your organisation's case deadlines",
+    summary="Set your organisation's case deadlines, check-in days and retention",
     description=(
         "`jurisdiction_preset` `eu_directive` sets the ceiling: acknowledge within 7 days, "
         "feedback within 3 months. `acknowledge_days` (≤ 7) and `feedback_months` (≤ 3) may "
-        "only shorten them (422 otherwise). Applies to cases opened from now on."
+        "only shorten them (422 otherwise). Applies to cases opened from now on. "
+        "`checkin_offsets_days` (default `[30, 90]`) and `retention_days_after_close` "
+        "(default 1461, at least 365) apply to every case from the next scheduler pass."
     ),
     response_model=SettingsOut,
     responses=problem_responses(401, 403, 422),
@@ -57,6 +59,8 @@ async def put_case_settings(
         preset=body.jurisdiction_preset,
         acknowledge_days=body.acknowledge_days,
         feedback_months=body.feedback_months,
+        checkin_offsets_days=body.checkin_offsets_days,
+        retention_days_after_close=body.retention_days_after_close,
         now=now,
     )
     await record(
@@ -67,6 +71,8 @@ async def put_case_settings(
         detail={
             "acknowledge_days": settings.acknowledge_days,
             "feedback_months": settings.feedback_months,
+            "checkin_offsets_days": settings.checkin_offsets_days,
+            "retention_days_after_close": settings.retention_days_after_close,
         },
     )
     return SettingsOut.model_validate(settings)

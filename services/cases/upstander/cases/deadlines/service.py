@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from upstander.cases.cases import deadlines
 from upstander.cases.cases.service import actor_of, restricted_person_ids
+from upstander.cases.checkins.service import DEFAULT_OFFSETS_DAYS, post_due_checkins
 from upstander.cases.models import (
+    ActionStatus,
     Case,
     CaseSettings,
     CaseStatus,
@@ -33,14 +36,17 @@ from upstander.cases.models import (
     JurisdictionPreset,
     NoticeKind,
 )
+from upstander.cases.retention.service import DEFAULT_RETENTION_DAYS
 from upstander.kit.auth import Principal
 from upstander.kit.clock import Clock
+from upstander.kit.crypto import Vault
 from upstander.kit.events import EventBus
 
 log = logging.getLogger("upstander.cases.deadlines")
 
 APPROACHING = "upstander.case.deadline_approaching"
 MISSED = "upstander.case.deadline_missed"
+ACTION_OVERDUE = "upstander.case.action_overdue"
 BATCH = 500
 
 PRESETS: dict[JurisdictionPreset, tuple[int, int]] = {
@@ -62,6 +68,8 @@ async def get_settings(session: AsyncSession, org_id: uuid.UUID) -> CaseSettings
         acknowledge_days=days,
         feedback_months=months,
         jurisdiction_preset=JurisdictionPreset.EU_DIRECTIVE,
+        checkin_offsets_days=list(DEFAULT_OFFSETS_DAYS),
+        retention_days_after_close=DEFAULT_RETENTION_DAYS,
         updated_at=None,
         updated_by=None,
     )
@@ -74,6 +82,8 @@ async def put_settings(
     preset: JurisdictionPreset,
     acknowledge_days: int | None,
     feedback_months: int | None,
+    checkin_offsets_days: list[int] | None = None,
+    retention_days_after_close: int | None = None,
     now: datetime,
 ) -> CaseSettings:
     """Set the org's deadlines: the preset's, or shorter ones (the schema caps them). They
@@ -82,8 +92,16 @@ async def put_settings(
     legal_days, legal_months = PRESETS[preset]
     settings = await session.get(CaseSettings, principal.org_id)
     if settings is None:
-        settings = CaseSettings(org_id=principal.org_id)
+        settings = CaseSettings(
+            org_id=principal.org_id,
+            checkin_offsets_days=list(DEFAULT_OFFSETS_DAYS),
+            retention_days_after_close=DEFAULT_RETENTION_DAYS,
+        )
         session.add(settings)
+    if checkin_offsets_days is not None:
+        settings.checkin_offsets_days = sorted(set(checkin_offsets_days))
+    if retention_days_after_close is not None:
+        settings.retention_days_after_close = retention_days_after_close
     settings.jurisdiction_preset = preset
     settings.acknowledge_days = min(acknowledge_days or legal_days, legal_days)
     settings.feedback_months = min(feedback_months or legal_months, legal_months)
@@ -149,22 +167,32 @@ class DeadlineScheduler:
         *,
         warning: timedelta,
         interval_seconds: float,
+        vault: Vault | None = None,
+        after_pass: list[Callable[[], Awaitable[int]]] | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.events = events
         self.clock = clock
         self.warning = warning
         self.interval_seconds = interval_seconds
+        self.vault = vault
+        # Other passes the background loop runs after each deadline pass (retention).
+        self.after_pass = list(after_pass or [])
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     async def run_once(self) -> int:
-        """One pass; returns how many notices it emitted."""
+        """One pass; returns how many notices it emitted plus check-ins it posted."""
         async with self._lock, self.sessionmaker() as session, session.begin():
             now = self.clock.now()
             horizon = now + self.warning
             emitted = 0
-            finished = (CaseStatus.CLOSED, CaseStatus.DISMISSED, CaseStatus.REFERRED)
+            finished = (
+                CaseStatus.CLOSED,
+                CaseStatus.DISMISSED,
+                CaseStatus.REFERRED,
+                CaseStatus.DELETED,
+            )
             acknowledge = await session.scalars(
                 select(Case)
                 .where(
@@ -202,7 +230,7 @@ class DeadlineScheduler:
                     ),
                 )
                 .where(
-                    CorrectiveAction.completed_at.is_(None),
+                    CorrectiveAction.status.in_([ActionStatus.OPEN, ActionStatus.IN_PROGRESS]),
                     CorrectiveAction.due_at <= horizon,
                     _not_yet_missed(
                         CorrectiveAction.id, DeadlineKind.ACTION, CorrectiveAction.due_at
@@ -213,6 +241,10 @@ class DeadlineScheduler:
             for action, case in list(actions):
                 emitted += await self._notice(
                     session, case, action.id, DeadlineKind.ACTION, action.due_at, now
+                )
+            if self.vault is not None:
+                emitted += await post_due_checkins(
+                    session, vault=self.vault, events=self.events, now=now
                 )
         if emitted:
             log.info("deadline notices emitted", extra={"count": emitted})
@@ -256,6 +288,21 @@ class DeadlineScheduler:
             data,
             org_id=case.org_id,
         )
+        if deadline == DeadlineKind.ACTION and kind == NoticeKind.MISSED:
+            # Once, with the miss (same notice row): the action's owner and handlers act on it.
+            await self.events.publish(
+                session,
+                ACTION_OVERDUE,
+                f"case/{case.id}",
+                {
+                    "case_id": str(case.id),
+                    "number": case.number,
+                    "action_id": str(subject_id),
+                    "due_at": due_at.isoformat(),
+                    "restricted_person_ids": data["restricted_person_ids"],
+                },
+                org_id=case.org_id,
+            )
         return 1
 
     # -- background -------------------------------------------------------------------------
@@ -272,10 +319,11 @@ class DeadlineScheduler:
 
     async def _loop(self) -> None:
         while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("deadline pass failed")
+            for step in (self.run_once, *self.after_pass):
+                try:
+                    await step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("scheduler pass failed")
             await asyncio.sleep(self.interval_seconds)

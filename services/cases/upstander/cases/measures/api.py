@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.audit.service import record
@@ -15,6 +15,7 @@ from upstander.cases.measures.schemas import (
     ActionIn,
     ActionList,
     ActionOut,
+    ActionUpdate,
     MeasureIn,
     MeasureList,
     MeasureOut,
@@ -164,7 +165,7 @@ async def list_corrective_actions(
     operation_id="complete_corrective_action",
     summary="Mark a corrective action done",
     response_model=ActionOut,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def complete_corrective_action(
     case_id: uuid.UUID,
@@ -173,7 +174,7 @@ async def complete_corrective_action(
     principal: Principal = require_roles(*HANDLERS),
     session: AsyncSession = Depends(get_session),
 ) -> ActionOut:
-    case = await visible_case(session, principal, case_id)
+    case = await visible_case(session, principal, case_id, for_update=True)
     now = request.app.state.clock.now()
     action = await service.complete_action(session, case, action_id, now=now)
     await record(
@@ -184,4 +185,55 @@ async def complete_corrective_action(
         case_id=case.id,
         detail={"action_id": str(action.id)},
     )
+    return ActionOut.model_validate(action)
+
+
+@router.patch(
+    "/cases/{case_id}/corrective-actions/{action_id}",
+    operation_id="update_corrective_action",
+    summary="Change a corrective action",
+    description=(
+        "Description, owner, due date or status. `status` moves `open → in_progress → done` "
+        "(or back to `open`), or to `cancelled`; `done` and `cancelled` are final (409). A new "
+        "owner must have no conflict of interest on the case (409 `conflict-of-interest`). "
+        "Send `If-Match` with the action's ETag (its `version`); a stale one is 412. A new "
+        "`due_at` is a new deadline: it is announced again before and when it falls due."
+    ),
+    response_model=ActionOut,
+    responses={
+        200: {
+            "headers": {
+                "ETag": {"description": "The action's version.", "schema": {"type": "string"}}
+            }
+        },
+        **problem_responses(401, 403, 404, 409, 412, 422),
+    },
+)
+async def update_corrective_action(
+    case_id: uuid.UUID,
+    action_id: uuid.UUID,
+    body: ActionUpdate,
+    request: Request,
+    response: Response,
+    if_match: str | None = Header(
+        None, alias="If-Match", max_length=200, description='The action\'s ETag, e.g. `"2"`.'
+    ),
+    principal: Principal = require_roles(*HANDLERS),
+    session: AsyncSession = Depends(get_session),
+) -> ActionOut:
+    case = await visible_case(session, principal, case_id, for_update=True)
+    now = request.app.state.clock.now()
+    changes = {key: getattr(body, key) for key in body.model_fields_set}
+    action = await service.update_action(
+        session, case, action_id, changes=changes, if_match=if_match, now=now
+    )
+    await record(
+        session,
+        principal,
+        "action.update",
+        at=now,
+        case_id=case.id,
+        detail={"action_id": str(action.id), "fields": sorted(changes)},
+    )
+    response.headers["ETag"] = f'"{action.version}"'
     return ActionOut.model_validate(action)

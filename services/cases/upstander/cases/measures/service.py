@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from upstander.cases.assignments.service import check_impartial
 from upstander.cases.cases.service import actor_of
 from upstander.cases.models import (
+    ActionStatus,
     Case,
     CorrectiveAction,
     InterimMeasure,
@@ -21,10 +24,10 @@ from upstander.cases.models import (
     MeasureKind,
     Person,
 )
-from upstander.cases.problems import InvalidRequest
+from upstander.cases.problems import InvalidRequest, StaleVersion
 from upstander.kit.auth import Principal
 from upstander.kit.crypto import Vault
-from upstander.kit.errors import NotFound
+from upstander.kit.errors import Conflict, NotFound
 
 # Measures that move the person they affect; on the reporter, only with their consent.
 BURDENSOME = {
@@ -102,7 +105,7 @@ async def add_action(
     now: datetime,
 ) -> CorrectiveAction:
     if owner_person_id is not None:
-        await check_impartial(session, case, owner_person_id)
+        await check_owner(session, case, owner_person_id)
     await vault.create_key(session, org_id=case.org_id, owner_id=case.id)
     action = CorrectiveAction(
         org_id=case.org_id,
@@ -110,6 +113,7 @@ async def add_action(
         description=description,
         owner_person_id=owner_person_id,
         due_at=due_at,
+        status=ActionStatus.OPEN,
         created_by=actor_of(principal)[1],
         created_at=now,
         updated_at=now,
@@ -128,19 +132,104 @@ async def list_actions(session: AsyncSession, case: Case) -> list[CorrectiveActi
     return list(rows.all())
 
 
-async def complete_action(
-    session: AsyncSession, case: Case, action_id: uuid.UUID, *, now: datetime
-) -> CorrectiveAction:
+# Where an action may go from each state; done and cancelled are final.
+ACTION_MOVES: dict[ActionStatus, tuple[ActionStatus, ...]] = {
+    ActionStatus.OPEN: (ActionStatus.IN_PROGRESS, ActionStatus.DONE, ActionStatus.CANCELLED),
+    ActionStatus.IN_PROGRESS: (ActionStatus.OPEN, ActionStatus.DONE, ActionStatus.CANCELLED),
+    ActionStatus.DONE: (),
+    ActionStatus.CANCELLED: (),
+}
+
+
+async def check_owner(session: AsyncSession, case: Case, person_id: uuid.UUID) -> None:
+    """An action's owner: an active person of the case's org, without a conflict of interest."""
+    person = await session.get(Person, person_id)
+    if person is None or person.org_id != case.org_id or not person.active:
+        raise NotFound("No such active person in your organisation to own the action.")
+    await check_impartial(session, case, person_id)
+
+
+async def get_action(session: AsyncSession, case: Case, action_id: uuid.UUID) -> CorrectiveAction:
     action = await session.scalar(
-        select(CorrectiveAction).where(
+        select(CorrectiveAction)
+        .where(
             CorrectiveAction.id == action_id,
             CorrectiveAction.case_id == case.id,
             CorrectiveAction.org_id == case.org_id,
         )
+        .execution_options(populate_existing=True)
     )
     if action is None:
         raise NotFound("No such corrective action on this case.")
-    if action.completed_at is None:
-        action.completed_at = action.updated_at = now
+    return action
+
+
+def _check_action_if_match(action: CorrectiveAction, if_match: str | None) -> None:
+    if if_match is None:
+        return
+    tags = [tag.strip() for tag in if_match.split(",") if tag.strip()]
+    if "*" in tags:
+        return
+    if str(action.version) not in {tag.removeprefix("W/").strip('"') for tag in tags}:
+        raise StaleVersion(
+            "The action changed since you read it; fetch it again.", etag=f'"{action.version}"'
+        )
+
+
+def _move(action: CorrectiveAction, to: ActionStatus, now: datetime) -> None:
+    if to == action.status:
+        return
+    if to not in ACTION_MOVES[action.status]:
+        raise Conflict(
+            f"A {action.status.value} action cannot become {to.value}.",
+            current=action.status.value,
+            allowed=[state.value for state in ACTION_MOVES[action.status]],
+        )
+    action.status = to
+    if to == ActionStatus.DONE:
+        action.completed_at = now
+
+
+async def update_action(
+    session: AsyncSession,
+    case: Case,
+    action_id: uuid.UUID,
+    *,
+    changes: dict[str, Any],
+    if_match: str | None,
+    now: datetime,
+) -> CorrectiveAction:
+    """Change an action's description, owner, due date or status (`If-Match`: its version).
+    A new due date is a new deadline: the scheduler announces it afresh."""
+    action = await get_action(session, case, action_id)
+    _check_action_if_match(action, if_match)
+    if action.status in (ActionStatus.DONE, ActionStatus.CANCELLED) and set(changes) - {"status"}:
+        raise Conflict(f"A {action.status.value} action cannot be changed.")
+    if changes.get("description") is not None:
+        action.description = changes["description"]
+    if "owner_person_id" in changes:
+        owner = changes["owner_person_id"]
+        if owner is not None:
+            await check_owner(session, case, owner)
+        action.owner_person_id = owner
+    if changes.get("due_at") is not None:
+        action.due_at = changes["due_at"]
+    if changes.get("status") is not None:
+        _move(action, ActionStatus(changes["status"]), now)
+    action.updated_at = now
+    try:
+        await session.flush()
+    except StaleDataError:
+        raise StaleVersion("The action changed meanwhile; fetch it again.") from None
+    return action
+
+
+async def complete_action(
+    session: AsyncSession, case: Case, action_id: uuid.UUID, *, now: datetime
+) -> CorrectiveAction:
+    action = await get_action(session, case, action_id)
+    if action.status != ActionStatus.DONE:
+        _move(action, ActionStatus.DONE, now)
+        action.updated_at = now
         await session.flush()
     return action

@@ -53,7 +53,9 @@ class MessageOut(ResponseModel):
 class MessagePage(ResponseModel):
     items: list[MessageOut]
     next_cursor: str | None = Field(
-        default=None, description="Pass as `cursor` to get the next page; null on the last page."
+        default=None,
+        description="Pass as `cursor` to get the next page; null on the last page.",
+        examples=[None],
     )
 
 
@@ -69,5 +71,7 @@ class ReporterMessageOut(ResponseModel):
 class ReporterMessagePage(ResponseModel):
     items: list[ReporterMessageOut]
     next_cursor: str | None = Field(
-        default=None, description="Pass as `cursor` to get the next page; null on the last page."
+        default=None,
+        description="Pass as `cursor` to get the next page; null on the last page.",
+        examples=[None],
     )

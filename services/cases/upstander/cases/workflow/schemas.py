@@ -110,16 +110,19 @@ class AllegationIn(RequestModel):
 
 class AllegationOut(ResponseModel):
     id: uuid.UUID = Field(examples=["c2d1e0a5-8d0e-4b2c-a1f3-6c9f2f7e3d10"])
-    case_id: uuid.UUID
+    case_id: uuid.UUID = Field(examples=["5f0c6a8e-2b7e-4c1e-9a59-0f5d3c2e1a77"])
     category: str = Field(examples=["sexual_harassment"])
-    description: str | None = Field(description="Null once the case's data was destroyed.")
+    description: str | None = Field(
+        description="Null once the case's data was destroyed.",
+        examples=["Comments about appearance at the field office."],
+    )
     subject_person_ids: list[uuid.UUID]
     finding: Finding | None = Field(default=None, examples=[None])
     rationale: str | None = Field(default=None, examples=[None])
     finding_by_kind: str | None = Field(default=None, examples=[None])
     finding_by_id: str | None = Field(default=None, examples=[None])
     finding_at: datetime | None = Field(default=None, examples=[None])
-    created_at: datetime
+    created_at: datetime = Field(examples=["2026-11-24T10:00:00Z"])
 
 
 class AllegationList(ResponseModel):
@@ -144,11 +147,13 @@ class LinkIn(RequestModel):
 
 
 class LinkOut(ResponseModel):
-    id: uuid.UUID
+    id: uuid.UUID = Field(examples=["7d0f5a52-4f0e-4a55-9d43-2b7b3c1c9e10"])
     kind: LinkKind = Field(examples=["same_subject"])
-    case_id: uuid.UUID = Field(description="The other case.")
+    case_id: uuid.UUID = Field(
+        description="The other case.", examples=["5f0c6a8e-2b7e-4c1e-9a59-0f5d3c2e1a77"]
+    )
     number: str = Field(description="The other case's number.", examples=["DEMO-2026-0007"])
-    created_at: datetime
+    created_at: datetime = Field(examples=["2026-11-24T10:00:00Z"])
 
 
 class LinkList(ResponseModel):

@@ -30,6 +30,7 @@ from upstander.cases.cases.service import (
     restricted_person_ids,
     route_for,
 )
+from upstander.cases.directory.service import managers_above
 from upstander.cases.messages.service import post_message
 from upstander.cases.models import (
     Allegation,
@@ -39,6 +40,7 @@ from upstander.cases.models import (
     CaseAssignment,
     CaseLink,
     CaseReport,
+    CaseRestriction,
     CaseStatus,
     CaseTransition,
     Finding,
@@ -72,6 +74,7 @@ ALLOWED: dict[CaseStatus, tuple[CaseStatus, ...]] = {
     S.CLOSED: (S.TRIAGE,),
     S.REFERRED: (S.TRIAGE,),
     S.DISMISSED: (S.TRIAGE,),
+    S.DELETED: (),  # a tombstone never moves (and nobody can reach it)
 }
 FINISHED = (S.CLOSED, S.REFERRED, S.DISMISSED)
 # States in which allegations are recorded and findings written.
@@ -375,6 +378,38 @@ async def escalate_routing(
         case.updated_at = now
         await _flush_case(session)
         await _publish(session, events, case, REROUTED)
+
+
+async def reroute_for_person(
+    session: AsyncSession, person: Person, *, events: EventBus, now: datetime
+) -> int:
+    """A person's directory record arrived or changed after cases opened: reroute to
+    reviewers the open cases where they are involved (they may be leadership), or, when they
+    are a case manager, where someone above them is involved. Returns how many moved."""
+    candidates = {person.id}
+    if "case_manager" in (person.roles or []):
+        candidates |= await managers_above(session, person.org_id, {person.id})
+    cases = await session.scalars(
+        select(Case)
+        .where(
+            Case.org_id == person.org_id,
+            Case.routed_to == RoutedTo.CASE_MANAGERS,
+            Case.status != CaseStatus.DELETED,
+            Case.id.in_(
+                select(CaseRestriction.case_id).where(
+                    CaseRestriction.org_id == person.org_id,
+                    CaseRestriction.reason == RestrictionReason.INVOLVED,
+                    CaseRestriction.person_id.in_(candidates),
+                )
+            ),
+        )
+        .order_by(Case.created_at, Case.id)
+    )
+    moved = 0
+    for case in list(cases):
+        await escalate_routing(session, case, events=events, now=now)
+        moved += int(case.routed_to == RoutedTo.REVIEWERS)
+    return moved
 
 
 async def list_allegations(session: AsyncSession, case: Case) -> list[Allegation]:

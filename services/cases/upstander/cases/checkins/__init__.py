@@ -1,0 +1,1 @@
+"""Retaliation check-ins with the reporter after a case closes."""

@@ -1,0 +1,1 @@
+"""Retention of finished cases and legal holds."""

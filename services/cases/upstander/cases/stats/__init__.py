@@ -1,0 +1,1 @@
+"""Aggregate case statistics with small counts suppressed."""
