@@ -109,6 +109,8 @@ async def running_platform(
     for name in APPS:
         url = await database_url(name, directory)
         extra = dict(overrides)
+        if name == "notify":
+            extra.setdefault("mail_dir", str(directory / "mail"))
         if name == "gateway":
             # Tests sign in far more often than people do; the limits have their own tests.
             extra.setdefault("auth_rate_limit_per_minute", 100_000)

@@ -132,7 +132,9 @@ async def test_report_text_is_never_stored_or_logged_in_the_clear(
             async with app.state.engine.connect() as connection:
                 if connection.dialect.name == "sqlite":
                     await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        for path in platform.directory.iterdir():
+        for path in platform.directory.rglob("*"):
+            if not path.is_file():
+                continue
             raw = path.read_bytes()
             assert b"Zanzibar-orchid-7731" not in raw, path.name
             assert filed["receipt_code"].encode() not in raw, path.name
@@ -214,3 +216,36 @@ def _parse(value: str):
     from datetime import datetime
 
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def test_a_confidential_reporter_is_told_of_a_reply_and_nothing_more(
+    platform: Platform,
+) -> None:
+    filed = await _report(
+        platform,
+        mode="confidential",
+        reporter={"name": "Jordan Vega", "contact": "jordan.vega@example.org"},
+        language="es",
+    )
+    await platform.drain()
+    manager = await platform.auth("case_manager@demo.example")
+    cases = (await _case_for(platform, manager, 1))["items"]
+    case = next(c for c in cases if c.get("report_id") == filed["report_id"])
+    mail = platform.directory / "mail"
+    before = set(mail.glob("*.eml")) if mail.exists() else set()
+
+    sent = await platform.gateway.post(
+        f"/cases/v1/cases/{case['id']}/messages",
+        json={"body": "Confidential-marker-4411: please call the outside reviewer."},
+        headers=manager,
+    )
+    assert sent.status_code == 201, sent.text
+    await platform.drain()
+
+    new = [p.read_text() for p in set(mail.glob("*.eml")) - before]
+    to_reporter = [m for m in new if "jordan.vega@example.org" in m]
+    assert len(to_reporter) == 1, new
+    message = to_reporter[0]
+    assert "Confidential-marker-4411" not in message
+    assert case["number"] not in message
+    assert "Jordan" not in message.split("\n\n", 1)[1]

@@ -21,7 +21,12 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
 
 # Types whose data carries report content: sealed in the outbox, erased once delivered.
 SENSITIVE_TYPES: frozenset[str] = frozenset(
-    {"upstander.report.submitted", "upstander.report.attachment_added"}
+    {
+        "upstander.report.submitted",
+        "upstander.report.attachment_added",
+        # Carries a confidential reporter's address when they asked to be told of replies.
+        "upstander.case.message_posted",
+    }
 )
 
 

@@ -207,6 +207,60 @@ class Completion(IdMixin, OrgMixin, TimestampMixin, Model):
     recorded_by: Mapped[str] = mapped_column(String(64))
 
 
+# ----------------------------------------------------------------------------- compliance
+
+
+class ComplianceItem(IdMixin, OrgMixin, TimestampMixin, Model):
+    """The time-independent part of one person's compliance with one requirement or policy:
+    what the engine (`compliance.engine`) concludes, minus the comparison with *now*, which
+    SQL does at read time (`compliance.store.status_case`). One row per active person and
+    requirement that applies to them, and per active person and policy with a published
+    version. Kept current in the transaction of every change that affects it
+    (`compliance.store.refresh_items`); `rebuild_compliance` recomputes an org from scratch.
+
+    Person attributes (leadership, manager, roles, location) are not copied here: reads start
+    from `people` (which also counts people with no items), so a person's move or new manager
+    rewrites only the rows whose outcome changes."""
+
+    __tablename__ = "compliance_items"
+    __table_args__ = (
+        # Also the (org_id, person_id) lookup of a person's items. NULLs are distinct, so a
+        # policy row (requirement_id null) never collides with a course row and vice versa.
+        UniqueConstraint(
+            "org_id", "person_id", "requirement_id", name="uq_compliance_items_requirement"
+        ),
+        UniqueConstraint("org_id", "person_id", "policy_id", name="uq_compliance_items_policy"),
+        # What a status needs, by person: roll-ups and the status filter read only this index.
+        Index(
+            "ix_compliance_items_org_id_person_id_status",
+            "org_id",
+            "person_id",
+            "exempt",
+            "completed_at",
+            "valid_until",
+            "due_at",
+        ),
+        Index("ix_compliance_items_org_id_requirement_id", "org_id", "requirement_id"),
+        Index("ix_compliance_items_org_id_policy_id", "org_id", "policy_id"),
+    )
+
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    kind: Mapped[str] = mapped_column(String(8))  # "course" | "policy"
+    requirement_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    course_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    policy_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    policy_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    policy_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The deadline when nothing counts yet; when something does, when it lapses (the API's
+    # `due_at` either way).
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The completion (or acknowledgment) that counts: the latest qualifying one.
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When that completion lapses (recurrence or course validity); null: never.
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    exempt: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 # ----------------------------------------------------------------------------- policies
 
 

@@ -3,19 +3,22 @@ and page through them oldest first. Callers pass a case they already may see."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.cases.service import restricted_person_ids
-from upstander.cases.models import AuthorKind, Case, Message
+from upstander.cases.models import AuthorKind, Case, CaseReport, Message
 from upstander.kit.crypto import Vault
 from upstander.kit.events import EventBus
 from upstander.kit.pagination import PageParams, paginate
 
 MESSAGE_POSTED = "upstander.case.message_posted"
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 async def post_message(
@@ -49,19 +52,32 @@ async def post_message(
     )
     session.add(message)
     await session.flush()
-    await events.publish(
-        session,
-        MESSAGE_POSTED,
-        f"case/{case.id}",
-        {
-            "case_id": str(case.id),
-            "number": case.number,
-            "author": author.value,
-            "restricted_person_ids": await restricted_person_ids(session, case.id),
-        },
-        org_id=case.org_id,
-    )
+    data: dict[str, Any] = {
+        "case_id": str(case.id),
+        "number": case.number,
+        "author": author.value,
+        "restricted_person_ids": await restricted_person_ids(session, case.id),
+    }
+    if author == AuthorKind.HANDLER:
+        notice = await reporter_notice(session, case)
+        if notice is not None:
+            data["reporter_notice"] = notice
+    # Sealed in the outbox (catalogue.SENSITIVE_TYPES): it may carry the reporter's address.
+    await events.publish(session, MESSAGE_POSTED, f"case/{case.id}", data, org_id=case.org_id)
     return message
+
+
+async def reporter_notice(session: AsyncSession, case: Case) -> dict[str, str] | None:
+    """Where to tell a confidential reporter "you have a new message": only when they gave an
+    email address. Anonymous and identified reporters get none (the latter sign in)."""
+    report = await session.scalar(select(CaseReport).where(CaseReport.case_id == case.id))
+    content = report.content if report is not None else None
+    reporter = (content or {}).get("reporter") or {}
+    address = str(reporter.get("contact") or "").strip()
+    if not EMAIL.fullmatch(address):
+        return None
+    language = "es" if (content or {}).get("language") == "es" else "en"
+    return {"channel": "email", "address": address, "language": language}
 
 
 async def list_messages(

@@ -19,6 +19,7 @@ from upstander.kit.errors import BadRequest, Conflict, NotFound
 from upstander.kit.pagination import PageParams, paginate
 from upstander.training.access import InvalidReference, org_of, reads_everything
 from upstander.training.completions.schemas import CompletionCreate, RejectedRow
+from upstander.training.compliance.store import refresh_items
 from upstander.training.models import Completion, CompletionSource, Course, Person
 
 MAX_IMPORT_ROWS = 100_000
@@ -61,6 +62,7 @@ async def record_completion(
     )
     session.add(completion)
     await session.flush()
+    await refresh_items(session, org_id, people=[person.id], courses=[course.id])
     return completion
 
 
@@ -312,5 +314,11 @@ async def import_completions(
             await session.execute(insert(Completion), inserts)
         except IntegrityError as exc:  # a concurrent import of the same rows won the race
             raise Conflict("Some rows were recorded meanwhile; import the file again.") from exc
+        await refresh_items(
+            session,
+            org_id,
+            people={values["person_id"] for values in inserts},
+            courses={values["course_id"] for values in inserts},
+        )
     rejected.sort(key=lambda r: r.row)
     return ImportOutcome(accepted=len(inserts), rejected=rejected)

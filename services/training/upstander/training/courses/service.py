@@ -12,8 +12,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from upstander.kit.auth import Principal
 from upstander.kit.errors import NotFound, PreconditionFailed
 from upstander.kit.pagination import PageParams, paginate
+from upstander.training.compliance.store import refresh_items
 from upstander.training.courses.schemas import CourseCreate, CourseUpdate
 from upstander.training.models import Course, CourseKind
+
+# What the compliance engine reads of a course: a change re-evaluates its requirements.
+COMPLIANCE_FIELDS = frozenset({"duration_minutes", "interactive", "validity_months"})
 
 
 def _org(principal: Principal) -> uuid.UUID:
@@ -90,13 +94,15 @@ async def update_course(
     course = await get_course(session, principal, course_id)
     check_version(course, if_match)
     changes: dict[str, Any] = data.model_dump(mode="json", exclude_unset=True)
-    changed = False
+    changed: set[str] = set()
     for name, value in changes.items():
         if getattr(course, name) != value:
             setattr(course, name, value)
-            changed = True
+            changed.add(name)
     if changed:
         await _flush_update(session, course)
+    if changed & COMPLIANCE_FIELDS:
+        await refresh_items(session, course.org_id, courses=[course.id])
     return course
 
 

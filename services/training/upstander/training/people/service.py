@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.kit.errors import BadRequest
 from upstander.training.compliance.engine import PersonLike
+from upstander.training.compliance.store import refresh_items
 from upstander.training.models import Person
 
 SUPERVISOR_ROLES = frozenset({"supervisor", "manager"})
@@ -91,7 +92,10 @@ async def apply_person_event(
     person.last_event_at = at
     person.updated_at = at
     await session.flush()
-    await refresh_supervisors(session, org, {person_id, old_manager, manager_id}, at)
+    touched = {person_id, old_manager, manager_id}
+    await refresh_supervisors(session, org, touched, at)
+    # Their own items, and their managers' (whose supervisor status may have changed).
+    await refresh_items(session, org, people=touched, requirements=None, policies=None)
     return person
 
 

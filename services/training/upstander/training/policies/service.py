@@ -13,6 +13,7 @@ from upstander.kit.errors import Conflict, NotFound
 from upstander.kit.events import EventBus
 from upstander.kit.pagination import PageParams, paginate
 from upstander.training.access import org_of, person_of, reads_everything
+from upstander.training.compliance.store import refresh_items
 from upstander.training.models import Acknowledgment, Policy, PolicyVersion
 from upstander.training.policies.schemas import PolicyCreate, VersionCreate
 
@@ -71,6 +72,7 @@ async def publish_version(
     session.add(version)
     policy.current_version = number
     await session.flush()
+    await refresh_items(session, policy.org_id, policies=[policy.id])
     await events.publish(
         session,
         "upstander.policy.version_published",
@@ -145,6 +147,7 @@ async def acknowledge(
     )
     session.add(acknowledgment)
     await session.flush()
+    await refresh_items(session, policy.org_id, people=[person_id], policies=[policy.id])
     return acknowledgment, True
 
 

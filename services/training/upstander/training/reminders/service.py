@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from upstander.kit.clock import Clock
 from upstander.kit.events import EventBus
 from upstander.training.compliance.engine import Item, PersonLike, Status
-from upstander.training.compliance.service import evaluate, load_snapshot
+from upstander.training.compliance.service import current_versions, organisation_compliance
 from upstander.training.models import Policy, ReminderKind, ReminderSent, Requirement
 
 log = logging.getLogger("upstander.training.reminders")
@@ -117,13 +117,13 @@ async def remind_organisation(
     window: timedelta,
     result: PassResult,
 ) -> None:
-    snapshot = await load_snapshot(session, org_id)
-    versions = {(policy.id, version.number): version.id for policy, version in snapshot.policies}
-    people = [person for person in snapshot.people if person.active]
+    everyone = await organisation_compliance(session, org_id, now=now)
+    versions = await current_versions(session, org_id)
+    people = [standing.person for standing in everyone]
     overdue_courses: dict[uuid.UUID, set[uuid.UUID]] = {}
     candidates: list[Reminder] = []
-    for person in people:
-        items = evaluate(snapshot, person, now).items
+    for standing in everyone:
+        person, items = standing.person, standing.items
         overdue_courses[person.id] = {
             item.course_id
             for item in items

@@ -14,6 +14,7 @@ from upstander.kit.auth import Principal
 from upstander.kit.errors import Conflict, NotFound, PreconditionFailed
 from upstander.kit.pagination import PageParams, paginate
 from upstander.training.access import InvalidReference, org_of
+from upstander.training.compliance.store import refresh_items
 from upstander.training.models import Course, Exemption, Person, Requirement
 from upstander.training.requirements.presets import PRESETS, Preset
 from upstander.training.requirements.schemas import (
@@ -65,6 +66,7 @@ async def create_requirement(
     )
     session.add(requirement)
     await session.flush()
+    await refresh_items(session, org_id, requirements=[requirement.id])
     return requirement
 
 
@@ -99,6 +101,8 @@ async def update_requirement(
         except StaleDataError as exc:
             raise PreconditionFailed("The requirement has changed since you read it.") from exc
         await session.refresh(requirement)
+        if set(changes) - {"name"}:  # titles are read live; anything else can change statuses
+            await refresh_items(session, requirement.org_id, requirements=[requirement.id])
     return requirement
 
 
@@ -178,6 +182,9 @@ async def adopt_preset(
         requirements.append(requirement)
         created += 1
     await session.flush()
+    new = [requirement.id for requirement in requirements if requirement.preset_key not in existing]
+    if new:
+        await refresh_items(session, org_id, requirements=new)
     return requirements, created_courses, created
 
 
@@ -204,6 +211,9 @@ async def create_exemption(
     )
     session.add(exemption)
     await session.flush()
+    await refresh_items(
+        session, requirement.org_id, people=[person.id], requirements=[requirement.id]
+    )
     return exemption
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Select, and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.kit.errors import BadRequest, Conflict, NotFound
+from upstander.training.compliance.store import refresh_items
 from upstander.training.models import Completion, CompletionSource, Course, Person, XapiStatement
 from upstander.training.xapi.schemas import (
     COMPLETION_VERBS,
@@ -107,8 +108,15 @@ async def store_statements(
                 for s in fresh.values()
             ],
         )
-        await _record_completions(session, org_id, list(fresh.values()), authority, now)
-        await _apply_voiding(session, org_id, list(fresh.values()), now)
+        touched = await _record_completions(session, org_id, list(fresh.values()), authority, now)
+        touched |= await _apply_voiding(session, org_id, list(fresh.values()), now)
+        if touched:
+            await refresh_items(
+                session,
+                org_id,
+                people={person_id for person_id, _ in touched},
+                courses={course_id for _, course_id in touched},
+            )
     return [statement.statement_id for statement in parsed]
 
 
@@ -138,9 +146,10 @@ async def _check_voiding(
 
 async def _apply_voiding(
     session: AsyncSession, org_id: uuid.UUID, stored: list[ParsedStatement], now: datetime
-) -> None:
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
     """Mark voided what the new voiding statements target, and what earlier voiding
-    statements targeted before it arrived; their completions go with them."""
+    statements targeted before it arrived; their completions go with them. Returns the
+    (person, course) pairs that lost a completion."""
     targets = {s.voids for s in stored if s.voids is not None}
     new_ids = [s.statement_id for s in stored]
     earlier = await session.scalars(
@@ -150,7 +159,7 @@ async def _apply_voiding(
     )
     targets |= {target for target in earlier.all() if target is not None}
     if not targets:
-        return
+        return set()
     await session.execute(
         update(XapiStatement)
         .where(
@@ -160,13 +169,19 @@ async def _apply_voiding(
         )
         .values(voided=True, updated_at=now)
     )
-    await session.execute(
-        delete(Completion).where(
-            Completion.org_id == org_id,
-            Completion.source == CompletionSource.XAPI,
-            Completion.statement_id.in_(targets),
-        )
+    voided = (
+        Completion.org_id == org_id,
+        Completion.source == CompletionSource.XAPI,
+        Completion.statement_id.in_(targets),
     )
+    lost = {
+        (person_id, course_id)
+        for person_id, course_id in (
+            await session.execute(select(Completion.person_id, Completion.course_id).where(*voided))
+        ).all()
+    }
+    await session.execute(delete(Completion).where(*voided))
+    return lost
 
 
 async def _record_completions(
@@ -175,19 +190,20 @@ async def _record_completions(
     stored: list[ParsedStatement],
     authority: str,
     now: datetime,
-) -> None:
-    """`completed`/`passed` of a course's activity by a known person → a completion."""
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """`completed`/`passed` of a course's activity by a known person → a completion. Returns
+    the (person, course) pairs that gained one."""
     candidates = [s for s in stored if s.verb_id in COMPLETION_VERBS and s.activity_id]
     candidates = [s for s in candidates if s.actor_ifi is not None]
     if not candidates:
-        return
+        return set()
     courses: dict[str, uuid.UUID] = {}
     for course in await session.scalars(select(Course).where(Course.org_id == org_id)):
         for activity in course.activity_ids or []:
             courses.setdefault(activity, course.id)
     candidates = [s for s in candidates if s.activity_id in courses]
     if not candidates:
-        return
+        return set()
     people = await _people_by_identifier(session, org_id, candidates)
     rows: list[dict[str, Any]] = []
     seen: set[tuple[uuid.UUID, uuid.UUID, datetime]] = set()
@@ -231,6 +247,7 @@ async def _record_completions(
         )
     if rows:
         await session.execute(insert(Completion), rows)
+    return {(row["person_id"], row["course_id"]) for row in rows}
 
 
 async def _people_by_identifier(
