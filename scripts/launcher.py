@@ -209,7 +209,7 @@ class Platform:
     def dead(self) -> list[Child]:
         return [c for c in self.children.values() if c.process.poll() is not None]
 
-    def wait_healthy(self, timeout: float = 30.0) -> None:
+    def wait_healthy(self, timeout: float = 90.0) -> None:
         """Poll each `/healthz` until it answers 200; fail early if a child exits."""
         deadline = time.monotonic() + timeout
         waiting = dict(self.children)

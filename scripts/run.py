@@ -76,7 +76,7 @@ def main() -> int:
     exit_code = 0
     try:
         platform.start()
-        platform.wait_healthy(timeout=30)
+        platform.wait_healthy(timeout=90)
         print(banner(platform), flush=True)
         while True:
             dead = platform.dead()

@@ -571,9 +571,24 @@ async def test_handler_and_reporter_write_to_each_other(
     assert all(
         row["data"] == {**row["data"], "case_id": str(case.id), "number": case.number}
         and row["data"]["restricted_person_ids"] == restricted
-        and set(row["data"]) == {"case_id", "number", "author", "restricted_person_ids"}
         for row in posted
     )
+    handler_posted, reporter_posted = posted
+    # A confidential reporter who gave an email is told of the handler's reply (and only of
+    # that): the notice carries where to send it, never what was said.
+    assert handler_posted["data"]["reporter_notice"] == {
+        "channel": "email",
+        "address": CONTACT,
+        "language": "en",
+    }
+    assert set(reporter_posted["data"]) == {"case_id", "number", "author", "restricted_person_ids"}
+    async with app.state.sessionmaker() as session:
+        sealed = (
+            await session.scalars(
+                select(Outbox).where(Outbox.type == "upstander.case.message_posted")
+            )
+        ).all()
+    assert all(row.sealed_with and CONTACT.encode() not in (row.payload or b"") for row in sealed)
 
 
 async def test_reporter_messages_page_oldest_first(

@@ -31,6 +31,20 @@ async def test_non_admin_is_forbidden(gateway: httpx.AsyncClient):
     assert response.headers["content-type"].startswith(PROBLEM)
 
 
+async def test_handlers_read_the_directory_but_only_admins_change_it(
+    gateway: httpx.AsyncClient,
+):
+    token = await password_token(gateway, "case_manager@demo.example")
+    headers = bearer(token["access_token"])
+    listing = await gateway.get("/identity/v1/people?role=investigator", headers=headers)
+    assert listing.status_code == 200
+    assert [p["email"] for p in listing.json()["items"]] == ["investigator@demo.example"]
+    created = await gateway.post(
+        "/identity/v1/people", json={"email": "x@demo.example", "name": "X"}, headers=headers
+    )
+    assert created.status_code == 403
+
+
 async def test_missing_token_is_401(gateway: httpx.AsyncClient):
     response = await gateway.get("/identity/v1/people")
     assert response.status_code == 401

@@ -312,7 +312,7 @@ async def test_jwks_lists_the_signing_kid(
 async def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_kid(
     gateway: httpx.AsyncClient, gateway_app: FastAPI
 ):
-    old = await password_token(gateway, "auditor@demo.example")
+    old = await password_token(gateway, "staff@demo.example")
     old_kid = header_of(str(old["access_token"]))["kid"]
     new_kid = await gateway_app.state.key_store.rotate()
     assert new_kid != old_kid
@@ -321,7 +321,7 @@ async def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_k
     assert header_of(str(admin["access_token"]))["kid"] == new_kid
     kids = {k["kid"] for k in (await gateway.get("/.well-known/jwks.json")).json()["keys"]}
     assert {old_kid, new_kid} <= kids
-    # A token signed before the rotation still verifies (auditor → 403 for lack of role, not 401).
+    # A token signed before the rotation still verifies (staff → 403 for lack of role, not 401).
     response = await gateway.get("/identity/v1/people", headers=bearer(old["access_token"]))
     assert response.status_code == 403
     response = await gateway.get("/identity/v1/people", headers=bearer(admin["access_token"]))

@@ -17,12 +17,13 @@ from upstander.gateway.bootstrap import bootstrap_demo, ensure_service_clients
 from upstander.gateway.edge import install_edge
 from upstander.gateway.events import start_directory_events
 from upstander.gateway.identity.api import router as identity_router
-from upstander.gateway.models import Inbox, Model, Outbox
+from upstander.gateway.models import IdempotencyKey, Inbox, Model, Outbox
 from upstander.gateway.proxy import start_upstreams, stop_upstreams
 from upstander.gateway.settings import Settings
 from upstander.kit.app import ServiceSpec, create_service_app
 from upstander.kit.auth import TokenVerifier
 from upstander.kit.clock import Clock
+from upstander.kit.http import DEFAULT_CONTENT_TYPES
 
 log = logging.getLogger("upstander.gateway")
 
@@ -108,7 +109,10 @@ def create_app(
         ],
         on_shutdown=[stop_upstreams],
         event_tables=(Outbox, Inbox),
+        idempotency_table=IdempotencyKey,
         max_body_bytes=settings.max_body_bytes,
+        # What any service takes passes the gateway; each service refuses what it doesn't.
+        content_types=(*DEFAULT_CONTENT_TYPES, "text/csv"),
         openapi_tags=[
             {"name": "auth", "description": "Tokens and signing keys."},
             {"name": "identity", "description": "Your organisation, its people and API clients."},

@@ -27,6 +27,7 @@ from upstander.kit.db import (
     make_metadata,
 )
 from upstander.kit.events import event_tables
+from upstander.kit.idempotency import idempotency_table
 
 
 class Model(Base):
@@ -133,3 +134,5 @@ __all__ = ["ApiClient", "Model", "Org", "Person", "RefreshToken", "SigningKey"]
 
 # The gateway's outbox (directory events) and inbox (it consumes none yet, the kit needs both).
 Outbox, Inbox = event_tables(Model)
+# Responses stored for `Idempotency-Key` retries (kit.idempotency).
+IdempotencyKey = idempotency_table(Model)

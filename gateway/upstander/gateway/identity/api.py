@@ -1,5 +1,6 @@
 """Routes of the identity API under `/identity/v1/`: the caller's org, people, API clients.
-Admin only; everything is scoped to the caller's org (another org's ids are 404)."""
+Admins manage; people who handle cases or training may read the directory. Everything is
+scoped to the caller's org (another org's ids are 404)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,20 @@ from upstander.kit.pagination import Page, PageParams, page_params
 router = make_router(prefix="/identity/v1", tags=["identity"])
 
 Admin = Annotated[Principal, require_roles(Role.ADMIN)]
+# Reading the directory: the people who assign cases, approve measures, or track training need
+# to find colleagues' ids; only admins change it.
+DirectoryReader = Annotated[
+    Principal,
+    require_roles(
+        Role.ADMIN,
+        Role.CASE_MANAGER,
+        Role.INVESTIGATOR,
+        Role.REVIEWER,
+        Role.TRAINER,
+        Role.HR_INTEGRATION,
+        Role.AUDITOR,
+    ),
+]
 Session = Annotated[AsyncSession, Depends(get_session)]
 Paging = Annotated[PageParams, Depends(page_params)]
 
@@ -92,7 +107,7 @@ async def update_current_org(session: Session, principal: Admin, body: OrgUpdate
 )
 async def list_people(
     session: Session,
-    principal: Admin,
+    principal: DirectoryReader,
     paging: Paging,
     email: Annotated[str | None, Query(max_length=320, description="Exact email.")] = None,
     role: Annotated[Role | None, Query(description="People holding this role.")] = None,
@@ -131,7 +146,7 @@ async def create_person(
     responses=problem_responses(401, 403, 404),
 )
 async def get_person(
-    session: Session, principal: Admin, person_id: uuid.UUID, response: Response
+    session: Session, principal: DirectoryReader, person_id: uuid.UUID, response: Response
 ) -> PersonOut:
     person = await service.get_person(session, principal, person_id)
     _etag(response, person.version)

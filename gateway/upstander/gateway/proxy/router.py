@@ -111,9 +111,13 @@ def upstream_request_headers(
     return headers
 
 
+# The gateway's own server adds these; the service's copies would be duplicates.
+SERVER_OWNED = frozenset({"date", "server"})
+
+
 def downstream_response_headers(upstream: httpx.Response) -> list[tuple[bytes, bytes]]:
     """The service's headers as the caller receives them; repeated headers (Set-Cookie) kept."""
-    items = upstream.headers.multi_items()
+    items = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in SERVER_OWNED]
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in _strip(items)]
 
 

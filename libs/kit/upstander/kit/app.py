@@ -16,10 +16,12 @@ from sqlalchemy import MetaData, text
 
 from upstander.kit.auth import JWKSCache, TokenVerifier
 from upstander.kit.clock import Clock
+from upstander.kit.crypto import Keyring
 from upstander.kit.db import CommittingRoute, make_engine, make_sessionmaker
 from upstander.kit.errors import install_problem_handlers, problem_responses
 from upstander.kit.events import install_events, start_events, stop_events
 from upstander.kit.http import DEFAULT_CONTENT_TYPES, BodyGuardMiddleware
+from upstander.kit.idempotency import IdempotencyMiddleware
 from upstander.kit.migrations import upgrade_to_head
 from upstander.kit.observability import (
     AccessLogMiddleware,
@@ -55,6 +57,9 @@ class ServiceSpec:
     # handlers of the event types it consumes (exact types or fnmatch patterns).
     event_tables: tuple[type, type] | None = None
     event_handlers: dict[str, Any] = field(default_factory=dict)
+    # The service's table from `idempotency.idempotency_table(Model)`: writes then honour
+    # `Idempotency-Key`.
+    idempotency_table: type | None = None
 
 
 def make_router(prefix: str = "", tags: list[str] | None = None) -> APIRouter:
@@ -131,7 +136,10 @@ def create_service_app(
     app.state.service_name = spec.name
     install_problem_handlers(app)
 
-    # Outermost first at request time: request id, then access log, then body guard.
+    # Outermost first at request time: request id, access log, body guard, idempotency.
+    if spec.idempotency_table is not None:
+        app.add_middleware(IdempotencyMiddleware, table=spec.idempotency_table)
+        app.state.idempotency_keyring = Keyring.from_settings(settings)
     app.add_middleware(
         BodyGuardMiddleware, max_bytes=spec.max_body_bytes, content_types=spec.content_types
     )

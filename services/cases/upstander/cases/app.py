@@ -17,7 +17,7 @@ from upstander.cases.deadlines.service import DeadlineScheduler
 from upstander.cases.events import HANDLERS
 from upstander.cases.measures.api import router as measures_router
 from upstander.cases.messages.api import router as messages_router
-from upstander.cases.models import DataKey, Inbox, Model, Outbox
+from upstander.cases.models import DataKey, IdempotencyKey, Inbox, Model, Outbox
 from upstander.cases.reporter.api import router as reporter_router
 from upstander.cases.retention.api import router as retention_router
 from upstander.cases.retention.service import RetentionSweeper
@@ -127,6 +127,7 @@ def create_app(
             {"name": "audit", "description": "The hash-chained access audit trail."},
         ],
         event_tables=(Outbox, Inbox),
+        idempotency_table=IdempotencyKey,
         event_handlers=dict(HANDLERS),
     )
     return create_service_app(settings or Settings(), spec, transport=transport, clock=clock)

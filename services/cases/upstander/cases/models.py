@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from upstander.kit.crypto import EncryptedJSON, EncryptedText, VaultSlot, data_key_model
 from upstander.kit.db import Base, IdMixin, OrgMixin, TimestampMixin, UTCDateTime, make_metadata
 from upstander.kit.events import event_tables
+from upstander.kit.idempotency import idempotency_table
 
 
 class Model(Base):
@@ -35,6 +36,8 @@ class Model(Base):
 
 
 Outbox, Inbox = event_tables(Model)
+# Responses stored for `Idempotency-Key` retries (kit.idempotency).
+IdempotencyKey = idempotency_table(Model)
 DataKey = data_key_model(Model)
 
 

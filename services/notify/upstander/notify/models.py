@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from upstander.kit.crypto import EncryptedText, VaultSlot, data_key_model
 from upstander.kit.db import Base, IdMixin, OrgMixin, TimestampMixin, UTCDateTime, make_metadata
 from upstander.kit.events import event_tables
+from upstander.kit.idempotency import idempotency_table
 
 
 class Model(Base):
@@ -29,6 +30,8 @@ URL_MAX = 2048
 ERROR_MAX = 300
 
 Outbox, Inbox = event_tables(Model)
+# Responses stored for `Idempotency-Key` retries (kit.idempotency).
+IdempotencyKey = idempotency_table(Model)
 DataKey = data_key_model(Model)
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-27 17:10:14.151999
+Create Date: 2026-11-27 17:32:59.003289
 """
 
 from collections.abc import Sequence
@@ -164,6 +164,11 @@ def upgrade() -> None:
             "ix_people_org_id_created_at", ["org_id", "created_at", "id"], unique=False
         )
         batch_op.create_index("ix_people_org_id_email", ["org_id", "email"], unique=False)
+        batch_op.create_index(
+            "ix_people_org_id_leadership_created_at",
+            ["org_id", "is_leadership", "created_at", "id"],
+            unique=False,
+        )
         batch_op.create_index("ix_people_org_id_manager_id", ["org_id", "manager_id"], unique=False)
 
     op.create_table(
@@ -488,6 +493,7 @@ def downgrade() -> None:
     op.drop_table("policies")
     with op.batch_alter_table("people", schema=None) as batch_op:
         batch_op.drop_index("ix_people_org_id_manager_id")
+        batch_op.drop_index("ix_people_org_id_leadership_created_at")
         batch_op.drop_index("ix_people_org_id_email")
         batch_op.drop_index("ix_people_org_id_created_at")
         batch_op.drop_index(batch_op.f("ix_people_org_id"))

@@ -93,6 +93,14 @@ class Person(OrgMixin, Model):
     __tablename__ = "people"
     __table_args__ = (
         Index("ix_people_org_id_created_at", "org_id", "created_at", "id"),
+        # The compliance page order: leadership first, then by creation (two index ranges).
+        Index(
+            "ix_people_org_id_leadership_created_at",
+            "org_id",
+            "is_leadership",
+            "created_at",
+            "id",
+        ),
         Index("ix_people_org_id_email", "org_id", "email"),
         Index("ix_people_org_id_manager_id", "org_id", "manager_id"),
     )

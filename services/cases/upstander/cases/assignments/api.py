@@ -68,7 +68,13 @@ async def create_assignment(
     case = await visible_case(session, principal, case_id, for_update=True)
     now = request.app.state.clock.now()
     assignment = await service.assign(
-        session, principal, case, person_id=body.person_id, role=body.role, now=now
+        session,
+        principal,
+        case,
+        person_id=body.person_id,
+        role=body.role,
+        now=now,
+        events=request.app.state.events,
     )
     await record(
         session,

@@ -18,7 +18,12 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from upstander.cases.cases.service import actor_of, involved_people, restrict
+from upstander.cases.cases.service import (
+    actor_of,
+    involved_people,
+    restrict,
+    restricted_person_ids,
+)
 from upstander.cases.directory.service import managers_above
 from upstander.cases.models import (
     AssignmentRole,
@@ -32,6 +37,7 @@ from upstander.cases.models import (
 from upstander.cases.problems import ConflictOfInterest
 from upstander.kit.auth import Principal
 from upstander.kit.errors import Conflict, Forbidden, NotFound
+from upstander.kit.events import EventBus
 
 _RULE_TEXT = {
     "involved": "They are involved in the case.",
@@ -40,6 +46,8 @@ _RULE_TEXT = {
     "above_involved": "They are above a person involved in the reporting chain.",
     "reports_to_involved": "A person involved is above them in the reporting chain.",
 }
+
+CASE_ASSIGNED = "upstander.case.assigned"
 
 
 async def conflict_rule(session: AsyncSession, case: Case, person_id: uuid.UUID) -> str | None:
@@ -92,7 +100,10 @@ async def assign(
     person_id: uuid.UUID,
     role: AssignmentRole,
     now: datetime,
+    events: EventBus,
 ) -> CaseAssignment:
+    """Assign `person_id` to `case` in `role` if no conflict rule forbids it, and announce it
+    (`upstander.case.assigned`, ids only) so the assignee is told."""
     person = await _directory_person(session, case, person_id)
     await check_impartial(session, case, person_id)
     if role.value not in (person.roles or []):
@@ -116,6 +127,20 @@ async def assign(
     )
     session.add(assignment)
     await session.flush()
+    await events.publish(
+        session,
+        CASE_ASSIGNED,
+        f"case/{case.id}",
+        {
+            "case_id": str(case.id),
+            "number": case.number,
+            "person_id": str(person_id),
+            "role": role.value,
+            "routed_to": case.routed_to.value,
+            "restricted_person_ids": await restricted_person_ids(session, case.id),
+        },
+        org_id=case.org_id,
+    )
     return assignment
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from dataclasses import asdict, fields
+from dataclasses import fields
 
 from fastapi import Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,7 +102,17 @@ async def summarise_compliance(
     return ComplianceSummary(
         as_of=now,
         **{
-            dimension: [ComplianceGroup(**asdict(group)) for group in found]
+            # Shallow, as in `_out`: `asdict` deep-copies, once per group (~1,300 at 10k people).
+            dimension: [
+                ComplianceGroup(
+                    key=group.key,
+                    label=group.label,
+                    people=group.people,
+                    people_compliant=group.people_compliant,
+                    items=group.items,
+                )
+                for group in found
+            ]
             for dimension, found in groups.items()
         },
     )

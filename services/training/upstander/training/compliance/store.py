@@ -102,6 +102,24 @@ def status_case(now: datetime, *, outer: bool = False) -> ColumnElement[Any]:
     return case(*whens, else_=Status.OVERDUE.value)
 
 
+def status_is(status: Status, now: datetime) -> ColumnElement[bool]:
+    """`status_case(now) == status` as a plain predicate (the same branches, in the same
+    order), which a planner can check against an index without evaluating the CASE."""
+    item = ComplianceItem
+    at = literal(now, UTCDateTime())
+    if status == Status.EXEMPT:
+        return item.exempt.is_(True)
+    done = and_(item.exempt.is_not(True), item.completed_at.is_not(None))
+    pending = and_(item.exempt.is_not(True), item.completed_at.is_(None))
+    if status == Status.COMPLIANT:
+        return and_(done, or_(item.valid_until.is_(None), item.valid_until > at))
+    if status == Status.EXPIRED:
+        return and_(done, item.valid_until <= at)
+    if status == Status.DUE:
+        return and_(pending, item.due_at > at)
+    return and_(pending, or_(item.due_at.is_(None), item.due_at <= at))
+
+
 # ----------------------------------------------------------------------------- writing
 
 
