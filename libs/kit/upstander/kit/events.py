@@ -207,9 +207,8 @@ class EventBus:
                     created_at=now,
                 )
             )
-        relay = self.relay
-        if relay is not None and not event.contains(session, "after_commit", relay.on_commit):
-            event.listen(session, "after_commit", relay.on_commit, once=True)
+        if self.relay is not None:
+            self.relay.wake_after_commit(session)
         return event_id
 
     def envelope(self, row: OutboxMixin) -> dict[str, Any]:
@@ -317,6 +316,12 @@ class Relay:
 
     def on_commit(self, _session: Session) -> None:
         self._wake.set()
+
+    def wake_after_commit(self, session: Session) -> None:
+        """Wake the relay when `session` commits. Registered once per session (a `once=True`
+        wrapper would defeat the `contains` check and pile up a listener per event)."""
+        if not event.contains(session, "after_commit", self.on_commit):
+            event.listen(session, "after_commit", self.on_commit)
 
     def start(self) -> None:
         self._is_postgres = self.sessionmaker.kw["bind"].dialect.name == "postgresql"
@@ -572,7 +577,7 @@ def outbox_admin_router(service: str) -> APIRouter:
         row.last_error = None
         await session.flush()
         if bus.relay is not None:
-            event.listen(session.sync_session, "after_commit", bus.relay.on_commit, once=True)
+            bus.relay.wake_after_commit(session.sync_session)
         return OutboxEntry.model_validate(row)
 
     return router
