@@ -262,6 +262,20 @@ class SealedStr(str):
         return (SealedStr, (str(self), self.owner_id))
 
 
+class SealedBytes(bytes):
+    """Bytes bound to the owner whose data key seals them (see `SealedStr`)."""
+
+    owner_id: uuid.UUID
+
+    def __new__(cls, value: bytes, owner_id: uuid.UUID) -> SealedBytes:
+        instance = super().__new__(cls, value)
+        instance.owner_id = owner_id
+        return instance
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SealedBytes, (bytes(self), self.owner_id))
+
+
 @dataclass(frozen=True, slots=True)
 class SealedJSON:
     """A JSON-able value and the owner whose data key encrypts it."""
@@ -551,11 +565,13 @@ def _plain(value: Any) -> Any:
         return value.value
     if isinstance(value, SealedStr):
         return str(value)
+    if isinstance(value, SealedBytes):
+        return bytes(value)
     return value
 
 
 def _owner(value: Any) -> uuid.UUID | None:
-    return value.owner_id if isinstance(value, SealedStr | SealedJSON) else None
+    return value.owner_id if isinstance(value, SealedStr | SealedJSON | SealedBytes) else None
 
 
 _CLEAR = "refusing to store an encrypted field in the clear"
@@ -600,6 +616,25 @@ class EncryptedJSON(_EncryptedType[Any]):
 
     def _decode(self, plaintext: bytes, owner_id: uuid.UUID) -> Any:
         return json.loads(plaintext)
+
+
+class EncryptedBytes(_EncryptedType[bytes]):
+    """Binary content (a file, or one chunk of it) encrypted under its owner's data key; reads
+    back as `SealedBytes`, or None if the key was destroyed."""
+
+    kind = b"bytes"
+    cache_ok = True
+
+    def _unseal_for_bind(self, value: Any) -> tuple[uuid.UUID, bytes]:
+        if not isinstance(value, SealedBytes):
+            raise ValueError(
+                f"{_CLEAR}: value has no owner (is Vault.install() set up for this session and "
+                "__encryption_owner__ declared on the model?)"
+            )
+        return value.owner_id, bytes(value)
+
+    def _decode(self, plaintext: bytes, owner_id: uuid.UUID) -> bytes:
+        return SealedBytes(plaintext, owner_id)
 
 
 # --------------------------------------------------------------------------- sealing on flush
@@ -668,5 +703,9 @@ def _seal_object(obj: Any) -> None:
             if not isinstance(value, str):
                 raise TypeError(f"{type(obj).__name__}.{key} must be a str")
             setattr(obj, key, SealedStr(str(value), owner_id))
+        elif isinstance(column_type, EncryptedBytes):
+            if not isinstance(value, bytes | bytearray | memoryview):
+                raise TypeError(f"{type(obj).__name__}.{key} must be bytes")
+            setattr(obj, key, SealedBytes(bytes(value), owner_id))
         else:
             setattr(obj, key, SealedJSON(_plain(value), owner_id))

@@ -19,7 +19,7 @@ from upstander.cases.assignments.schemas import (
     ShareOut,
 )
 from upstander.cases.audit.service import record
-from upstander.cases.cases.api import HANDLERS
+from upstander.cases.roles import HANDLERS
 from upstander.cases.cases.service import visible_case
 from upstander.cases.problems import merge_responses, problem_example
 from upstander.kit.app import make_router

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
+from fastapi import Depends, Query, Response
 
-from fastapi import Depends, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from upstander.cases.audit.service import record
+from upstander.cases.access import CaseCtx, VisibleCase, case_router
 from upstander.cases.cases import service
 from upstander.cases.cases.schemas import CaseOut, CasePage
 from upstander.cases.models import CaseStatus
-from upstander.kit.app import make_router
-from upstander.kit.auth import Principal, Role, require_roles
-from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import PageParams, page_params
 
-router = make_router(prefix="/cases/v1", tags=["cases"])
-
-HANDLERS = (Role.CASE_MANAGER, Role.INVESTIGATOR, Role.REVIEWER, Role.ADMIN)
+router = case_router(tags=["cases"])
 
 
 @router.get(
@@ -40,20 +32,14 @@ HANDLERS = (Role.CASE_MANAGER, Role.INVESTIGATOR, Role.REVIEWER, Role.ADMIN)
     responses=problem_responses(400, 401, 403, 422),
 )
 async def list_cases(
-    request: Request,
+    ctx: CaseCtx,
     status: CaseStatus | None = Query(None, description="Only cases in this state."),
     page: PageParams = Depends(page_params),
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
 ) -> CasePage:
-    cases, next_cursor = await service.list_cases(session, principal, page=page, status=status)
-    await record(
-        session,
-        principal,
-        "case.list",
-        at=request.app.state.clock.now(),
-        detail={"case_ids": [str(case.id) for case in cases]},
+    cases, next_cursor = await service.list_cases(
+        ctx.session, ctx.principal, page=page, status=status
     )
+    await ctx.audit("case.list", detail={"case_ids": [str(case.id) for case in cases]})
     return CasePage(items=[CaseOut.model_validate(case) for case in cases], next_cursor=next_cursor)
 
 
@@ -78,14 +64,7 @@ async def list_cases(
         **problem_responses(401, 403, 404, 422),
     },
 )
-async def get_case(
-    case_id: uuid.UUID,
-    request: Request,
-    response: Response,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> CaseOut:
-    case = await service.visible_case(session, principal, case_id)
-    await record(session, principal, "case.read", at=request.app.state.clock.now(), case_id=case.id)
+async def get_case(case: VisibleCase, ctx: CaseCtx, response: Response) -> CaseOut:
+    await ctx.audit("case.read", case)
     response.headers["ETag"] = f'"{case.version}"'
     return CaseOut.model_validate(case)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.cases import deadlines
 from upstander.cases.directory.service import managers_above
+from upstander.cases.roles import CASE_MANAGER_VIEW
 from upstander.cases.models import (
     Case,
     CaseAssignment,
@@ -268,10 +269,6 @@ async def route_for(
 
 
 # ----------------------------------------------------------------------------- visibility
-
-# Roles that see every case routed to the org's case managers (restrictions still win).
-CASE_MANAGER_VIEW = (Role.CASE_MANAGER, Role.ADMIN, Role.REVIEWER)
-
 
 def actor_of(principal: Principal) -> tuple[str, str]:
     """(kind, id) of a caller for records: a person's id, or an API client's id."""

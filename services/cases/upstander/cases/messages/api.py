@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.audit.service import record
-from upstander.cases.cases.api import HANDLERS
+from upstander.cases.roles import HANDLERS
 from upstander.cases.cases.service import visible_case
 from upstander.cases.messages import service
 from upstander.cases.messages.schemas import HandlerMessageIn, MessageOut, MessagePage
