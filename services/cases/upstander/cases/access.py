@@ -24,6 +24,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -165,7 +166,7 @@ def case_router(tags: list[str]) -> APIRouter:
     refusals."""
     return APIRouter(
         prefix="/cases/v1",
-        tags=tags,
+        tags=list[str | Enum](tags),
         route_class=AuditedCaseRoute,
         responses=problem_responses(401, 403, 404, 422, 500),
     )

@@ -19,9 +19,9 @@ from upstander.cases.assignments.schemas import (
     ShareOut,
 )
 from upstander.cases.audit.service import record
-from upstander.cases.roles import HANDLERS
 from upstander.cases.cases.service import visible_case
 from upstander.cases.problems import merge_responses, problem_example
+from upstander.cases.roles import HANDLERS
 from upstander.kit.app import make_router
 from upstander.kit.auth import Principal, Role, require_roles
 from upstander.kit.db import get_session

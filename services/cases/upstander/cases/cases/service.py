@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.cases import deadlines
 from upstander.cases.directory.service import managers_above
-from upstander.cases.roles import CASE_MANAGER_VIEW
 from upstander.cases.models import (
     Case,
     CaseAssignment,
@@ -31,6 +30,7 @@ from upstander.cases.models import (
     RestrictionReason,
     RoutedTo,
 )
+from upstander.cases.roles import CASE_MANAGER_VIEW
 from upstander.kit.auth import Principal, PrincipalKind, Role
 from upstander.kit.clock import Clock
 from upstander.kit.errors import NotFound
@@ -269,6 +269,7 @@ async def route_for(
 
 
 # ----------------------------------------------------------------------------- visibility
+
 
 def actor_of(principal: Principal) -> tuple[str, str]:
     """(kind, id) of a caller for records: a person's id, or an API client's id."""

@@ -8,7 +8,6 @@ from fastapi import Depends, Header, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.audit.service import record
-from upstander.cases.roles import HANDLERS
 from upstander.cases.cases.service import visible_case
 from upstander.cases.measures import service
 from upstander.cases.measures.schemas import (
@@ -20,6 +19,7 @@ from upstander.cases.measures.schemas import (
     MeasureList,
     MeasureOut,
 )
+from upstander.cases.roles import HANDLERS
 from upstander.kit.app import make_router
 from upstander.kit.auth import Principal, require_roles
 from upstander.kit.db import get_session

@@ -8,11 +8,11 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.audit.service import record
-from upstander.cases.roles import HANDLERS
 from upstander.cases.cases.service import visible_case
 from upstander.cases.messages import service
 from upstander.cases.messages.schemas import HandlerMessageIn, MessageOut, MessagePage
 from upstander.cases.models import AuthorKind
+from upstander.cases.roles import HANDLERS
 from upstander.kit.app import make_router
 from upstander.kit.auth import Principal, PrincipalKind, require_roles
 from upstander.kit.db import get_session

@@ -9,10 +9,10 @@ from fastapi import Depends, Header, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.audit.service import record
-from upstander.cases.roles import HANDLERS
 from upstander.cases.cases.schemas import CaseOut
 from upstander.cases.cases.service import visible_case
 from upstander.cases.problems import merge_responses, problem_example
+from upstander.cases.roles import HANDLERS
 from upstander.cases.workflow import service
 from upstander.cases.workflow.schemas import (
     AllegationIn,
