@@ -612,3 +612,12 @@ class AuditEntry(IdMixin, OrgMixin, Model):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# ----------------------------------------------------------------------------- reporter attachments and identity
+
+
+# ----------------------------------------------------------------------------- investigation: notes and interviews
+
+
+# ----------------------------------------------------------------------------- investigation: evidence and custody
