@@ -69,4 +69,7 @@ def create_app(
         idempotency_table=IdempotencyKey,
         event_handlers=dict(HANDLERS),
     )
-    return create_service_app(settings or Settings(), spec, transport=transport, clock=clock)
+    app = create_service_app(settings or Settings(), spec, transport=transport, clock=clock)
+    # Tests replace the network; webhook deliveries then go through the same stand-in.
+    app.state.webhook_transport = transport
+    return app

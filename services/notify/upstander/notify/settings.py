@@ -42,6 +42,14 @@ class Settings(KitSettings):
     # Production refuses plain-http webhook URLs.
     webhook_allow_http: bool | None = None
 
+    # Webhooks to loopback addresses (a receiver on this machine): dev only unless set.
+    # Private, link-local and metadata targets are never allowed (webhooks/targets.py).
+    webhook_allow_loopback: bool | None = None
+
     @property
     def allows_http_webhooks(self) -> bool:
         return self.is_dev if self.webhook_allow_http is None else self.webhook_allow_http
+
+    @property
+    def allows_loopback_webhooks(self) -> bool:
+        return self.is_dev if self.webhook_allow_loopback is None else self.webhook_allow_loopback

@@ -8,12 +8,16 @@ import asyncio
 import contextlib
 import logging
 
+import httpx
 from fastapi import FastAPI
 
 from upstander.notify.mail.sender import Mailer
 from upstander.notify.mail.service import send_due_digests, send_due_emails
 from upstander.notify.settings import Settings
 from upstander.notify.webhooks.dispatcher import WebhookDispatcher
+from upstander.notify.webhooks.targets import TargetPolicy, own_origins, webhook_client
+
+PLATFORM_APPS = ("gateway", "intake", "cases", "training", "notify")
 
 log = logging.getLogger("upstander.notify.worker")
 
@@ -26,7 +30,7 @@ class Worker:
         self.mailer = Mailer(settings)
         self.webhooks = WebhookDispatcher(
             app.state.sessionmaker,
-            app.state.http,
+            app.state.webhook_http,
             timeout=settings.webhook_timeout_seconds,
             app_base_url=settings.app_base_url,
         )
@@ -83,6 +87,17 @@ class Worker:
 
 
 async def start_worker(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    app.state.webhook_policy = TargetPolicy(
+        allow_loopback=settings.allows_loopback_webhooks,
+        own_origins=own_origins(settings.service_url(name) for name in PLATFORM_APPS),
+    )
+    # Deliveries go through their own client: guarded connections, no redirects, no proxy.
+    app.state.webhook_http = webhook_client(
+        app.state.webhook_policy,
+        timeout=settings.webhook_timeout_seconds,
+        transport=getattr(app.state, "webhook_transport", None),
+    )
     worker = Worker(app)
     app.state.worker = worker
     if app.state.settings.notify_worker_background:
@@ -93,3 +108,6 @@ async def stop_worker(app: FastAPI) -> None:
     worker: Worker | None = getattr(app.state, "worker", None)
     if worker is not None:
         await worker.stop()
+    client: httpx.AsyncClient | None = getattr(app.state, "webhook_http", None)
+    if client is not None:
+        await client.aclose()

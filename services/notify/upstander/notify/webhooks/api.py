@@ -63,6 +63,7 @@ async def create_webhook(
         event_types=body.event_types,
         description=body.description,
         allow_http=request.app.state.settings.allows_http_webhooks,
+        policy=request.app.state.webhook_policy,
         now=request.app.state.clock.now(),
     )
     return WebhookWithSecret.model_validate(
@@ -124,6 +125,7 @@ async def update_webhook(
         webhook,
         body.model_dump(exclude_unset=True),
         allow_http=request.app.state.settings.allows_http_webhooks,
+        policy=request.app.state.webhook_policy,
         now=request.app.state.clock.now(),
     )
     return WebhookOut.model_validate(webhook)

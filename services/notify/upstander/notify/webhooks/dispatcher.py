@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from upstander.notify.models import DeliveryStatus, Webhook, WebhookDelivery
 from upstander.notify.webhooks.service import disable_webhook, mirror_delivery, valid_secrets
 from upstander.notify.webhooks.signing import signature_header
+from upstander.notify.webhooks.targets import TARGET_REFUSED, is_refusal
 
 log = logging.getLogger("upstander.notify.webhooks")
 
@@ -125,11 +126,16 @@ class WebhookDispatcher:
         response: httpx.Response | None = None
         try:
             response = await self.http.post(
-                webhook.url, content=body, headers=headers, timeout=self.timeout
+                webhook.url,
+                content=body,
+                headers=headers,
+                timeout=self.timeout,
+                follow_redirects=False,
             )
             error = None if response.is_success else f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
-            error = type(exc).__name__
+            # A refused target says only that (the log must not map internal ports).
+            error = TARGET_REFUSED if is_refusal(exc) else type(exc).__name__
         delivery.latency_ms = int((time.monotonic() - started) * 1000)
         delivery.response_code = response.status_code if response is not None else None
         if error is None:

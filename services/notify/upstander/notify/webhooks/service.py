@@ -19,6 +19,7 @@ from upstander.notify.inbox.service import deliver_inbox_message
 from upstander.notify.mail.templates import render
 from upstander.notify.models import Channel, Delivery, DeliveryStatus, Webhook, WebhookDelivery
 from upstander.notify.webhooks.signing import new_secret
+from upstander.notify.webhooks.targets import TargetPolicy, check_registration
 
 ROTATION_GRACE = timedelta(hours=24)
 FORWARDED_PREFIXES = ("upstander.case.", "upstander.training.", "upstander.policy.")
@@ -38,10 +39,10 @@ def thin_data(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_url(url: str, *, allow_http: bool) -> str:
+async def _check_url(url: str, *, allow_http: bool, policy: TargetPolicy) -> str:
     if not allow_http and not url.startswith("https://"):
         raise BadRequest("Webhook URLs must use https.")
-    return url
+    return await check_registration(url, policy)
 
 
 async def get_webhook(session: AsyncSession, org_id: uuid.UUID, webhook_id: uuid.UUID) -> Webhook:
@@ -68,16 +69,18 @@ async def create_webhook(
     event_types: list[str],
     description: str,
     allow_http: bool,
+    policy: TargetPolicy,
     now: datetime,
 ) -> tuple[Webhook, str]:
     """Create an endpoint with a fresh secret; returns the secret, which is never shown again."""
+    url = await _check_url(url, allow_http=allow_http, policy=policy)
     webhook_id = uuid.uuid4()
     await vault.create_key(session, org_id=org_id, owner_id=webhook_id)
     secret = new_secret()
     webhook = Webhook(
         id=webhook_id,
         org_id=org_id,
-        url=_check_url(url, allow_http=allow_http),
+        url=url,
         event_types=event_types,
         description=description,
         secret=secret,
@@ -97,10 +100,11 @@ async def update_webhook(
     changes: dict[str, Any],
     *,
     allow_http: bool,
+    policy: TargetPolicy,
     now: datetime,
 ) -> Webhook:
     if changes.get("url") is not None:
-        webhook.url = _check_url(str(changes["url"]), allow_http=allow_http)
+        webhook.url = await _check_url(str(changes["url"]), allow_http=allow_http, policy=policy)
     if changes.get("event_types") is not None:
         webhook.event_types = list(changes["event_types"])
     if changes.get("description") is not None:
