@@ -1,61 +1,48 @@
-"""Fixtures of the cases tests: the app on SQLite and PostgreSQL, and a stand-in gateway that
-publishes a test signing key, so tests mint their own tokens."""
+"""Fixtures of the cases tests: the app on a fresh database of the selected backend, and a
+stand-in gateway that publishes a test signing key, so tests mint their own tokens."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import asyncpg
+import helpers
 import httpx
-import jwt
 import pytest
 from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
-from jwt.algorithms import OKPAlgorithm
 
 from upstander.cases.app import create_app
 from upstander.cases.settings import Settings
 from upstander.kit.clock import FrozenClock
 
 SERVICE = "cases"
-JWKS_URL = "http://127.0.0.1:8000/.well-known/jwks.json"
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-POSTGRES_DATABASE = f"upstander_test_{SERVICE}"
+JWKS_URL = helpers.JWKS_URL
 
 Mint = Callable[..., str]
 
 
 @pytest.fixture(scope="session")
-def signing_key() -> tuple[Ed25519PrivateKey, str]:
-    return Ed25519PrivateKey.generate(), f"test-{uuid.uuid4().hex[:8]}"
+def signing_key(minter: helpers.TokenMinter) -> tuple[Ed25519PrivateKey, str]:
+    """The stand-in gateway's private key and its `kid`."""
+    return minter.key, minter.kid
 
 
 @pytest.fixture(scope="session")
-def gateway_transport(signing_key: tuple[Ed25519PrivateKey, str]) -> httpx.MockTransport:
+def gateway_transport(minter: helpers.TokenMinter) -> httpx.MockTransport:
     """Stands in for the gateway (another team's service): only its JWKS is needed here."""
-    key, kid = signing_key
-    jwk = json.loads(OKPAlgorithm.to_jwk(key.public_key()))
-    jwk.update(kid=kid, use="sig", alg="EdDSA")
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET" and str(request.url) == JWKS_URL:
-            return httpx.Response(200, json={"keys": [jwk]})
-        return httpx.Response(404)
-
-    return httpx.MockTransport(handler)
+    return minter.transport()
 
 
 @pytest.fixture
-def mint(signing_key: tuple[Ed25519PrivateKey, str], clock: FrozenClock) -> Mint:
+def mint(minter: helpers.TokenMinter, clock: FrozenClock) -> Mint:
     """Mint a token as the gateway would: `mint(org=uuid, roles=["admin"])`; a reporter's
     with `typ="reporter", report=report_id`. Issued at the test clock's now, since services
     check a token's time window against the app's clock."""
-    key, kid = signing_key
 
     def mint_token(
         *,
@@ -65,23 +52,18 @@ def mint(signing_key: tuple[Ed25519PrivateKey, str], clock: FrozenClock) -> Mint
         typ: str = "staff",
         ttl: int = 300,
         report: uuid.UUID | None = None,
+        **claims: Any,
     ) -> str:
-        now = int(clock.now().timestamp())
-        claims = {
-            "iss": "upstander",
-            "aud": "upstander",
-            "sub": str(sub or uuid.uuid4()),
-            "org": str(org) if org else None,
-            "roles": roles,
-            "scope": "",
-            "typ": typ,
-            "iat": now,
-            "exp": now + ttl,
-            "jti": uuid.uuid4().hex,
-        }
-        if report is not None:
-            claims["report"] = str(report)
-        return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+        return minter.mint(
+            org=org,
+            roles=roles,
+            sub=sub,
+            typ=typ,
+            ttl=ttl,
+            report=report,
+            issued_at=clock.now(),
+            **claims,
+        )
 
     return mint_token
 
@@ -93,24 +75,13 @@ def service_token(mint: Mint) -> str:
     return mint(org=None, roles=[], sub="svc-intake", typ="service", ttl=365 * 86400)
 
 
-async def _fresh_postgres_database() -> str:
-    try:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not reachable: {type(exc).__name__}")
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {POSTGRES_DATABASE} WITH (FORCE)")
-        await connection.execute(f"CREATE DATABASE {POSTGRES_DATABASE}")
-    finally:
-        await connection.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{POSTGRES_DATABASE}"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/{SERVICE}.db"
-    return await _fresh_postgres_database()
+@pytest.fixture
+async def database_url(test_backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database on the selected backend, already migrated (a copy of the run's
+    template): a SQLite file in `tmp_path`, or `upstander_t_<run>_cases_<n>`."""
+    url = await helpers.fresh_database(SERVICE, tmp_path)
+    yield url
+    await helpers.drop_database(url)
 
 
 @pytest.fixture
@@ -122,15 +93,18 @@ def clock() -> FrozenClock:
 async def app(
     database_url: str, gateway_transport: httpx.MockTransport, clock: FrozenClock
 ) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan running (which migrates the fresh database in dev mode)."""
+    """The app with its lifespan running, on a database already at head."""
     # No background relay: tests read the outbox as written (and drain it themselves).
     # No background deadline loop either: tests call `app.state.deadlines.run_once()`.
+    # No migration on start: `database_url` is a copy of the run's migrated template (a no-op
+    # upgrade per test costs more than the copy; tests/test_migrations.py tests the history).
     settings = Settings(
         database_url=database_url,
         log_json=False,
         log_level="WARNING",
         relay_background=False,
         deadline_scheduler_background=False,
+        migrate_on_start=False,
     )
     application = create_app(settings, transport=gateway_transport, clock=clock)
     async with LifespanManager(application):

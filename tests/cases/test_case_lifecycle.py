@@ -86,9 +86,10 @@ async def test_stats_suppress_any_figure_from_fewer_than_five_cases(org: Org) ->
     assert before["acknowledged_on_time"]["suppressed"] is True
     assert before["acknowledged_on_time"]["rate"] is None
 
-    # new 5 / triage 5: both shown; acknowledged at receipt time: median 0 days, all on time.
+    # new 5 / triage 5: both shown; acknowledged half an hour after the (anonymous, so floored
+    # to the hour) receipt time: median 0.02 days, all on time.
     assert {c["status"]: c["count"] for c in after["by_status"]} == {"new": 5, "triage": 5}
-    assert after["median_days_to_acknowledge"] == {"value": 0.0, "cases": 5, "suppressed": False}
+    assert after["median_days_to_acknowledge"] == {"value": 0.02, "cases": 5, "suppressed": False}
     assert after["acknowledged_on_time"] == {"met": 5, "cases": 5, "rate": 1.0, "suppressed": False}
     assert after["median_days_to_close"]["suppressed"] is True
     assert after["feedback_on_time"]["suppressed"] is True

@@ -83,9 +83,10 @@ async def test_open_case_sets_status_and_legal_deadlines(app: FastAPI) -> None:
     assert case.priority == "normal"
     assert case.severity is None
     assert case.categories == ["retaliation", "harassment"]
-    assert case.received_at == RECEIVED
-    assert case.acknowledge_by == datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
-    assert case.feedback_by == datetime(2027, 3, 1, 9, 30, tzinfo=UTC)
+    # An anonymous report keeps the hour only; its deadlines count from it (sooner, never later).
+    assert case.received_at == RECEIVED.replace(minute=0)
+    assert case.acknowledge_by == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    assert case.feedback_by == datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
     assert case.acknowledged_at is None
     assert case.closed_at is None
     assert case.version == 1
@@ -147,8 +148,8 @@ async def test_handler_gets_a_case_with_its_etag(
     assert body["number"] == "DEMO-2026-0001"
     assert body["status"] == "new"
     assert body["priority"] == "normal"
-    assert body["acknowledge_by"] == "2026-12-01T09:30:00Z"
-    assert body["feedback_by"] == "2027-03-01T09:30:00Z"
+    assert body["acknowledge_by"] == "2026-12-01T09:00:00Z"  # from the hour received
+    assert body["feedback_by"] == "2027-03-01T09:00:00Z"
 
 
 async def test_the_etag_follows_the_version(
@@ -228,7 +229,7 @@ async def test_list_rejects_a_garbled_cursor(client: httpx.AsyncClient, mint: An
         headers=auth(mint(org=uuid.uuid4(), roles=["admin"])),
     )
 
-    assert_problem(response, 400, "bad-request")
+    assert_problem(response, 400, "invalid-cursor")
 
 
 async def test_another_orgs_case_is_404(app: FastAPI, client: httpx.AsyncClient, mint: Any) -> None:

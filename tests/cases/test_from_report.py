@@ -220,9 +220,9 @@ async def test_a_submitted_report_opens_one_case_with_legal_deadlines(
     assert case["categories"] == ["sexual_harassment"]
     assert case["reporter_mode"] == "confidential"
     assert case["reporter_person_id"] is None
-    assert case["received_at"] == "2026-11-24T09:30:00Z"
-    assert case["acknowledge_by"] == "2026-12-01T09:30:00Z"  # + 7 days
-    assert case["feedback_by"] == "2027-03-01T09:30:00Z"  # acknowledge_by + 3 months
+    assert case["received_at"] == "2026-11-24T09:00:00Z"  # sent 09:30; the hour only
+    assert case["acknowledge_by"] == "2026-12-01T09:00:00Z"  # + 7 days
+    assert case["feedback_by"] == "2027-03-01T09:00:00Z"  # acknowledge_by + 3 months
 
 
 async def test_the_same_event_delivered_twice_opens_one_case(
@@ -628,9 +628,9 @@ async def test_the_reporter_sees_only_status_and_deadlines_of_their_case(
     assert response.json() == {
         "number": "DEMO-2026-0001",
         "status": "new",
-        "received_at": "2026-11-24T09:30:00Z",
-        "acknowledge_by": "2026-12-01T09:30:00Z",
-        "feedback_by": "2027-03-01T09:30:00Z",
+        "received_at": "2026-11-24T09:00:00Z",  # the hour only
+        "acknowledge_by": "2026-12-01T09:00:00Z",
+        "feedback_by": "2027-03-01T09:00:00Z",
         "acknowledged_at": None,
         "updated_at": response.json()["updated_at"],
     }

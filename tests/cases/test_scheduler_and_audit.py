@@ -39,17 +39,18 @@ async def notices(app: FastAPI) -> list[tuple[str, str, str]]:
 async def test_the_acknowledgment_deadline_warns_once_then_misses_once(
     app: FastAPI, org: Org, clock: FrozenClock
 ) -> None:
-    _, case_id = await org.report()  # received 24 Nov 09:30 → acknowledge by 1 Dec 09:30
+    # Sent 24 Nov 09:30, anonymous: received at the hour, 09:00 → acknowledge by 1 Dec 09:00.
+    _, case_id = await org.report()
     scheduler = app.state.deadlines
-    due = "2026-12-01T09:30:00+00:00"
+    due = "2026-12-01T09:00:00+00:00"
 
     assert await scheduler.run_once() == 0
-    clock.set(datetime(2026, 11, 29, 9, 29, tzinfo=UTC))  # 48 h + 1 min before
+    clock.set(datetime(2026, 11, 29, 8, 59, tzinfo=UTC))  # 48 h + 1 min before
     assert await scheduler.run_once() == 0
     clock.advance(timedelta(minutes=1))
     assert await scheduler.run_once() == 1
     assert await scheduler.run_once() == 0
-    clock.set(datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
+    clock.set(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
     assert await scheduler.run_once() == 1
     assert await scheduler.run_once() == 0
 
@@ -120,8 +121,8 @@ async def test_an_org_may_only_shorten_its_deadlines(app: FastAPI, org: Org) -> 
         "acknowledge_days"
     ] == 3
     case = await load_case(app, case_id)
-    assert case.acknowledge_by == datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
-    assert case.feedback_by == datetime(2027, 1, 27, 9, 30, tzinfo=UTC)
+    assert case.acknowledge_by == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # from the hour
+    assert case.feedback_by == datetime(2027, 1, 27, 9, 0, tzinfo=UTC)
 
 
 async def test_reads_and_changes_are_audited_in_a_verifiable_chain(

@@ -6,6 +6,9 @@ import os
 
 import uvicorn
 
+from upstander.cases.settings import Settings
+from upstander.kit.server import server_options
+
 
 def main() -> None:
     uvicorn.run(
@@ -13,9 +16,9 @@ def main() -> None:
         factory=True,
         host=os.environ.get("UPSTANDER_CASES_HOST", "127.0.0.1"),
         port=int(os.environ.get("UPSTANDER_CASES_PORT", "8002")),
-        access_log=False,
         log_config=None,  # the kit configures logging in the lifespan
-        proxy_headers=False,  # no client addresses in logs or rows
+        # Connection bounds and keep-alive from the settings, the same for every app.
+        **server_options(Settings()),
     )
 
 

@@ -12,6 +12,13 @@ A case route reads::
 - `VisibleCase` / `LockedCase` is the one door to a case: the handler roles, then the
   per-case visibility rules of `cases.service.visible_case` (involved, excluded, chain and
   recused people get 404, as does another organisation). `LockedCase` locks the row.
+- Routes whose roles differ from the handlers' take the same pair from a narrower door built
+  from a role tuple of `roles.py`: `AssignerCtx` / `AssignerLockedCase`, `SharerCtx` /
+  `SharerVisibleCase`, `AdminCtx` / `AdminLockedCase`; organisation-wide routes take
+  `AdminCtx`, `StatsCtx` or `AuditorCtx`; the reporter's routes `ReporterCtx` / `ReporterCase`.
+- A route with a second id in its path (`/cases/{case_id}/actions/{action_id}`) also declares
+  `case_id: uuid.UUID` first, unused: FastAPI documents a route's own parameters before its
+  dependencies', and generated clients take path ids positionally in that order.
 - Routes built with `case_router()` audit refusals: a 403, a 404 on a case that exists in the
   caller's organisation (hidden from them), a 409 or 412 on a case becomes a `case.refused`
   entry written in its own transaction (the request's own work is rolled back). Refusal
@@ -33,10 +40,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.audit.service import record
-from upstander.cases.cases.service import visible_case
+from upstander.cases.cases.service import reporter_case, visible_case
 from upstander.cases.models import Case
-from upstander.cases.roles import HANDLERS
-from upstander.kit.auth import Principal, require_roles
+from upstander.cases.roles import (
+    ADMINS,
+    ASSIGNERS,
+    AUDITORS,
+    HANDLERS,
+    SHARERS,
+    STATS_READERS,
+)
+from upstander.kit.auth import Principal, reporter, require_roles
 from upstander.kit.clock import Clock
 from upstander.kit.crypto import Vault
 from upstander.kit.db import CommittingRoute, get_session
@@ -77,12 +91,14 @@ class CaseContext:
             self.session, self.principal, action, at=self.now, case_id=case_id, detail=detail
         )
 
+    @property
+    def org_id(self) -> uuid.UUID:
+        """The caller's organisation (every caller let in by these dependencies has one)."""
+        assert self.principal.org_id is not None
+        return self.principal.org_id
 
-async def _handler_context(
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> CaseContext:
+
+def _context(request: Request, principal: Principal, session: AsyncSession) -> CaseContext:
     state = request.app.state
     return CaseContext(
         request=request,
@@ -95,19 +111,75 @@ async def _handler_context(
     )
 
 
-CaseCtx = Annotated[CaseContext, Depends(_handler_context)]
+def case_context(*roles: str) -> Any:
+    """`Depends(...)` giving the `CaseContext` of a staff member or API client holding one of
+    `roles` (403 otherwise). Build one per role tuple of `roles.py`, once, at import."""
+
+    async def dependency(
+        request: Request,
+        principal: Principal = require_roles(*roles),
+        session: AsyncSession = Depends(get_session),
+    ) -> CaseContext:
+        return _context(request, principal, session)
+
+    return Depends(dependency)
 
 
-def _case_dependency(*, for_update: bool) -> Any:
-    async def dependency(case_id: uuid.UUID, ctx: CaseCtx) -> Case:
+def case_dependency(context: Any, *, for_update: bool) -> Any:
+    """`Depends(...)` giving the path's `{case_id}` case through `visible_case`, for the
+    callers `context` (a `case_context(...)`) lets in. Sharing the context's dependency means
+    one role check, always made before the case is looked up (a 403 comes before a 404)."""
+
+    async def dependency(case_id: uuid.UUID, ctx: CaseContext = context) -> Case:
         return await visible_case(ctx.session, ctx.principal, case_id, for_update=for_update)
 
     return Depends(dependency)
 
 
-# A case the caller may see (404 otherwise), and the same with its row locked for a change.
-VisibleCase = Annotated[Case, _case_dependency(for_update=False)]
-LockedCase = Annotated[Case, _case_dependency(for_update=True)]
+# Case handlers (`roles.HANDLERS`): the context, a case they may see (404 otherwise), and the
+# same with its row locked for a change.
+_HANDLER_CONTEXT = case_context(*HANDLERS)
+CaseCtx = Annotated[CaseContext, _HANDLER_CONTEXT]
+VisibleCase = Annotated[Case, case_dependency(_HANDLER_CONTEXT, for_update=False)]
+LockedCase = Annotated[Case, case_dependency(_HANDLER_CONTEXT, for_update=True)]
+
+# Narrower doors, one per role tuple that differs from the handlers'. Use the context and the
+# case of the same door in a route (mixing doors would check two role sets).
+_ASSIGNER_CONTEXT = case_context(*ASSIGNERS)
+AssignerCtx = Annotated[CaseContext, _ASSIGNER_CONTEXT]
+AssignerLockedCase = Annotated[Case, case_dependency(_ASSIGNER_CONTEXT, for_update=True)]
+
+_SHARER_CONTEXT = case_context(*SHARERS)
+SharerCtx = Annotated[CaseContext, _SHARER_CONTEXT]
+SharerVisibleCase = Annotated[Case, case_dependency(_SHARER_CONTEXT, for_update=False)]
+
+_ADMIN_CONTEXT = case_context(*ADMINS)
+AdminCtx = Annotated[CaseContext, _ADMIN_CONTEXT]
+AdminLockedCase = Annotated[Case, case_dependency(_ADMIN_CONTEXT, for_update=True)]
+
+# Organisation-wide routes (no case in the path).
+StatsCtx = Annotated[CaseContext, case_context(*STATS_READERS)]
+AuditorCtx = Annotated[CaseContext, case_context(*AUDITORS)]
+
+
+async def _reporter_context(
+    request: Request,
+    principal: Principal = Depends(reporter),
+    session: AsyncSession = Depends(get_session),
+) -> CaseContext:
+    return _context(request, principal, session)
+
+
+# The reporter (a token from `POST /auth/receipt`, scoped to one report) and the case their
+# report opened (404 while there is none). Reporter routes are not audited.
+ReporterCtx = Annotated[CaseContext, Depends(_reporter_context)]
+
+
+async def _reporter_case(ctx: ReporterCtx) -> Case:
+    return await reporter_case(ctx.session, ctx.principal)
+
+
+ReporterCase = Annotated[Case, Depends(_reporter_case)]
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -144,6 +216,20 @@ async def record_refusal(request: Request, status: int) -> None:
         log.warning("could not record a refusal: %s", type(error).__name__)
 
 
+async def _roll_back(request: Request) -> None:
+    """End the refused request's transaction now: its work is void anyway, and it may hold the
+    case row (`FOR UPDATE`), the audit head or SQLite's write lock, which the refusal's own
+    transaction would wait on: on PostgreSQL until a lock timeout (the holder is this very
+    request, idle until it ends), on SQLite for the busy timeout, and the entry is lost."""
+    session: AsyncSession | None = getattr(request.state, "db_session", None)
+    if session is None:
+        return
+    try:
+        await session.rollback()
+    except Exception as error:  # the connection may be gone; the refusal is still the answer
+        log.warning("could not roll back a refused request: %s", type(error).__name__)
+
+
 class AuditedCaseRoute(CommittingRoute):
     """`CommittingRoute` that records refused actions on a case (see the module docstring)."""
 
@@ -155,6 +241,7 @@ class AuditedCaseRoute(CommittingRoute):
                 return await handler(request)
             except ProblemError as error:
                 if error.status in AUDITED_REFUSALS:
+                    await _roll_back(request)
                     await record_refusal(request, error.status)
                 raise
 

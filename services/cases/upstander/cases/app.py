@@ -15,14 +15,21 @@ from upstander.cases.checkins.api import router as checkins_router
 from upstander.cases.deadlines.api import router as settings_router
 from upstander.cases.deadlines.service import DeadlineScheduler
 from upstander.cases.events import HANDLERS
+from upstander.cases.evidence.api import router as evidence_router
+from upstander.cases.export.api import router as export_router
+from upstander.cases.interviews.api import router as interviews_router
 from upstander.cases.measures.api import router as measures_router
 from upstander.cases.messages.api import router as messages_router
-from upstander.cases.models import DataKey, IdempotencyKey, Inbox, Model, Outbox
+from upstander.cases.models import AccessRecord, DataKey, IdempotencyKey, Inbox, Model, Outbox
+from upstander.cases.notes.api import router as notes_router
+from upstander.cases.report.api import router as report_router
+from upstander.cases.report.fetcher import start_attachment_fetcher, stop_attachment_fetcher
 from upstander.cases.reporter.api import router as reporter_router
 from upstander.cases.retention.api import router as retention_router
 from upstander.cases.retention.service import RetentionSweeper
 from upstander.cases.settings import Settings
 from upstander.cases.stats.api import router as stats_router
+from upstander.cases.timeline.api import router as timeline_router
 from upstander.cases.workflow.api import router as workflow_router
 from upstander.kit.app import ServiceSpec, create_service_app
 from upstander.kit.clock import Clock
@@ -72,6 +79,7 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
+    settings = settings or Settings()
     spec = ServiceSpec(
         name="cases",
         title="Upstander cases",
@@ -81,21 +89,29 @@ def create_app(
         ),
         metadata=Model.metadata,
         migrations_dir=MIGRATIONS_DIR,
+        # Raised from the kit's 10 MiB so an evidence file of the largest size fits.
+        max_body_bytes=settings.max_body_bytes,
         routers=[
             cases_router,
             workflow_router,
             assignments_router,
             measures_router,
             messages_router,
+            notes_router,
+            interviews_router,
+            evidence_router,
+            report_router,
             reporter_router,
             checkins_router,
             retention_router,
             stats_router,
             settings_router,
             audit_router,
+            timeline_router,
+            export_router,
         ],
-        on_startup=[attach_vault, start_deadlines],
-        on_shutdown=[stop_deadlines],
+        on_startup=[attach_vault, start_deadlines, start_attachment_fetcher],
+        on_shutdown=[stop_attachment_fetcher, stop_deadlines],
         openapi_tags=[
             {"name": "cases", "description": "Case files and their deadlines."},
             {
@@ -108,6 +124,28 @@ def create_app(
             },
             {"name": "measures", "description": "Interim measures and corrective actions."},
             {"name": "messages", "description": "The conversation with a case's reporter."},
+            {
+                "name": "notes",
+                "description": "Investigation notes, sealed; corrected by new versions only.",
+            },
+            {
+                "name": "interviews",
+                "description": "Interviews of everyone heard, sealed; corrected by new versions.",
+            },
+            {
+                "name": "evidence",
+                "description": (
+                    "Files added to the investigation: sealed, hashed (SHA-256) on receipt, "
+                    "each with its chain of custody."
+                ),
+            },
+            {
+                "name": "report",
+                "description": (
+                    "What the reporter gave: the report, attachments, and a confidential "
+                    "reporter's identity (read with a reason)."
+                ),
+            },
             {
                 "name": "reporter",
                 "description": "For reporters, with the token their receipt code gives them.",
@@ -125,9 +163,21 @@ def create_app(
                 "description": "Your organisation's deadlines, check-in days and retention.",
             },
             {"name": "audit", "description": "The hash-chained access audit trail."},
+            {
+                "name": "timeline",
+                "description": "Everything that happened on a case, in one ordered list.",
+            },
+            {
+                "name": "export",
+                "description": (
+                    "A case file as one signed ZIP, the public keys that check it, and its "
+                    "verification."
+                ),
+            },
         ],
         event_tables=(Outbox, Inbox),
+        access_table=AccessRecord,
         idempotency_table=IdempotencyKey,
         event_handlers=dict(HANDLERS),
     )
-    return create_service_app(settings or Settings(), spec, transport=transport, clock=clock)
+    return create_service_app(settings, spec, transport=transport, clock=clock)

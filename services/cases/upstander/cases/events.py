@@ -15,7 +15,10 @@ from upstander.cases.cases import flows
 from upstander.cases.cases.schemas import AttachmentAdded, ReportSubmitted
 from upstander.cases.cases.service import extend_chains_for_person
 from upstander.cases.directory.service import as_uuid, upsert_org, upsert_person
+from upstander.cases.models import Case
+from upstander.cases.report.service import queue_attachment_files
 from upstander.cases.workflow.service import reroute_for_person
+from upstander.kit.clock import for_reporter
 from upstander.kit.errors import BadRequest
 from upstander.kit.events import CloudEvent, Handler
 
@@ -55,7 +58,9 @@ async def on_person(session: AsyncSession, event: CloudEvent, request: Request) 
     if person.manager_id is not None:
         # A new manager (or a person named in a report before they reached the directory):
         # cases hidden from this person must now be hidden from whoever is above them too.
-        await extend_chains_for_person(session, person.org_id, person.id, now=now)
+        await extend_chains_for_person(
+            session, person.org_id, person.id, events=request.app.state.events, now=now
+        )
     # Their record may show that someone involved is leadership or above a case manager:
     # such cases go to independent reviewers, as when an allegation names them.
     await reroute_for_person(session, person, events=request.app.state.events, now=now)
@@ -70,7 +75,7 @@ async def on_report_submitted(session: AsyncSession, event: CloudEvent, request:
     received_at = report.submitted_at or event.time
     if received_at.tzinfo is None:
         raise BadRequest("submitted_at must carry a timezone.")
-    await flows.open_case_from_report(
+    case = await flows.open_case_from_report(
         session,
         report,
         org_id=org_id,
@@ -79,6 +84,16 @@ async def on_report_submitted(session: AsyncSession, event: CloudEvent, request:
         events=request.app.state.events,
         clock=request.app.state.clock,
     )
+    await _queue_files(session, case, request)
+
+
+async def _queue_files(session: AsyncSession, case: Case, request: Request) -> None:
+    """The attachments' bytes are fetched from intake after this transaction commits
+    (report.fetcher); their pending rows commit with the event, so none is forgotten."""
+    # An anonymous or confidential reporter's files are queued at the hour (kit.clock).
+    now = for_reporter(request.app.state.clock.now(), case.reporter_mode)
+    if await queue_attachment_files(session, case, now=now):
+        request.app.state.attachment_fetcher.wake_after_commit(session)
 
 
 async def on_attachment_added(session: AsyncSession, event: CloudEvent, request: Request) -> None:
@@ -90,7 +105,7 @@ async def on_attachment_added(session: AsyncSession, event: CloudEvent, request:
         added = AttachmentAdded.model_validate(data)
     except ValidationError as error:
         raise _invalid(event, error) from None
-    await flows.add_attachment(
+    case = await flows.add_attachment(
         session,
         org_id=_org_of(event, added.org_id),
         report_id=added.report_id,
@@ -98,6 +113,7 @@ async def on_attachment_added(session: AsyncSession, event: CloudEvent, request:
         vault=request.app.state.vault,
         clock=request.app.state.clock,
     )
+    await _queue_files(session, case, request)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -20,12 +20,19 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from upstander.kit.crypto import EncryptedJSON, EncryptedText, VaultSlot, data_key_model
+from upstander.kit.crypto import (
+    EncryptedBytes,
+    EncryptedJSON,
+    EncryptedText,
+    VaultSlot,
+    data_key_model,
+)
 from upstander.kit.db import Base, IdMixin, OrgMixin, TimestampMixin, UTCDateTime, make_metadata
 from upstander.kit.events import event_tables
 from upstander.kit.idempotency import idempotency_table
+from upstander.kit.revocation import access_table
 
 
 class Model(Base):
@@ -36,6 +43,9 @@ class Model(Base):
 
 
 Outbox, Inbox = event_tables(Model)
+# The latest access change of each person, API client and org the gateway announced: tokens
+# signed before it are refused (upstander.kit.revocation).
+AccessRecord = access_table(Model)
 # Responses stored for `Idempotency-Key` retries (kit.idempotency).
 IdempotencyKey = idempotency_table(Model)
 DataKey = data_key_model(Model)
@@ -614,10 +624,317 @@ class AuditEntry(IdMixin, OrgMixin, Model):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-# ----------------------------------------------------------------------------- reporter attachments and identity
+# ------------------------------------------------------------ reporter attachments and identity
 
 
-# ----------------------------------------------------------------------------- investigation: notes and interviews
+class AttachmentFileStatus(StrEnum):
+    PENDING = "pending"  # the bytes are still with intake; the fetcher will bring them
+    STORED = "stored"  # sealed here, in chunks
+    UNAVAILABLE = "unavailable"  # intake no longer has them (its report was shredded)
 
 
-# ----------------------------------------------------------------------------- investigation: evidence and custody
+class CaseAttachmentFile(IdMixin, OrgMixin, TimestampMixin, Model):
+    """Where the bytes of one reporter attachment stand: pending while intake still holds
+    them (the attachment fetcher retries with backoff), then stored here in chunks sealed
+    under the case's key. Deleted with its `CaseAttachment` (foreign key cascade)."""
+
+    __tablename__ = "case_attachment_files"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (
+        Index("ix_case_attachment_files_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    case_attachment_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("case_attachments.id", ondelete="CASCADE"), unique=True
+    )
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[AttachmentFileStatus] = mapped_column(
+        _enum(AttachmentFileStatus, "attachment_file_status"), default=AttachmentFileStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Failed answers that say the file is gone (404), as opposed to intake being unreachable.
+    gone_answers: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Another fetcher (replica) holds the row until then.
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A short reason code ("HTTP 503", "size_mismatch"), never content.
+    last_error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Sealed: a file's hash can confirm that a known photo is in the case.
+    sha256: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "case_attachment_file.sha256"), nullable=True
+    )
+    stored_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CaseAttachmentChunk(IdMixin, OrgMixin, Model):
+    """One piece (at most 1 MiB) of a stored attachment, sealed under the case's key, so a
+    download streams piece by piece and crypto-shredding the case shreds its files."""
+
+    __tablename__ = "case_attachment_chunks"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (UniqueConstraint("case_attachment_id", "seq"),)
+
+    # No single-column index: the unique constraint leads with it.
+    case_attachment_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("case_attachments.id", ondelete="CASCADE")
+    )
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes | None] = mapped_column(
+        EncryptedBytes(Model.__vault_slot__, "case_attachment_chunk.data"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReporterIdentityRead(IdMixin, OrgMixin, Model):
+    """Someone read a confidential reporter's identity: who, when, and why (the reason
+    sealed under the case's key; the audit entry holds only this row's id). Deleted with
+    the case's report (foreign key cascade)."""
+
+    __tablename__ = "reporter_identity_reads"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (
+        Index("ix_reporter_identity_reads_case_id_created_at", "case_id", "created_at"),
+    )
+
+    # No single-column index on case_id: the composite one leads with it.
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    case_report_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("case_reports.id", ondelete="CASCADE"), index=True
+    )
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    reason: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "reporter_identity_read.reason"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# ---------------------------------------------------------- investigation: notes and interviews
+
+
+class InterviewRole(StrEnum):
+    """In which capacity someone was interviewed. Every role gets the same fields: the
+    respondent's side is recorded as thoroughly as the reporter's."""
+
+    REPORTER = "reporter"
+    WITNESS = "witness"
+    RESPONDENT = "respondent"
+    OTHER = "other"
+
+
+class CaseNote(IdMixin, OrgMixin, TimestampMixin, Model):
+    """An investigation note on a case. Never edited in place: its text lives in
+    `CaseNoteVersion` rows, the last one current, every earlier one kept and readable."""
+
+    __tablename__ = "case_notes"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (Index("ix_case_notes_case_id_created_at_id", "case_id", "created_at", "id"),)
+
+    # No single-column index: the composite one leads with it.
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    # Who wrote the first version: "person" and a directory id, or "client" and a client id.
+    author_kind: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[str] = mapped_column(String(200))
+    # The number of the current (last) version; versions are numbered from 1.
+    current_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Loaded explicitly (selectinload), never lazily: async sessions cannot lazy-load.
+    versions: Mapped[list[CaseNoteVersion]] = relationship(
+        lazy="raise",
+        order_by="CaseNoteVersion.number",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class CaseNoteVersion(IdMixin, OrgMixin, TimestampMixin, Model):
+    """One version of a note's text, sealed under the case's key, with who wrote it, when,
+    and (for a correction) why. Rows are only ever added."""
+
+    __tablename__ = "case_note_versions"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (
+        UniqueConstraint("note_id", "number"),
+        Index("ix_case_note_versions_case_id_created_at_id", "case_id", "created_at", "id"),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    # No single-column index: the unique constraint leads with it.
+    note_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("case_notes.id", ondelete="CASCADE")
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    author_kind: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[str] = mapped_column(String(200))
+    # None once the case's data key is destroyed (crypto-shredded).
+    body: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "case_note_version.body"), nullable=True
+    )
+    reason: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "case_note_version.reason"), nullable=True
+    )
+
+
+class CaseInterview(IdMixin, OrgMixin, TimestampMixin, Model):
+    """An interview held for a case. Corrected like a note: each correction is a new
+    `CaseInterviewVersion` restating the whole record, earlier versions kept and readable."""
+
+    __tablename__ = "case_interviews"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (
+        Index("ix_case_interviews_case_id_created_at_id", "case_id", "created_at", "id"),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    # Who recorded it first: "person" and a directory id, or "client" and a client id.
+    author_kind: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[str] = mapped_column(String(200))
+    current_version: Mapped[int] = mapped_column(Integer, default=1)
+    versions: Mapped[list[CaseInterviewVersion]] = relationship(
+        lazy="raise",
+        order_by="CaseInterviewVersion.number",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class CaseInterviewVersion(IdMixin, OrgMixin, TimestampMixin, Model):
+    """One version of an interview record. Who was interviewed, who else attended, the
+    summary, the statement and the correction's reason are sealed under the case's key (the
+    interviewee's directory id too: that someone was questioned as a respondent is itself
+    sensitive, and must not outlive the case's key). Rows are only ever added."""
+
+    __tablename__ = "case_interview_versions"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (
+        UniqueConstraint("interview_id", "number"),
+        Index("ix_case_interview_versions_case_id_created_at_id", "case_id", "created_at", "id"),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    interview_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("case_interviews.id", ondelete="CASCADE")
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    author_kind: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[str] = mapped_column(String(200))
+    role: Mapped[InterviewRole] = mapped_column(_enum(InterviewRole, "interview_role"))
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # {"person_id": str | None, "name": str | None}: a directory person or a free-text name.
+    interviewee: Mapped[dict[str, Any] | None] = mapped_column(
+        EncryptedJSON(Model.__vault_slot__, "case_interview_version.interviewee"), nullable=True
+    )
+    # Directory ids of the handlers who held the interview.
+    interviewer_person_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # {"person_ids": [str, ...], "names": [str, ...]}: who else was in the room.
+    attendees: Mapped[dict[str, Any] | None] = mapped_column(
+        EncryptedJSON(Model.__vault_slot__, "case_interview_version.attendees"), nullable=True
+    )
+    summary: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "case_interview_version.summary"), nullable=True
+    )
+    statement: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "case_interview_version.statement"), nullable=True
+    )
+    # Ids of the case's evidence items attached to the interview.
+    evidence_item_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reason: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "case_interview_version.reason"), nullable=True
+    )
+
+
+# ---------------------------------------------------------- investigation: evidence and custody
+
+
+class CustodyAction(StrEnum):
+    """What was done with a piece of evidence (one chain-of-custody entry each)."""
+
+    UPLOADED = "uploaded"
+    VIEWED = "viewed"  # its metadata was read (alone or in a listing)
+    DOWNLOADED = "downloaded"
+    EXPORTED = "exported"  # it went into a case-file export
+
+
+class EvidenceItem(IdMixin, OrgMixin, TimestampMixin, Model):
+    """A file a handler added to the investigation, with where it came from and when it was
+    collected. The bytes live in `evidence_chunks`; the filename, description, source and
+    even the hash are sealed under the case's key (a hash can confirm that a known photo is
+    in the case), so crypto-shredding the case leaves nothing readable."""
+
+    __tablename__ = "evidence_items"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (
+        Index("ix_evidence_items_case_id_created_at_id", "case_id", "created_at", "id"),
+    )
+
+    # No single-column index: the composite one leads with it.
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    filename: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "evidence_item.filename"), nullable=True
+    )
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "evidence_item.sha256"), nullable=True
+    )
+    description: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "evidence_item.description"), nullable=True
+    )
+    source: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "evidence_item.source"), nullable=True
+    )
+    collected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    uploaded_by_kind: Mapped[str] = mapped_column(String(16))
+    uploaded_by_id: Mapped[str] = mapped_column(String(200))
+
+
+class EvidenceChunk(IdMixin, OrgMixin, Model):
+    """One piece (at most 1 MiB) of an evidence file, sealed under the case's key, so uploads
+    and downloads stream piece by piece. Written once, never updated."""
+
+    __tablename__ = "evidence_chunks"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (UniqueConstraint("evidence_id", "seq"),)
+
+    # No single-column index: the unique constraint leads with it.
+    evidence_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("evidence_items.id", ondelete="CASCADE")
+    )
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes | None] = mapped_column(
+        EncryptedBytes(Model.__vault_slot__, "evidence_chunk.data"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EvidenceCustody(IdMixin, OrgMixin, TimestampMixin, Model):
+    """One link of an item's chain of custody: who (actor kind and id) did what with it, and
+    when, with an optional note sealed under the case's key. Rows are only ever added."""
+
+    __tablename__ = "evidence_custody"
+    __encryption_owner__ = "case_id"
+    __table_args__ = (
+        Index("ix_evidence_custody_evidence_id_created_at_id", "evidence_id", "created_at", "id"),
+        Index("ix_evidence_custody_case_id_created_at_id", "case_id", "created_at", "id"),
+    )
+
+    # No single-column indexes: the composite ones lead with them.
+    evidence_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("evidence_items.id", ondelete="CASCADE")
+    )
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    action: Mapped[CustodyAction] = mapped_column(_enum(CustodyAction, "custody_action"))
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(
+        EncryptedText(Model.__vault_slot__, "evidence_custody.note"), nullable=True
+    )

@@ -6,9 +6,18 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import Depends, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import Response
 
+from upstander.cases.access import (
+    AssignerCtx,
+    AssignerLockedCase,
+    CaseCtx,
+    LockedCase,
+    SharerCtx,
+    SharerVisibleCase,
+    VisibleCase,
+    case_router,
+)
 from upstander.cases.assignments import service
 from upstander.cases.assignments.schemas import (
     AssignmentIn,
@@ -18,18 +27,11 @@ from upstander.cases.assignments.schemas import (
     ShareIn,
     ShareOut,
 )
-from upstander.cases.audit.service import record
-from upstander.cases.cases.service import visible_case
 from upstander.cases.problems import merge_responses, problem_example
-from upstander.cases.roles import HANDLERS
-from upstander.kit.app import make_router
-from upstander.kit.auth import Principal, Role, require_roles
-from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 
-router = make_router(prefix="/cases/v1", tags=["assignments"])
+router = case_router(tags=["assignments"])
 
-ASSIGNERS = (Role.CASE_MANAGER, Role.REVIEWER, Role.ADMIN)
 CONFLICT_PROBLEMS = merge_responses(
     problem_responses(401, 403, 404, 409, 422),
     {
@@ -59,29 +61,20 @@ CONFLICT_PROBLEMS = merge_responses(
     responses=CONFLICT_PROBLEMS,
 )
 async def create_assignment(
-    case_id: uuid.UUID,
-    body: AssignmentIn,
-    request: Request,
-    principal: Principal = require_roles(*ASSIGNERS),
-    session: AsyncSession = Depends(get_session),
+    case: AssignerLockedCase, body: AssignmentIn, ctx: AssignerCtx
 ) -> AssignmentOut:
-    case = await visible_case(session, principal, case_id, for_update=True)
-    now = request.app.state.clock.now()
     assignment = await service.assign(
-        session,
-        principal,
+        ctx.session,
+        ctx.principal,
         case,
         person_id=body.person_id,
         role=body.role,
-        now=now,
-        events=request.app.state.events,
+        now=ctx.now,
+        events=ctx.events,
     )
-    await record(
-        session,
-        principal,
+    await ctx.audit(
         "assignment.create",
-        at=now,
-        case_id=case.id,
+        case,
         detail={"person_id": str(body.person_id), "role": body.role.value},
     )
     return AssignmentOut.model_validate(assignment)
@@ -94,17 +87,10 @@ async def create_assignment(
     response_model=AssignmentList,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def list_assignments(
-    case_id: uuid.UUID,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> AssignmentList:
-    case = await visible_case(session, principal, case_id)
-    items = [AssignmentOut.model_validate(a) for a in await service.list_assignments(session, case)]
-    await record(
-        session, principal, "assignment.list", at=request.app.state.clock.now(), case_id=case.id
-    )
+async def list_assignments(case: VisibleCase, ctx: CaseCtx) -> AssignmentList:
+    assignments = await service.list_assignments(ctx.session, case)
+    items = [AssignmentOut.model_validate(a) for a in assignments]
+    await ctx.audit("assignment.list", case)
     return AssignmentList(items=items)
 
 
@@ -117,20 +103,15 @@ async def list_assignments(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def delete_assignment(
-    case_id: uuid.UUID,
+    case_id: uuid.UUID,  # unused: keeps the path's ids in order in the docs (see access.py)
     assignment_id: uuid.UUID,
-    request: Request,
-    principal: Principal = require_roles(*ASSIGNERS),
-    session: AsyncSession = Depends(get_session),
+    case: AssignerLockedCase,
+    ctx: AssignerCtx,
 ) -> Response:
-    case = await visible_case(session, principal, case_id, for_update=True)
-    removed = await service.unassign(session, case, assignment_id)
-    await record(
-        session,
-        principal,
+    removed = await service.unassign(ctx.session, case, assignment_id)
+    await ctx.audit(
         "assignment.delete",
-        at=request.app.state.clock.now(),
-        case_id=case.id,
+        case,
         detail={"person_id": str(removed.person_id), "role": removed.role.value},
     )
     return Response(status_code=204)
@@ -148,17 +129,13 @@ async def delete_assignment(
     response_model=RecusalOut,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def create_recusal(
-    case_id: uuid.UUID,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> RecusalOut:
-    case = await visible_case(session, principal, case_id, for_update=True)
-    now = request.app.state.clock.now()
-    person_id = await service.recuse(session, principal, case, now=now)
-    await record(session, principal, "recusal.create", at=now, case_id=case.id)
-    return RecusalOut(case_id=case.id, person_id=person_id, recused_at=now)
+async def create_recusal(case: LockedCase, ctx: CaseCtx) -> RecusalOut:
+    # Announced (`case.restricted`): notify withdraws what it told them of the case.
+    person_id = await service.recuse(
+        ctx.session, ctx.principal, case, now=ctx.now, events=ctx.events
+    )
+    await ctx.audit("recusal.create", case)
+    return RecusalOut(case_id=case.id, person_id=person_id, recused_at=ctx.now)
 
 
 @router.post(
@@ -173,22 +150,9 @@ async def create_recusal(
     response_model=ShareOut,
     responses=CONFLICT_PROBLEMS,
 )
-async def create_share(
-    case_id: uuid.UUID,
-    body: ShareIn,
-    request: Request,
-    principal: Principal = require_roles(Role.REVIEWER),
-    session: AsyncSession = Depends(get_session),
-) -> ShareOut:
-    case = await visible_case(session, principal, case_id)
-    now = request.app.state.clock.now()
-    shared = await service.share(session, principal, case, person_id=body.person_id, now=now)
-    await record(
-        session,
-        principal,
-        "share.create",
-        at=now,
-        case_id=case.id,
-        detail={"person_id": str(body.person_id)},
+async def create_share(case: SharerVisibleCase, body: ShareIn, ctx: SharerCtx) -> ShareOut:
+    shared = await service.share(
+        ctx.session, ctx.principal, case, person_id=body.person_id, now=ctx.now
     )
+    await ctx.audit("share.create", case, detail={"person_id": str(body.person_id)})
     return ShareOut.model_validate(shared)

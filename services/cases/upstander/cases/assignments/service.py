@@ -169,13 +169,19 @@ async def unassign(session: AsyncSession, case: Case, assignment_id: uuid.UUID) 
 
 
 async def recuse(
-    session: AsyncSession, principal: Principal, case: Case, *, now: datetime
+    session: AsyncSession,
+    principal: Principal,
+    case: Case,
+    *,
+    now: datetime,
+    events: EventBus | None = None,
 ) -> uuid.UUID:
-    """The caller steps away: hidden from them from now on, their roles on it dropped."""
+    """The caller steps away: hidden from them from now on, their roles on it dropped. With
+    `events`, notify is told (`case.restricted`) and withdraws their notices about the case."""
     person_id = principal.person_id
     if person_id is None:
         raise Forbidden("Only a person can recuse themself.")
-    await restrict(session, case, {person_id}, RestrictionReason.RECUSED, now=now)
+    await restrict(session, case, {person_id}, RestrictionReason.RECUSED, events=events, now=now)
     await session.execute(
         delete(CaseAssignment).where(
             CaseAssignment.case_id == case.id, CaseAssignment.person_id == person_id

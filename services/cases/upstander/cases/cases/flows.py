@@ -1,5 +1,9 @@
 """From report to case: open the case of a submitted report exactly once, seal its content,
-hide it from the people it must never reach, and announce it; attach later files."""
+hide it from the people it must never reach, and announce it; attach later files.
+
+Everything written for an anonymous or confidential report (the case, its report and
+attachment rows, restrictions, data key, `case.opened`, log lines) carries the hour only,
+never the moment of delivery, which follows the reporter's submission within milliseconds."""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from upstander.cases.audit.service import append as audit_append
 from upstander.cases.cases import service
 from upstander.cases.cases.schemas import AttachmentMeta, ReportSubmitted
-from upstander.cases.directory.service import org_slug
+from upstander.cases.directory.service import foreign_people, org_slug
 from upstander.cases.models import (
     Case,
     CaseAttachment,
@@ -21,14 +26,17 @@ from upstander.cases.models import (
     ReporterMode,
     RestrictionReason,
 )
-from upstander.kit.clock import Clock
+from upstander.kit.clock import Clock, for_reporter
 from upstander.kit.crypto import Vault
 from upstander.kit.errors import NotFound
 from upstander.kit.events import EventBus
+from upstander.kit.observability import COARSE_TIME, keep_time_coarse
 
 log = logging.getLogger("upstander.cases")
 
 CASE_OPENED = "upstander.case.opened"
+# Audit action: a report named people of another organisation; they were left out.
+FOREIGN_PEOPLE_DROPPED = "case.foreign_people_dropped"
 
 
 async def open_case_from_report(
@@ -48,6 +56,12 @@ async def open_case_from_report(
     slug = report.org_slug or await org_slug(session, org_id) or "case"
     reporter_person_id = report.reporter.person_id if report.reporter else None
     involved = {m.person_id for m in report.people_involved if m.person_id is not None}
+    excluded = set(report.excluded_person_ids)
+    # Another organisation's people are no one this case can name (intake refuses the ids it
+    # knows to be foreign; this catches what its directory did not hold yet): dropped from
+    # routing and restrictions, and their number recorded on the case's audit trail below.
+    foreign = await foreign_people(session, org_id, involved | excluded)
+    involved, excluded = involved - foreign, excluded - foreign
     routed_to = await service.route_for(session, org_id, involved)
     case = await service.open_case(
         session,
@@ -61,9 +75,12 @@ async def open_case_from_report(
         reporter_person_id=reporter_person_id if report.mode == ReporterMode.IDENTIFIED else None,
         routed_to=routed_to,
     )
-    now = clock.now()
+    coarse_times = report.mode != ReporterMode.IDENTIFIED
+    if coarse_times:
+        keep_time_coarse()  # this delivery's log lines, its access line included
+    now = for_reporter(clock.now(), report.mode)
     # Not in the savepoint of open_case: a key made there could outlive a rolled-back one.
-    await vault.create_key(session, org_id=org_id, owner_id=case.id)
+    await vault.create_key(session, org_id=org_id, owner_id=case.id, created_at=now)
     already = await session.scalar(select(CaseReport.id).where(CaseReport.case_id == case.id))
     if already is not None:
         await record_attachments(session, case, report.attachments, now=now)
@@ -76,10 +93,28 @@ async def open_case_from_report(
     )
     await record_attachments(session, case, report.attachments, now=now)
 
-    await service.restrict(session, case, involved, RestrictionReason.INVOLVED, now=now)
-    excluded = set(report.excluded_person_ids)
-    await service.restrict(session, case, excluded, RestrictionReason.EXCLUDED, now=now)
-    await service.restrict_chain(session, case, now=now)
+    # No `case.restricted` here: nobody has been told of the case yet, and `case.opened`
+    # below carries every restriction.
+    await service.restrict(
+        session, case, involved, RestrictionReason.INVOLVED, events=None, now=now
+    )
+    await service.restrict(
+        session, case, excluded, RestrictionReason.EXCLUDED, events=None, now=now
+    )
+    await service.restrict_chain(session, case, events=None, now=now)
+
+    if foreign:
+        await audit_append(
+            session,
+            org_id=org_id,
+            actor_kind="system",
+            actor_id="intake",
+            action=FOREIGN_PEOPLE_DROPPED,
+            at=now,
+            case_id=case.id,
+            detail={"count": len(foreign)},
+        )
+        log.warning("report named people of another organisation", extra={"count": len(foreign)})
 
     restricted = await service.restricted_person_ids(session, case.id)
     await events.publish(
@@ -93,6 +128,7 @@ async def open_case_from_report(
             "restricted_person_ids": restricted,
         },
         org_id=org_id,
+        at=now,
     )
     # Identifiers only: never report content, names or contact details.
     log.info(
@@ -101,6 +137,7 @@ async def open_case_from_report(
             "case_id": str(case.id),
             "restricted": len(restricted),
             "routed_to": case.routed_to.value,
+            COARSE_TIME: coarse_times,
         },
     )
     return case
@@ -153,6 +190,9 @@ async def add_attachment(
     case = await service.case_of_report(session, org_id, report_id)
     if case is None:
         raise NotFound("No case for that report yet.")
-    await vault.create_key(session, org_id=org_id, owner_id=case.id)
-    await record_attachments(session, case, [attachment], now=clock.now())
+    if case.reporter_mode != ReporterMode.IDENTIFIED:
+        keep_time_coarse()
+    now = for_reporter(clock.now(), case.reporter_mode)
+    await vault.create_key(session, org_id=org_id, owner_id=case.id, created_at=now)
+    await record_attachments(session, case, [attachment], now=now)
     return case

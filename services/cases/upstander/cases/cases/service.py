@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, exists, false, func, or_, select, true
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -32,8 +33,9 @@ from upstander.cases.models import (
 )
 from upstander.cases.roles import CASE_MANAGER_VIEW
 from upstander.kit.auth import Principal, PrincipalKind, Role
-from upstander.kit.clock import Clock
+from upstander.kit.clock import Clock, for_reporter
 from upstander.kit.errors import NotFound
+from upstander.kit.events import EventBus
 from upstander.kit.pagination import PageParams, paginate
 
 NO_SUCH_CASE = "No such case."
@@ -88,13 +90,19 @@ async def open_case(
 ) -> Case:
     """Open the case of a report, or return the one it already opened (idempotent on
     `report_id`, so a redelivered `report.submitted` event is harmless). Deadlines follow the
-    organisation's settings (never longer than the law's). Only flushes."""
+    organisation's settings (never longer than the law's). Only flushes.
+
+    For an anonymous or confidential reporter `received_at` is floored to the hour
+    (`upstander.kit.clock.for_reporter`) and the deadlines count from it: due sooner, never
+    later than the law allows. The case's `created_at` is the same hour, or one microsecond
+    after the organisation's latest case when that one is later: handlers' lists (newest
+    first by `created_at`) keep the order the case numbers already tell, and nothing more."""
     existing = await _by_report(session, org_id, report_id)
     if existing is not None:
         return existing
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
-    received_at = received_at.astimezone(UTC)
+    received_at = for_reporter(received_at.astimezone(UTC), reporter_mode)
     now = clock.now()
     acknowledge_days, feedback_months = await deadline_settings(session, org_id)
     try:
@@ -103,6 +111,9 @@ async def open_case(
         async with session.begin_nested():
             year = received_at.year
             sequence = await next_sequence(session, org_id, year)
+            if reporter_mode != ReporterMode.IDENTIFIED:
+                # After taking the number: on PostgreSQL its row lock orders the openings.
+                now = await _opened_at(session, org_id, for_reporter(now, reporter_mode))
             case = Case(
                 org_id=org_id,
                 number=case_number(org_slug, year, sequence),
@@ -132,6 +143,14 @@ async def open_case(
     return case
 
 
+async def _opened_at(session: AsyncSession, org_id: uuid.UUID, hour: datetime) -> datetime:
+    """`hour`, or just after the organisation's latest case if that one is later."""
+    latest = await session.scalar(select(func.max(Case.created_at)).where(Case.org_id == org_id))
+    if latest is not None and latest >= hour:
+        return latest + timedelta(microseconds=1)
+    return hour
+
+
 async def case_of_report(
     session: AsyncSession, org_id: uuid.UUID, report_id: uuid.UUID
 ) -> Case | None:
@@ -142,15 +161,25 @@ async def case_of_report(
 # ----------------------------------------------------------------------------- restrictions
 
 
+CASE_RESTRICTED = "upstander.case.restricted"
+
+
 async def restrict(
     session: AsyncSession,
     case: Case,
     people: Collection[uuid.UUID],
     reason: RestrictionReason,
     *,
+    events: EventBus | None,
     now: datetime,
 ) -> None:
-    """Hide `case` from `people` for `reason` (idempotent; rows are only ever added)."""
+    """Hide `case` from `people` for `reason` (idempotent; rows are only ever added).
+
+    With `events`, the people newly hidden from it are announced in the same transaction
+    (`upstander.case.restricted`, `{case_id, person_ids}`: ids only, time `now`, so an
+    anonymous reporter's case keeps the hour only): notify withdraws what it already told
+    them about the case. `events` is required so that every caller decides; None only where
+    nothing can have been told yet."""
     wanted = set(people)
     if not wanted:
         return
@@ -163,7 +192,8 @@ async def restrict(
             )
         )
     )
-    for person_id in sorted(wanted - known):
+    added = sorted(wanted - known)
+    for person_id in added:
         session.add(
             CaseRestriction(
                 org_id=case.org_id,
@@ -174,10 +204,22 @@ async def restrict(
             )
         )
     await session.flush()
+    if added and events is not None:
+        await events.publish(
+            session,
+            CASE_RESTRICTED,
+            f"case/{case.id}",
+            {"case_id": str(case.id), "person_ids": [str(p) for p in added]},
+            org_id=case.org_id,
+            at=now,
+        )
 
 
-async def restrict_chain(session: AsyncSession, case: Case, *, now: datetime) -> None:
-    """Hide `case` from everyone above its involved people, per the directory projection."""
+async def restrict_chain(
+    session: AsyncSession, case: Case, *, events: EventBus | None, now: datetime
+) -> None:
+    """Hide `case` from everyone above its involved people, per the directory projection
+    (announced with `events` as in `restrict`)."""
     involved = set(
         await session.scalars(
             select(CaseRestriction.person_id).where(
@@ -187,11 +229,16 @@ async def restrict_chain(session: AsyncSession, case: Case, *, now: datetime) ->
         )
     )
     chain = await managers_above(session, case.org_id, involved)
-    await restrict(session, case, chain, RestrictionReason.CHAIN, now=now)
+    await restrict(session, case, chain, RestrictionReason.CHAIN, events=events, now=now)
 
 
 async def extend_chains_for_person(
-    session: AsyncSession, org_id: uuid.UUID, person_id: uuid.UUID, *, now: datetime
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    person_id: uuid.UUID,
+    *,
+    events: EventBus | None,
+    now: datetime,
 ) -> None:
     """A person joined the directory or changed manager: the cases hidden from them as an
     involved person or as part of a chain may now be hidden from someone new above them.
@@ -208,7 +255,7 @@ async def extend_chains_for_person(
     if not case_ids:
         return
     for case in await session.scalars(select(Case).where(Case.id.in_(case_ids))):
-        await restrict_chain(session, case, now=now)
+        await restrict_chain(session, case, events=events, now=now)
 
 
 async def restricted_person_ids(session: AsyncSession, case_id: uuid.UUID) -> list[str]:
@@ -277,38 +324,93 @@ def actor_of(principal: Principal) -> tuple[str, str]:
     return kind, principal.subject
 
 
-def _visible_to(principal: Principal) -> ColumnElement[bool]:
-    """The SQL condition for "`principal` may see this case":
+@dataclass(frozen=True)
+class ActingPerson:
+    """The person whose restrictions bind a caller, and the roles that open cases to them."""
 
-    - in their org, and never when the case is hidden from them (involved, excluded by the
-      reporter, above an involved person, recused), whatever their roles or assignments;
-    - then any of: assigned to it; shared with them by a reviewer; a reviewer (every case);
-      a case manager or admin and the case is routed to case managers."""
+    id: uuid.UUID
+    roles: frozenset[str]
+
+
+async def acting_person(session: AsyncSession, principal: Principal) -> ActingPerson | None:
+    """Who a caller answers as, for the per-case rules:
+
+    - a staff member: themselves, with their token's roles;
+    - an API client: the person who registered it (its tokens' `owner` claim), with that
+      person's roles from the directory projection, read now, so a demotion, a deactivation
+      or a new restriction binds the client at once;
+    - nobody (None) for anyone else, an ownerless client, or an owner the directory does not
+      hold as an active person of the client's organisation: such a caller sees no case."""
+    if principal.org_id is None:
+        return None
+    if principal.kind == PrincipalKind.STAFF:
+        try:
+            person_id = principal.person_id
+        except ValueError:
+            return None
+        return None if person_id is None else ActingPerson(person_id, principal.roles)
+    owner_id = principal.owner_id
+    if principal.kind != PrincipalKind.CLIENT or owner_id is None:
+        return None
+    # Only the columns needed: loading the whole row would decrypt the owner's name and email.
+    row = (
+        await session.execute(
+            select(Person.roles).where(
+                Person.id == owner_id,
+                Person.org_id == principal.org_id,
+                Person.active.is_(True),
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return ActingPerson(owner_id, frozenset(str(role) for role in row.roles or []))
+
+
+def _by_role(roles: Collection[str]) -> ColumnElement[bool]:
+    """The cases a set of roles opens: every case for a reviewer, the cases routed to case
+    managers for a case manager or admin, none otherwise (assignments and shares aside)."""
+    if Role.REVIEWER in roles:
+        return true()
+    if set(roles) & set(CASE_MANAGER_VIEW):
+        return Case.routed_to == RoutedTo.CASE_MANAGERS
+    return false()
+
+
+def _visible_to(principal: Principal, person: ActingPerson | None) -> ColumnElement[bool]:
+    """The SQL condition for "`principal` may see this case", `person` being
+    `acting_person(principal)`:
+
+    - in their org, and never when the case is hidden from the person (involved, excluded by
+      the reporter, above an involved person, recused), whatever the roles or assignments;
+    - then any of: assigned to the person; shared with them by a reviewer; opened by their
+      roles (`_by_role`).
+    - An API client sees the intersection of what its own roles open and what its owner may
+      see (the rules above, for the owner): no role of the client's reaches past a
+      restriction of the owner's, nor past what the owner's own roles open."""
+    if person is None:
+        return false()  # a caller nobody answers for sees nothing
     # Tombstones of deleted cases are nobody's to see (their restrictions are gone with them).
     condition: ColumnElement[bool] = (Case.org_id == principal.org_id) & (
         Case.status != CaseStatus.DELETED
     )
-    routed_to_case_managers = Case.routed_to == RoutedTo.CASE_MANAGERS
-    if principal.has_role(Role.REVIEWER):
-        by_role: ColumnElement[bool] = true()
-    elif principal.has_role(*CASE_MANAGER_VIEW):
-        by_role = routed_to_case_managers
-    else:
-        by_role = false()
-    if principal.kind != PrincipalKind.STAFF:
-        return condition & by_role  # API clients are no person: nobody to hide a case from
-    try:
-        person_id = principal.person_id
-    except ValueError:
-        return false()  # a person we cannot identify sees nothing
     hidden = exists().where(
-        CaseRestriction.case_id == Case.id, CaseRestriction.person_id == person_id
+        CaseRestriction.case_id == Case.id, CaseRestriction.person_id == person.id
     )
     assigned = exists().where(
-        CaseAssignment.case_id == Case.id, CaseAssignment.person_id == person_id
+        CaseAssignment.case_id == Case.id, CaseAssignment.person_id == person.id
     )
-    shared = exists().where(CaseShare.case_id == Case.id, CaseShare.person_id == person_id)
-    return condition & ~hidden & or_(by_role, assigned, shared)
+    shared = exists().where(CaseShare.case_id == Case.id, CaseShare.person_id == person.id)
+    persons_view = condition & ~hidden & or_(_by_role(person.roles), assigned, shared)
+    if principal.kind == PrincipalKind.CLIENT:
+        return persons_view & _by_role(principal.roles)
+    return persons_view
+
+
+async def visibility(session: AsyncSession, principal: Principal) -> ColumnElement[bool]:
+    """The SQL condition on `Case` for "`principal` may see this case", for any query that
+    filters cases for a caller (see `_visible_to`)."""
+    return _visible_to(principal, await acting_person(session, principal))
 
 
 async def visible_case(
@@ -319,7 +421,7 @@ async def visible_case(
     `for_update` the case row is locked (PostgreSQL) so concurrent changes queue."""
     if principal.org_id is None:
         raise NotFound(NO_SUCH_CASE)
-    statement = select(Case).where(Case.id == case_id, _visible_to(principal))
+    statement = select(Case).where(Case.id == case_id, await visibility(session, principal))
     if for_update:
         statement = statement.with_for_update(of=Case)
     case = await session.scalar(statement.execution_options(populate_existing=True))
@@ -338,7 +440,7 @@ async def list_cases(
     """The cases `principal` may see, newest first, one keyset page at a time."""
     if principal.org_id is None:
         return [], None
-    statement = select(Case).where(_visible_to(principal))
+    statement = select(Case).where(await visibility(session, principal))
     if status is not None:
         statement = statement.where(Case.status == status)
     return await paginate(session, statement, Case, page, descending=True)

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from upstander.cases.cases.service import reporter_case
+from upstander.cases.access import ReporterCase, ReporterCtx
 from upstander.cases.checkins import service
 from upstander.cases.checkins.schemas import CheckinAnswer, CheckinList, CheckinOut
 from upstander.cases.models import RetaliationCheckin
 from upstander.kit.app import make_router
-from upstander.kit.auth import Principal, reporter
-from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 
 router = make_router(prefix="/cases/v1/reporter", tags=["reporter"])
@@ -37,12 +32,8 @@ def _out(checkin: RetaliationCheckin) -> CheckinOut:
     response_model=CheckinList,
     responses=problem_responses(401, 403, 404),
 )
-async def list_reporter_checkins(
-    principal: Principal = Depends(reporter),
-    session: AsyncSession = Depends(get_session),
-) -> CheckinList:
-    case = await reporter_case(session, principal)
-    return CheckinList(items=[_out(c) for c in await service.list_checkins(session, case)])
+async def list_reporter_checkins(case: ReporterCase, ctx: ReporterCtx) -> CheckinList:
+    return CheckinList(items=[_out(c) for c in await service.list_checkins(ctx.session, case)])
 
 
 @router.post(
@@ -58,21 +49,16 @@ async def list_reporter_checkins(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def answer_reporter_checkin(
-    checkin_id: uuid.UUID,
-    body: CheckinAnswer,
-    request: Request,
-    principal: Principal = Depends(reporter),
-    session: AsyncSession = Depends(get_session),
+    checkin_id: uuid.UUID, body: CheckinAnswer, case: ReporterCase, ctx: ReporterCtx
 ) -> CheckinOut:
-    case = await reporter_case(session, principal)
     checkin = await service.answer_checkin(
-        session,
+        ctx.session,
         case,
         checkin_id,
         retaliation=body.retaliation,
         details=body.details,
-        vault=request.app.state.vault,
-        events=request.app.state.events,
-        clock=request.app.state.clock,
+        vault=ctx.vault,
+        events=ctx.events,
+        clock=ctx.clock,
     )
     return _out(checkin)

@@ -274,7 +274,8 @@ async def open_follow_up(
     for person_id, reason in restrictions:
         by_reason.setdefault(reason, set()).add(person_id)
     for reason, people in by_reason.items():
-        await cases.restrict(session, case, people, reason, now=now)
+        # The follow-up case is new: nobody was told of it yet (`case.opened` below).
+        await cases.restrict(session, case, people, reason, events=None, now=now)
     session.add(
         CaseLink(
             org_id=case.org_id,

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from upstander.cases.audit.service import record
+from upstander.cases.access import AdminCtx, case_router
 from upstander.cases.deadlines import service
 from upstander.cases.deadlines.schemas import SettingsIn, SettingsOut
-from upstander.kit.app import make_router
-from upstander.kit.auth import Principal, Role, require_roles
-from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 
-router = make_router(prefix="/cases/v1", tags=["settings"])
+router = case_router(tags=["settings"])
 
 
 @router.get(
@@ -24,12 +18,8 @@ router = make_router(prefix="/cases/v1", tags=["settings"])
     response_model=SettingsOut,
     responses=problem_responses(401, 403),
 )
-async def get_case_settings(
-    principal: Principal = require_roles(Role.ADMIN),
-    session: AsyncSession = Depends(get_session),
-) -> SettingsOut:
-    assert principal.org_id is not None
-    return SettingsOut.model_validate(await service.get_settings(session, principal.org_id))
+async def get_case_settings(ctx: AdminCtx) -> SettingsOut:
+    return SettingsOut.model_validate(await service.get_settings(ctx.session, ctx.org_id))
 
 
 @router.put(
@@ -46,28 +36,19 @@ async def get_case_settings(
     response_model=SettingsOut,
     responses=problem_responses(401, 403, 422),
 )
-async def put_case_settings(
-    body: SettingsIn,
-    request: Request,
-    principal: Principal = require_roles(Role.ADMIN),
-    session: AsyncSession = Depends(get_session),
-) -> SettingsOut:
-    now = request.app.state.clock.now()
+async def put_case_settings(body: SettingsIn, ctx: AdminCtx) -> SettingsOut:
     settings = await service.put_settings(
-        session,
-        principal,
+        ctx.session,
+        ctx.principal,
         preset=body.jurisdiction_preset,
         acknowledge_days=body.acknowledge_days,
         feedback_months=body.feedback_months,
         checkin_offsets_days=body.checkin_offsets_days,
         retention_days_after_close=body.retention_days_after_close,
-        now=now,
+        now=ctx.now,
     )
-    await record(
-        session,
-        principal,
+    await ctx.audit(
         "settings.update",
-        at=now,
         detail={
             "acknowledge_days": settings.acknowledge_days,
             "feedback_months": settings.feedback_months,

@@ -143,3 +143,19 @@ async def managers_above(
         frontier = managers - seen
         seen |= managers
     return above
+
+
+async def foreign_people(
+    session: AsyncSession, org_id: uuid.UUID, people: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Those of `people` the directory holds as people of another organisation. A case only
+    ever names its own organisation's people; an id the directory does not hold (yet: a
+    person may be named before their record arrives) is not foreign."""
+    wanted = set(people)
+    if not wanted:
+        return set()
+    return set(
+        await session.scalars(
+            select(Person.id).where(Person.id.in_(wanted), Person.org_id != org_id)
+        )
+    )

@@ -1,14 +1,13 @@
-"""Routes of interim measures and corrective actions (through `visible_case`, audited)."""
+"""Routes of interim measures and corrective actions (through `VisibleCase` / `LockedCase`,
+audited)."""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import Depends, Header, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import Header, Response
 
-from upstander.cases.audit.service import record
-from upstander.cases.cases.service import visible_case
+from upstander.cases.access import CaseCtx, LockedCase, VisibleCase, case_router
 from upstander.cases.measures import service
 from upstander.cases.measures.schemas import (
     ActionIn,
@@ -19,13 +18,9 @@ from upstander.cases.measures.schemas import (
     MeasureList,
     MeasureOut,
 )
-from upstander.cases.roles import HANDLERS
-from upstander.kit.app import make_router
-from upstander.kit.auth import Principal, require_roles
-from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 
-router = make_router(prefix="/cases/v1", tags=["measures"])
+router = case_router(tags=["measures"])
 
 
 @router.post(
@@ -42,18 +37,10 @@ router = make_router(prefix="/cases/v1", tags=["measures"])
     response_model=MeasureOut,
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def create_interim_measure(
-    case_id: uuid.UUID,
-    body: MeasureIn,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> MeasureOut:
-    case = await visible_case(session, principal, case_id)
-    now = request.app.state.clock.now()
+async def create_interim_measure(case: VisibleCase, body: MeasureIn, ctx: CaseCtx) -> MeasureOut:
     measure = await service.add_measure(
-        session,
-        principal,
+        ctx.session,
+        ctx.principal,
         case,
         kind=body.kind,
         affects=body.affects,
@@ -62,16 +49,11 @@ async def create_interim_measure(
         ends_on=body.ends_on,
         approved_by=body.approved_by,
         notes=body.notes,
-        vault=request.app.state.vault,
-        now=now,
+        vault=ctx.vault,
+        now=ctx.now,
     )
-    await record(
-        session,
-        principal,
-        "measure.create",
-        at=now,
-        case_id=case.id,
-        detail={"measure_id": str(measure.id), "kind": body.kind.value},
+    await ctx.audit(
+        "measure.create", case, detail={"measure_id": str(measure.id), "kind": body.kind.value}
     )
     return MeasureOut.model_validate(measure)
 
@@ -83,17 +65,9 @@ async def create_interim_measure(
     response_model=MeasureList,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def list_interim_measures(
-    case_id: uuid.UUID,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> MeasureList:
-    case = await visible_case(session, principal, case_id)
-    items = [MeasureOut.model_validate(m) for m in await service.list_measures(session, case)]
-    await record(
-        session, principal, "measure.list", at=request.app.state.clock.now(), case_id=case.id
-    )
+async def list_interim_measures(case: VisibleCase, ctx: CaseCtx) -> MeasureList:
+    items = [MeasureOut.model_validate(m) for m in await service.list_measures(ctx.session, case)]
+    await ctx.audit("measure.list", case)
     return MeasureList(items=items)
 
 
@@ -109,33 +83,18 @@ async def list_interim_measures(
     response_model=ActionOut,
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def create_corrective_action(
-    case_id: uuid.UUID,
-    body: ActionIn,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> ActionOut:
-    case = await visible_case(session, principal, case_id)
-    now = request.app.state.clock.now()
+async def create_corrective_action(case: VisibleCase, body: ActionIn, ctx: CaseCtx) -> ActionOut:
     action = await service.add_action(
-        session,
-        principal,
+        ctx.session,
+        ctx.principal,
         case,
         description=body.description,
         owner_person_id=body.owner_person_id,
         due_at=body.due_at,
-        vault=request.app.state.vault,
-        now=now,
+        vault=ctx.vault,
+        now=ctx.now,
     )
-    await record(
-        session,
-        principal,
-        "action.create",
-        at=now,
-        case_id=case.id,
-        detail={"action_id": str(action.id)},
-    )
+    await ctx.audit("action.create", case, detail={"action_id": str(action.id)})
     return ActionOut.model_validate(action)
 
 
@@ -146,17 +105,9 @@ async def create_corrective_action(
     response_model=ActionList,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def list_corrective_actions(
-    case_id: uuid.UUID,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> ActionList:
-    case = await visible_case(session, principal, case_id)
-    items = [ActionOut.model_validate(a) for a in await service.list_actions(session, case)]
-    await record(
-        session, principal, "action.list", at=request.app.state.clock.now(), case_id=case.id
-    )
+async def list_corrective_actions(case: VisibleCase, ctx: CaseCtx) -> ActionList:
+    items = [ActionOut.model_validate(a) for a in await service.list_actions(ctx.session, case)]
+    await ctx.audit("action.list", case)
     return ActionList(items=items)
 
 
@@ -168,23 +119,13 @@ async def list_corrective_actions(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def complete_corrective_action(
-    case_id: uuid.UUID,
+    case_id: uuid.UUID,  # unused: keeps the path's ids in order in the docs (see access.py)
     action_id: uuid.UUID,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
+    case: LockedCase,
+    ctx: CaseCtx,
 ) -> ActionOut:
-    case = await visible_case(session, principal, case_id, for_update=True)
-    now = request.app.state.clock.now()
-    action = await service.complete_action(session, case, action_id, now=now)
-    await record(
-        session,
-        principal,
-        "action.complete",
-        at=now,
-        case_id=case.id,
-        detail={"action_id": str(action.id)},
-    )
+    action = await service.complete_action(ctx.session, case, action_id, now=ctx.now)
+    await ctx.audit("action.complete", case, detail={"action_id": str(action.id)})
     return ActionOut.model_validate(action)
 
 
@@ -210,30 +151,22 @@ async def complete_corrective_action(
     },
 )
 async def update_corrective_action(
-    case_id: uuid.UUID,
+    case_id: uuid.UUID,  # unused: keeps the path's ids in order in the docs (see access.py)
     action_id: uuid.UUID,
+    case: LockedCase,
     body: ActionUpdate,
-    request: Request,
+    ctx: CaseCtx,
     response: Response,
     if_match: str | None = Header(
         None, alias="If-Match", max_length=200, description='The action\'s ETag, e.g. `"2"`.'
     ),
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
 ) -> ActionOut:
-    case = await visible_case(session, principal, case_id, for_update=True)
-    now = request.app.state.clock.now()
     changes = {key: getattr(body, key) for key in body.model_fields_set}
     action = await service.update_action(
-        session, case, action_id, changes=changes, if_match=if_match, now=now
+        ctx.session, case, action_id, changes=changes, if_match=if_match, now=ctx.now
     )
-    await record(
-        session,
-        principal,
-        "action.update",
-        at=now,
-        case_id=case.id,
-        detail={"action_id": str(action.id), "fields": sorted(changes)},
+    await ctx.audit(
+        "action.update", case, detail={"action_id": str(action.id), "fields": sorted(changes)}
     )
     response.headers["ETag"] = f'"{action.version}"'
     return ActionOut.model_validate(action)

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
+from fastapi import Depends
 
-from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from upstander.cases.audit.service import record
-from upstander.cases.cases.service import visible_case
+from upstander.cases.access import CaseCtx, LockedCase, VisibleCase, case_router
 from upstander.cases.messages import service
 from upstander.cases.messages.schemas import HandlerMessageIn, MessageOut, MessagePage
 from upstander.cases.models import AuthorKind
-from upstander.cases.roles import HANDLERS
-from upstander.kit.app import make_router
-from upstander.kit.auth import Principal, PrincipalKind, require_roles
-from upstander.kit.db import get_session
+from upstander.kit.auth import PrincipalKind
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import PageParams, page_params
 
-router = make_router(prefix="/cases/v1", tags=["messages"])
+router = case_router(tags=["messages"])
 
 
 @router.get(
@@ -33,17 +26,10 @@ router = make_router(prefix="/cases/v1", tags=["messages"])
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def list_case_messages(
-    case_id: uuid.UUID,
-    request: Request,
-    page: PageParams = Depends(page_params),
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
+    case: VisibleCase, ctx: CaseCtx, page: PageParams = Depends(page_params)
 ) -> MessagePage:
-    case = await visible_case(session, principal, case_id)
-    messages, next_cursor = await service.list_messages(session, case, page)
-    await record(
-        session, principal, "message.list", at=request.app.state.clock.now(), case_id=case.id
-    )
+    messages, next_cursor = await service.list_messages(ctx.session, case, page)
+    await ctx.audit("message.list", case)
     return MessagePage(
         items=[MessageOut.model_validate(m) for m in messages], next_cursor=next_cursor
     )
@@ -63,31 +49,26 @@ async def list_case_messages(
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def create_case_message(
-    case_id: uuid.UUID,
+    # Locked: a message marked `is_feedback` stamps the case's `feedback_sent_at`.
+    case: LockedCase,
     message: HandlerMessageIn,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
+    ctx: CaseCtx,
 ) -> MessageOut:
-    case = await visible_case(session, principal, case_id, for_update=message.is_feedback)
-    now = request.app.state.clock.now()
+    principal = ctx.principal
     created = await service.post_message(
-        session,
+        ctx.session,
         case,
         author=AuthorKind.HANDLER,
         body=message.body,
         author_person_id=principal.person_id if principal.kind == PrincipalKind.STAFF else None,
         is_feedback=message.is_feedback,
-        vault=request.app.state.vault,
-        events=request.app.state.events,
-        now=now,
+        vault=ctx.vault,
+        events=ctx.events,
+        now=ctx.now,
     )
-    await record(
-        session,
-        principal,
+    await ctx.audit(
         "message.create",
-        at=now,
-        case_id=case.id,
+        case,
         detail={"message_id": str(created.id), "is_feedback": message.is_feedback},
     )
     return MessageOut.model_validate(created)

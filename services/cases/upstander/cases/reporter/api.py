@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import Depends
 
-from upstander.cases.cases.service import reporter_case
+from upstander.cases.access import ReporterCase, ReporterCtx
 from upstander.cases.messages import service as messages
 from upstander.cases.messages.schemas import MessageIn, ReporterMessageOut, ReporterMessagePage
 from upstander.cases.models import AuthorKind
 from upstander.cases.reporter.schemas import ReporterCaseOut
 from upstander.kit.app import make_router
-from upstander.kit.auth import Principal, reporter
-from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import PageParams, page_params
 
@@ -27,11 +24,8 @@ router = make_router(prefix="/cases/v1/reporter", tags=["reporter"])
     response_model=ReporterCaseOut,
     responses=problem_responses(401, 403, 404),
 )
-async def get_reporter_case(
-    principal: Principal = Depends(reporter),
-    session: AsyncSession = Depends(get_session),
-) -> ReporterCaseOut:
-    return ReporterCaseOut.model_validate(await reporter_case(session, principal))
+async def get_reporter_case(case: ReporterCase) -> ReporterCaseOut:
+    return ReporterCaseOut.model_validate(case)
 
 
 @router.get(
@@ -46,12 +40,9 @@ async def get_reporter_case(
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def list_reporter_messages(
-    page: PageParams = Depends(page_params),
-    principal: Principal = Depends(reporter),
-    session: AsyncSession = Depends(get_session),
+    case: ReporterCase, ctx: ReporterCtx, page: PageParams = Depends(page_params)
 ) -> ReporterMessagePage:
-    case = await reporter_case(session, principal)
-    items, next_cursor = await messages.list_messages(session, case, page)
+    items, next_cursor = await messages.list_messages(ctx.session, case, page)
     return ReporterMessagePage(
         items=[ReporterMessageOut.model_validate(m) for m in items], next_cursor=next_cursor
     )
@@ -66,19 +57,15 @@ async def list_reporter_messages(
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def create_reporter_message(
-    message: MessageIn,
-    request: Request,
-    principal: Principal = Depends(reporter),
-    session: AsyncSession = Depends(get_session),
+    case: ReporterCase, message: MessageIn, ctx: ReporterCtx
 ) -> ReporterMessageOut:
-    case = await reporter_case(session, principal)
     created = await messages.post_message(
-        session,
+        ctx.session,
         case,
         author=AuthorKind.REPORTER,
         body=message.body,
-        vault=request.app.state.vault,
-        events=request.app.state.events,
-        now=request.app.state.clock.now(),
+        vault=ctx.vault,
+        events=ctx.events,
+        now=ctx.now,
     )
     return ReporterMessageOut.model_validate(created)

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
-from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from upstander.cases.audit.service import record
+from upstander.cases.access import AdminCtx, AdminLockedCase, case_router
 from upstander.cases.cases.schemas import CaseOut
-from upstander.cases.cases.service import visible_case
 from upstander.cases.retention import service
 from upstander.cases.retention.schemas import LegalHoldIn
-from upstander.kit.app import make_router
-from upstander.kit.auth import Principal, Role, require_roles
-from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 
-router = make_router(prefix="/cases/v1", tags=["retention"])
+router = case_router(tags=["retention"])
 
 
 @router.put(
@@ -33,19 +24,9 @@ router = make_router(prefix="/cases/v1", tags=["retention"])
     response_model=CaseOut,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def put_legal_hold(
-    case_id: uuid.UUID,
-    body: LegalHoldIn,
-    request: Request,
-    principal: Principal = require_roles(Role.ADMIN),
-    session: AsyncSession = Depends(get_session),
-) -> CaseOut:
-    case = await visible_case(session, principal, case_id, for_update=True)
-    now = request.app.state.clock.now()
+async def put_legal_hold(case: AdminLockedCase, body: LegalHoldIn, ctx: AdminCtx) -> CaseOut:
     await service.set_legal_hold(
-        session, case, on=body.on, reason=body.reason, vault=request.app.state.vault, now=now
+        ctx.session, case, on=body.on, reason=body.reason, vault=ctx.vault, now=ctx.now
     )
-    await record(
-        session, principal, "case.legal_hold", at=now, case_id=case.id, detail={"on": body.on}
-    )
+    await ctx.audit("case.legal_hold", case, detail={"on": body.on})
     return CaseOut.model_validate(case)

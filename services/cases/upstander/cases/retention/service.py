@@ -32,7 +32,13 @@ from upstander.cases.models import (
     Case,
     CaseAssignment,
     CaseAttachment,
+    CaseAttachmentChunk,
+    CaseAttachmentFile,
+    CaseInterview,
+    CaseInterviewVersion,
     CaseLink,
+    CaseNote,
+    CaseNoteVersion,
     CaseReport,
     CaseRestriction,
     CaseSettings,
@@ -41,8 +47,12 @@ from upstander.cases.models import (
     CaseTransition,
     CorrectiveAction,
     DeadlineNotice,
+    EvidenceChunk,
+    EvidenceCustody,
+    EvidenceItem,
     InterimMeasure,
     Message,
+    ReporterIdentityRead,
     RetaliationCheckin,
 )
 from upstander.cases.problems import InvalidRequest
@@ -57,6 +67,17 @@ FINISHED = (CaseStatus.CLOSED, CaseStatus.REFERRED, CaseStatus.DISMISSED)
 BATCH = 200
 # Rows that hang off a case (by `case_id`), deleted with it.
 CASE_ROWS = (
+    # Children before the rows they hang off (versions, chunks and custody first).
+    CaseNoteVersion,
+    CaseNote,
+    CaseInterviewVersion,
+    CaseInterview,
+    EvidenceChunk,
+    EvidenceCustody,
+    EvidenceItem,
+    CaseAttachmentChunk,
+    CaseAttachmentFile,
+    ReporterIdentityRead,
     CaseReport,
     CaseAttachment,
     Message,

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import Depends, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import Query
 
-from upstander.cases.audit.service import record
+from upstander.cases.access import StatsCtx, case_router
 from upstander.cases.problems import InvalidRequest
 from upstander.cases.stats.schemas import CaseStats
 from upstander.cases.stats.service import case_stats
-from upstander.kit.app import make_router
-from upstander.kit.auth import Principal, Role, require_roles
-from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 
-router = make_router(prefix="/cases/v1", tags=["stats"])
+router = case_router(tags=["stats"])
 
 
 @router.get(
@@ -37,19 +33,15 @@ router = make_router(prefix="/cases/v1", tags=["stats"])
     responses=problem_responses(401, 403, 422),
 )
 async def get_case_stats(
-    request: Request,
+    ctx: StatsCtx,
     since: datetime | None = Query(None, alias="from", description="Opened at or after."),
     until: datetime | None = Query(None, alias="to", description="Opened before."),
-    principal: Principal = require_roles(Role.ADMIN, Role.AUDITOR, Role.CASE_MANAGER),
-    session: AsyncSession = Depends(get_session),
 ) -> CaseStats:
-    assert principal.org_id is not None
     for name, value in (("from", since), ("to", until)):
         if value is not None and value.tzinfo is None:
             raise InvalidRequest(f"query.{name}", "Give a timezone (e.g. `Z`).")
     if since is not None and until is not None and since >= until:
         raise InvalidRequest("query.to", "`to` must be after `from`.")
-    now = request.app.state.clock.now()
-    stats = await case_stats(session, principal.org_id, since=since, until=until, now=now)
-    await record(session, principal, "stats.read", at=now)
+    stats = await case_stats(ctx.session, ctx.org_id, since=since, until=until, now=ctx.now)
+    await ctx.audit("stats.read")
     return CaseStats.model_validate(stats)

@@ -1,18 +1,16 @@
 """Routes of the case workflow: transitions, severity and priority, allegations and
-findings, links. Every route goes through `visible_case` and is audited."""
+findings, links. Every route goes through `VisibleCase` / `LockedCase` and is audited."""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import Depends, Header, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import Header, Response
 
-from upstander.cases.audit.service import record
+from upstander.cases.access import CaseCtx, LockedCase, VisibleCase, case_router
 from upstander.cases.cases.schemas import CaseOut
 from upstander.cases.cases.service import visible_case
 from upstander.cases.problems import merge_responses, problem_example
-from upstander.cases.roles import HANDLERS
 from upstander.cases.workflow import service
 from upstander.cases.workflow.schemas import (
     AllegationIn,
@@ -27,12 +25,9 @@ from upstander.cases.workflow.schemas import (
     TransitionList,
     TransitionOut,
 )
-from upstander.kit.app import make_router
-from upstander.kit.auth import Principal, require_roles
-from upstander.kit.db import get_session
 from upstander.kit.errors import NotFound, problem_responses
 
-router = make_router(prefix="/cases/v1", tags=["workflow"])
+router = case_router(tags=["workflow"])
 
 IF_MATCH = Header(
     None,
@@ -87,19 +82,15 @@ TRANSITION_PROBLEMS = merge_responses(
     responses={201: {"headers": ETAG_HEADER}, **TRANSITION_PROBLEMS},
 )
 async def create_transition(
-    case_id: uuid.UUID,
+    case: LockedCase,
     body: TransitionIn,
-    request: Request,
+    ctx: CaseCtx,
     response: Response,
     if_match: str | None = IF_MATCH,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
 ) -> TransitionOut:
-    case = await visible_case(session, principal, case_id, for_update=True)
-    now = request.app.state.clock.now()
     created = await service.transition(
-        session,
-        principal,
+        ctx.session,
+        ctx.principal,
         case,
         to=body.to,
         reason=body.reason,
@@ -107,16 +98,13 @@ async def create_transition(
         outcome=body.outcome,
         feedback_sent_at=body.feedback_sent_at,
         if_match=if_match,
-        vault=request.app.state.vault,
-        events=request.app.state.events,
-        now=now,
+        vault=ctx.vault,
+        events=ctx.events,
+        now=ctx.now,
     )
-    await record(
-        session,
-        principal,
+    await ctx.audit(
         "case.transition",
-        at=now,
-        case_id=case.id,
+        case,
         detail={"from": created.from_status.value, "to": created.to_status.value},
     )
     response.headers["ETag"] = f'"{case.version}"'
@@ -131,17 +119,10 @@ async def create_transition(
     response_model=TransitionList,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def list_transitions(
-    case_id: uuid.UUID,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> TransitionList:
-    case = await visible_case(session, principal, case_id)
-    items = [TransitionOut.model_validate(t) for t in await service.list_transitions(session, case)]
-    await record(
-        session, principal, "transition.list", at=request.app.state.clock.now(), case_id=case.id
-    )
+async def list_transitions(case: VisibleCase, ctx: CaseCtx) -> TransitionList:
+    transitions = await service.list_transitions(ctx.session, case)
+    items = [TransitionOut.model_validate(t) for t in transitions]
+    await ctx.audit("transition.list", case)
     return TransitionList(items=items)
 
 
@@ -157,19 +138,15 @@ async def list_transitions(
     responses={200: {"headers": ETAG_HEADER}, **problem_responses(401, 403, 404, 412, 422)},
 )
 async def update_case(
-    case_id: uuid.UUID,
+    case: LockedCase,
     body: CaseUpdate,
-    request: Request,
+    ctx: CaseCtx,
     response: Response,
     if_match: str | None = IF_MATCH,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
 ) -> CaseOut:
-    case = await visible_case(session, principal, case_id, for_update=True)
-    now = request.app.state.clock.now()
     changes = body.model_dump(include=body.model_fields_set, mode="json")
-    await service.update_case(session, case, changes=changes, if_match=if_match, now=now)
-    await record(session, principal, "case.update", at=now, case_id=case.id, detail=changes)
+    await service.update_case(ctx.session, case, changes=changes, if_match=if_match, now=ctx.now)
+    await ctx.audit("case.update", case, detail=changes)
     response.headers["ETag"] = f'"{case.version}"'
     return CaseOut.model_validate(case)
 
@@ -190,34 +167,19 @@ async def update_case(
     response_model=AllegationOut,
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def create_allegation(
-    case_id: uuid.UUID,
-    body: AllegationIn,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> AllegationOut:
-    case = await visible_case(session, principal, case_id, for_update=True)
-    now = request.app.state.clock.now()
+async def create_allegation(case: LockedCase, body: AllegationIn, ctx: CaseCtx) -> AllegationOut:
     allegation = await service.add_allegation(
-        session,
-        principal,
+        ctx.session,
+        ctx.principal,
         case,
         category=body.category,
         description=body.description,
         subject_person_ids=body.subject_person_ids,
-        vault=request.app.state.vault,
-        events=request.app.state.events,
-        now=now,
+        vault=ctx.vault,
+        events=ctx.events,
+        now=ctx.now,
     )
-    await record(
-        session,
-        principal,
-        "allegation.create",
-        at=now,
-        case_id=case.id,
-        detail={"allegation_id": str(allegation.id)},
-    )
+    await ctx.audit("allegation.create", case, detail={"allegation_id": str(allegation.id)})
     return AllegationOut.model_validate(allegation)
 
 
@@ -228,17 +190,10 @@ async def create_allegation(
     response_model=AllegationList,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def list_allegations(
-    case_id: uuid.UUID,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> AllegationList:
-    case = await visible_case(session, principal, case_id)
-    items = [AllegationOut.model_validate(a) for a in await service.list_allegations(session, case)]
-    await record(
-        session, principal, "allegation.list", at=request.app.state.clock.now(), case_id=case.id
-    )
+async def list_allegations(case: VisibleCase, ctx: CaseCtx) -> AllegationList:
+    allegations = await service.list_allegations(ctx.session, case)
+    items = [AllegationOut.model_validate(a) for a in allegations]
+    await ctx.audit("allegation.list", case)
     return AllegationList(items=items)
 
 
@@ -254,31 +209,25 @@ async def list_allegations(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def set_finding(
-    case_id: uuid.UUID,
+    case_id: uuid.UUID,  # unused: keeps the path's ids in order in the docs (see access.py)
     allegation_id: uuid.UUID,
+    case: LockedCase,
     body: FindingIn,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
+    ctx: CaseCtx,
 ) -> AllegationOut:
-    case = await visible_case(session, principal, case_id, for_update=True)
-    now = request.app.state.clock.now()
     allegation = await service.set_finding(
-        session,
-        principal,
+        ctx.session,
+        ctx.principal,
         case,
         allegation_id,
         finding=body.finding,
         rationale=body.rationale,
-        vault=request.app.state.vault,
-        now=now,
+        vault=ctx.vault,
+        now=ctx.now,
     )
-    await record(
-        session,
-        principal,
+    await ctx.audit(
         "finding.set",
-        at=now,
-        case_id=case.id,
+        case,
         detail={"allegation_id": str(allegation.id), "finding": body.finding.value},
     )
     return AllegationOut.model_validate(allegation)
@@ -299,27 +248,16 @@ async def set_finding(
     response_model=LinkOut,
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def create_case_link(
-    case_id: uuid.UUID,
-    body: LinkIn,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> LinkOut:
-    case = await visible_case(session, principal, case_id)
-    other = await visible_case(session, principal, body.case_id)
-    now = request.app.state.clock.now()
-    link = await service.link_cases(session, principal, case, other, kind=body.kind, now=now)
-    await record(
-        session,
-        principal,
-        "link.create",
-        at=now,
-        case_id=case.id,
-        detail={"linked_case_id": str(other.id), "kind": body.kind.value},
+async def create_case_link(case: VisibleCase, body: LinkIn, ctx: CaseCtx) -> LinkOut:
+    other = await visible_case(ctx.session, ctx.principal, body.case_id)
+    link = await service.link_cases(
+        ctx.session, ctx.principal, case, other, kind=body.kind, now=ctx.now
+    )
+    await ctx.audit(
+        "link.create", case, detail={"linked_case_id": str(other.id), "kind": body.kind.value}
     )
     return LinkOut(
-        id=link.id, kind=link.kind, case_id=other.id, number=other.number, created_at=now
+        id=link.id, kind=link.kind, case_id=other.id, number=other.number, created_at=ctx.now
     )
 
 
@@ -331,17 +269,11 @@ async def create_case_link(
     response_model=LinkList,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def list_case_links(
-    case_id: uuid.UUID,
-    request: Request,
-    principal: Principal = require_roles(*HANDLERS),
-    session: AsyncSession = Depends(get_session),
-) -> LinkList:
-    case = await visible_case(session, principal, case_id)
+async def list_case_links(case: VisibleCase, ctx: CaseCtx) -> LinkList:
     items: list[LinkOut] = []
-    for link, other_id in await service.links_of(session, case):
+    for link, other_id in await service.links_of(ctx.session, case):
         try:
-            other = await visible_case(session, principal, other_id)
+            other = await visible_case(ctx.session, ctx.principal, other_id)
         except NotFound:
             continue
         items.append(
@@ -353,5 +285,5 @@ async def list_case_links(
                 created_at=link.created_at,
             )
         )
-    await record(session, principal, "link.list", at=request.app.state.clock.now(), case_id=case.id)
+    await ctx.audit("link.list", case)
     return LinkList(items=items)

@@ -102,7 +102,8 @@ class AllegationIn(RequestModel):
         max_length=50,
         description=(
             "Directory ids of the people the allegation is about. They (and the people "
-            "above them) can never see the case from then on."
+            "above them) can never see the case from then on. A person of another "
+            "organisation is refused (422, naming the position in `errors`)."
         ),
         examples=[["9a1e2b7e-4c1e-4a59-8f5d-3c2e1a775f0c"]],
     )

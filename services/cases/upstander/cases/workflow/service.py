@@ -30,7 +30,7 @@ from upstander.cases.cases.service import (
     restricted_person_ids,
     route_for,
 )
-from upstander.cases.directory.service import managers_above
+from upstander.cases.directory.service import foreign_people, managers_above
 from upstander.cases.messages.service import post_message
 from upstander.cases.models import (
     Allegation,
@@ -330,6 +330,27 @@ async def update_case(
 # ----------------------------------------------------------------------------- allegations
 
 
+NOT_OF_THIS_ORG = "Not a person of this organisation."
+
+
+async def refuse_foreign_subjects(
+    session: AsyncSession, case: Case, subject_person_ids: Sequence[uuid.UUID]
+) -> None:
+    """422 when a subject is a person of another organisation (per the directory): a case
+    names only its own organisation's people. Every such subject is listed by position."""
+    foreign = await foreign_people(session, case.org_id, subject_person_ids)
+    if not foreign:
+        return
+    errors = [
+        {"field": f"body.subject_person_ids.{index}", "message": NOT_OF_THIS_ORG}
+        for index, person_id in enumerate(subject_person_ids)
+        if person_id in foreign
+    ]
+    error = InvalidRequest(errors[0]["field"], NOT_OF_THIS_ORG)
+    error.extra["errors"] = errors
+    raise error
+
+
 async def add_allegation(
     session: AsyncSession,
     principal: Principal,
@@ -346,6 +367,7 @@ async def add_allegation(
     from them and their chain, and goes to reviewers if their position calls for it."""
     if case.status not in OPEN_FOR_ALLEGATIONS:
         raise Conflict(f"Allegations cannot be added to a {case.status.value} case.")
+    await refuse_foreign_subjects(session, case, subject_person_ids)
     await vault.create_key(session, org_id=case.org_id, owner_id=case.id)
     allegation = Allegation(
         org_id=case.org_id,
@@ -359,8 +381,9 @@ async def add_allegation(
     session.add(allegation)
     subjects = set(subject_person_ids)
     if subjects:
-        await restrict(session, case, subjects, RestrictionReason.INVOLVED, now=now)
-        await restrict_chain(session, case, now=now)
+        # Announced (`case.restricted`): notify withdraws what they were told of the case.
+        await restrict(session, case, subjects, RestrictionReason.INVOLVED, events=events, now=now)
+        await restrict_chain(session, case, events=events, now=now)
         await escalate_routing(session, case, events=events, now=now)
     await _flush_case(session)
     return allegation

@@ -1,0 +1,1 @@
+"""Signed exports of a whole case file, and their verification."""

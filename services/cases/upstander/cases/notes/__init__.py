@@ -1,0 +1,1 @@
+"""Investigation notes on a case: sealed under the case's key, corrected only by new versions."""

@@ -1,0 +1,1 @@
+"""One ordered view of everything that happened on a case."""
