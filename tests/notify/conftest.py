@@ -1,14 +1,13 @@
-"""Fixtures for the notify service: the app on SQLite and PostgreSQL, callers with tokens.
+"""Fixtures for the notify service: the app on the selected backend, callers with tokens.
 
-The gateway (another team's service) is stood in for by an `httpx.MockTransport` that serves
-a JWKS for a key made here, so tokens minted here verify exactly as the gateway's would."""
+The gateway (another team's service) is stood in for by the suite's `minter`
+(tests/helpers.py), whose JWKS transport serves its key, so tokens minted here verify exactly
+as the gateway's would."""
 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -17,15 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import helpers
 import httpx
-import jwt
 import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
 
 from upstander.kit.clock import Clock
 from upstander.kit.testing import RoutingTransport
@@ -34,64 +30,10 @@ from upstander.notify.mail.sender import Mailer
 from upstander.notify.settings import Settings
 
 SERVICE = "notify"
-JWKS_URL = "http://127.0.0.1:8000/.well-known/jwks.json"
-PG_ADMIN_DSN = os.environ.get(
-    "UPSTANDER_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+JWKS_URL = helpers.JWKS_URL
 
-TEST_TOKEN_SPAN = 20 * 365 * 24 * 3600
-
-
-class TokenMinter:
-    """Signs tokens the way the gateway does (EdDSA, with a `kid`)."""
-
-    def __init__(self) -> None:
-        self.key = Ed25519PrivateKey.generate()
-        self.kid = f"test-{uuid.uuid4().hex[:8]}"
-
-    def jwks(self) -> dict[str, Any]:
-        jwk = json.loads(OKPAlgorithm.to_jwk(self.key.public_key()))
-        return {"keys": [{**jwk, "kid": self.kid, "alg": "EdDSA", "use": "sig"}]}
-
-    def transport(self) -> httpx.MockTransport:
-        def handler(request: httpx.Request) -> httpx.Response:
-            if request.method == "GET" and str(request.url) == JWKS_URL:
-                return httpx.Response(200, json=self.jwks())
-            return httpx.Response(404)
-
-        return httpx.MockTransport(handler)
-
-    def mint(
-        self,
-        *,
-        org: uuid.UUID | None,
-        roles: list[str],
-        sub: uuid.UUID | str | None = None,
-        typ: str = "staff",
-        ttl: int = 300,
-        **extra: Any,
-    ) -> str:
-        # Services check a token's time window against the app's (frozen) clock, which tests
-        # move freely: a token valid for decades either side keeps working; `ttl` < 0 expires.
-        now = int(time.time())
-        if ttl > 0:
-            now, ttl = now - TEST_TOKEN_SPAN, ttl + 2 * TEST_TOKEN_SPAN
-        else:
-            now = 0  # expired whatever the clock says
-        claims = {
-            "iss": "upstander",
-            "aud": "upstander",
-            "sub": str(sub or uuid.uuid4()),
-            **({"org": str(org)} if org is not None else {}),
-            "roles": roles,
-            "scope": "",
-            "typ": typ,
-            "iat": now,
-            "exp": now + ttl,
-            "jti": uuid.uuid4().hex,
-            **extra,
-        }
-        return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"kid": self.kid})
+# The suite's one token minter (tests/helpers.py); the `minter` fixture is tests/conftest.py's.
+TokenMinter = helpers.TokenMinter
 
 
 @dataclass
@@ -101,25 +43,6 @@ class Caller:
     org_id: uuid.UUID
     person_id: uuid.UUID
     headers: dict[str, str]
-
-
-async def _fresh_postgres_database(name: str) -> str:
-    try:
-        connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not reachable: {type(exc).__name__}")
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{name}"
-
-
-@pytest.fixture(scope="module")
-def minter() -> TokenMinter:
-    return TokenMinter()
 
 
 @asynccontextmanager
@@ -132,14 +55,12 @@ async def running_app(
     routes: dict[str, Any] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Any]:
-    """The service on `backend`, migrated by its own lifespan. Outgoing HTTP goes to the mock
+    """The service on `backend` (`test_backend`), on a fresh copy of the run's migrated
+    template (its own migration on start then has nothing to do). Outgoing HTTP goes to the mock
     gateway (JWKS) and to `routes` (`host:port` → ASGI app); mail goes to files in a temporary
     directory; the delivery worker only runs when a test calls `run_once()`."""
     directory: Path = tmp_path_factory.mktemp(SERVICE)
-    if backend == "sqlite":
-        database_url = f"sqlite+aiosqlite:///{directory}/{SERVICE}.db"
-    else:
-        database_url = await _fresh_postgres_database(f"upstander_test_{SERVICE}_{directory.name}")
+    database_url = await helpers.fresh_database(SERVICE, directory, backend=backend)
     transport = RoutingTransport({"127.0.0.1:8000": minter.transport(), **(routes or {})})
     options: dict[str, Any] = {
         "database_url": database_url,
@@ -151,17 +72,20 @@ async def running_app(
         **settings,
     }
     application = create_app(Settings(**options), transport=transport, clock=clock)
-    async with LifespanManager(application):
-        yield application
+    try:
+        async with LifespanManager(application):
+            yield application
+    finally:
+        await helpers.drop_database(database_url)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session", params=["sqlite", "postgresql"])
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def app(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, minter: TokenMinter
+    test_backend: str, tmp_path_factory: pytest.TempPathFactory, minter: TokenMinter
 ) -> AsyncIterator[Any]:
-    """The service with its migrations applied by its own lifespan, once per backend and module.
-    Tests stay independent by using a fresh org each (every query is org-scoped)."""
-    async with running_app(request.param, tmp_path_factory, minter) as application:
+    """The service on the selected backend, once per module. Tests stay independent by using
+    a fresh org each (every query is org-scoped)."""
+    async with running_app(test_backend, tmp_path_factory, minter) as application:
         yield application
 
 

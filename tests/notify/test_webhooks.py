@@ -64,12 +64,12 @@ class World:
     receiver: Receiver
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session", params=["sqlite", "postgresql"])
-async def world(request, tmp_path_factory, minter) -> AsyncIterator[World]:
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def world(test_backend, tmp_path_factory, minter) -> AsyncIterator[World]:
     receiver = Receiver()
     clock = FrozenClock(datetime.now(UTC))
     async with running_app(
-        request.param,
+        test_backend,
         tmp_path_factory,
         minter,
         clock=clock,

@@ -13,7 +13,7 @@ from upstander.kit.crypto import Keyring, Vault
 from upstander.notify.deliveries.api import router as deliveries_router
 from upstander.notify.events import HANDLERS
 from upstander.notify.inbox.api import router as inbox_router
-from upstander.notify.models import DataKey, IdempotencyKey, Inbox, Model, Outbox
+from upstander.notify.models import AccessRecord, DataKey, IdempotencyKey, Inbox, Model, Outbox
 from upstander.notify.preferences.api import router as preferences_router
 from upstander.notify.rules.api import router as rules_router
 from upstander.notify.settings import Settings
@@ -66,6 +66,7 @@ def create_app(
             },
         ],
         event_tables=(Outbox, Inbox),
+        access_table=AccessRecord,
         idempotency_table=IdempotencyKey,
         event_handlers=dict(HANDLERS),
     )

@@ -1,5 +1,6 @@
 """The events notify consumes: the directory projection, notices for people (through the
-rules), the reporter notice, and forwarding to outside webhooks. (Notify emits none.)"""
+rules), the reporter notice, forwarding to outside webhooks, and withdrawing notices about a
+case once it is hidden from more people (`case.restricted`). (Notify emits none.)"""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from upstander.kit.db import after_commit
 from upstander.kit.events import CloudEvent, Handler
 from upstander.notify.directory.service import upsert_org, upsert_person
-from upstander.notify.notices import notify, notify_reporter
+from upstander.notify.notices import notify, notify_reporter, remember_route
+from upstander.notify.restrictions import RESTRICTED
 from upstander.notify.webhooks.service import fan_out
+from upstander.notify.withdrawal import withdraw_case_notices
 
 
 def _wake_worker(request: Request) -> None:
@@ -38,6 +41,7 @@ async def on_notice(session: AsyncSession, event: CloudEvent, request: Request) 
     if there is one, and a copy for subscribed webhooks."""
     state = request.app.state
     now = state.clock.now()
+    await remember_route(session, event)
     await notify(session, event, settings=state.settings, now=now)
     await notify_reporter(session, event, mailer=state.worker.mailer, now=now)
     await fan_out(session, event, now=now)
@@ -47,9 +51,17 @@ async def on_notice(session: AsyncSession, event: CloudEvent, request: Request) 
 on_case_notice = on_notice  # the name the first case notices had
 
 
+async def on_case_restricted(session: AsyncSession, event: CloudEvent, request: Request) -> None:
+    """A case was hidden from more people: take back what they were told about it. Not a
+    notice, and never forwarded to webhooks (it names people)."""
+    await withdraw_case_notices(session, event, now=request.app.state.clock.now())
+
+
 HANDLERS: dict[str, Handler] = {
     "upstander.org.*": on_org,
     "upstander.person.*": on_person,
+    # Exact types win over patterns (kit.events.event_router).
+    RESTRICTED: on_case_restricted,
     "upstander.case.*": on_notice,
     "upstander.training.*": on_notice,
     "upstander.policy.*": on_notice,

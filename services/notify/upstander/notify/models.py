@@ -14,6 +14,7 @@ from upstander.kit.crypto import EncryptedText, VaultSlot, data_key_model
 from upstander.kit.db import Base, IdMixin, OrgMixin, TimestampMixin, UTCDateTime, make_metadata
 from upstander.kit.events import event_tables
 from upstander.kit.idempotency import idempotency_table
+from upstander.kit.revocation import access_table
 
 
 class Model(Base):
@@ -30,6 +31,9 @@ URL_MAX = 2048
 ERROR_MAX = 300
 
 Outbox, Inbox = event_tables(Model)
+# The latest access change of each person, API client and org the gateway announced: tokens
+# signed before it are refused (upstander.kit.revocation).
+AccessRecord = access_table(Model)
 # Responses stored for `Idempotency-Key` retries (kit.idempotency).
 IdempotencyKey = idempotency_table(Model)
 DataKey = data_key_model(Model)
@@ -49,6 +53,11 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"  # given up: retries exhausted, endpoint disabled, or recipient gone
 
 
+# The send log's `error` of a notice taken back before it went out (status `dead`): the case
+# was hidden from its recipient (`upstander.case.restricted`).
+WITHDRAWN = "withdrawn"
+
+
 class InboxMessage(IdMixin, OrgMixin, TimestampMixin, Model):
     """A notice in one person's in-app inbox. It says that something happened and where to
     look; it never carries case content (that stays behind the case's access checks)."""
@@ -57,9 +66,14 @@ class InboxMessage(IdMixin, OrgMixin, TimestampMixin, Model):
     # The inbox pages a person's messages newest first within one org.
     __table_args__ = (
         Index("ix_inbox_messages_org_id_person_id_created_at", "org_id", "person_id", "created_at"),
+        # Withdrawal finds a case's messages to the people it was just hidden from.
+        Index("ix_inbox_messages_case_id_person_id", "case_id", "person_id"),
     )
 
     person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # The case the message is about (case notices), so it can be withdrawn when the case is
+    # hidden from its reader (`upstander.case.restricted`).
+    case_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     kind: Mapped[str] = mapped_column(String(KIND_MAX))
     subject: Mapped[str] = mapped_column(String(SUBJECT_MAX))
     body: Mapped[str] = mapped_column(String(BODY_MAX), default="")
@@ -103,6 +117,18 @@ class Person(OrgMixin, TimestampMixin, Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class CaseRestriction(IdMixin, OrgMixin, TimestampMixin, Model):
+    """Projection of who a case is hidden from, as cases announced it
+    (`upstander.case.restricted`): they never hear about the case again, whatever a later
+    event's own `restricted_person_ids` says, and their webhook endpoints get nothing of it."""
+
+    __tablename__ = "case_restrictions"
+    __table_args__ = (UniqueConstraint("case_id", "person_id"),)
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
 class CaseRoute(OrgMixin, TimestampMixin, Model):
     """Which group a case was routed to when it opened (`case_managers` or `reviewers`), so
     later notices about it reach the same group and never the other."""
@@ -131,9 +157,12 @@ class Delivery(IdMixin, OrgMixin, TimestampMixin, Model):
         Index("ix_deliveries_due", "channel", "status", "next_attempt_at"),
         Index("ix_deliveries_org_id_created_at", "org_id", "created_at"),
         Index("ix_deliveries_webhook_id_event_id", "webhook_id", "event_id"),
+        Index("ix_deliveries_case_id_person_id", "case_id", "person_id"),
     )
 
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # The case a case notice is about: withdrawal cancels what is still unsent.
+    case_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     webhook_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     recipient_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -198,6 +227,10 @@ class Webhook(OrgMixin, TimestampMixin, Model):
     __encryption_owner__ = "id"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    # The person who registered or last changed the endpoint (for an API client, the client's
+    # owning person). Case events reach it only when that person may see the case; without an
+    # owner (endpoints from before owners were kept) it gets no case events at all.
+    owner_person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     url: Mapped[str] = mapped_column(String(URL_MAX))
     description: Mapped[str] = mapped_column(String(500), default="")
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -223,10 +256,13 @@ class WebhookDelivery(IdMixin, OrgMixin, TimestampMixin, Model):
         UniqueConstraint("webhook_id", "event_id"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_webhook_id_created_at", "webhook_id", "created_at"),
+        Index("ix_webhook_deliveries_case_id_webhook_id", "case_id", "webhook_id"),
     )
 
     webhook_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # The case a case event is about: withdrawn when the endpoint's owner is restricted.
+    case_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     event_type: Mapped[str] = mapped_column(String(128))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)

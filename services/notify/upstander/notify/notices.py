@@ -36,6 +36,7 @@ from upstander.notify.models import (
     InboxMessage,
 )
 from upstander.notify.preferences.service import Effective, effective_for, kind_of, mandatory_for
+from upstander.notify.restrictions import hidden_from
 from upstander.notify.rules.defaults import DIGEST_TYPES, ROLE_PREFIX
 from upstander.notify.rules.defaults import Recipient as Spec
 from upstander.notify.rules.service import rule_for
@@ -103,8 +104,26 @@ async def _route_of(
     if stated in ROLE_FOR_ROUTE:
         if route is None:
             session.add(CaseRoute(id=case_id, org_id=org_id, number=number, routed_to=stated))
+        elif route.routed_to != stated:
+            # A rerouted case: later events that do not say (a reporter's message) must reach
+            # the new group, and webhook owners are checked against it.
+            route.routed_to = str(stated)
         return str(stated)
     return route.routed_to if route is not None else CASE_MANAGERS
+
+
+async def remember_route(session: AsyncSession, event: CloudEvent) -> None:
+    """Remember where a case event says its case is routed, whatever the event's rule (a
+    `case.rerouted` tells nobody by default): later events that do not say reach the right
+    group, and webhook owners are checked against it."""
+    data, org_id = event.data, event.org_id
+    case_id = _uuid(data.get("case_id"))
+    if org_id is None or case_id is None or not event.type.startswith("upstander.case."):
+        return
+    if data.get("routed_to") not in ROLE_FOR_ROUTE:
+        return
+    await _route_of(session, data, org_id, case_id, notice_params(data).get("number", ""))
+    await session.flush()
 
 
 async def resolve_recipients(
@@ -115,8 +134,8 @@ async def resolve_recipients(
     *,
     route: str | None,
 ) -> list[Recipient]:
-    """The active people a rule's recipients name now, never anyone in
-    `restricted_person_ids`."""
+    """The active people a rule's recipients name now, never anyone the case is hidden from
+    (the event's `restricted_person_ids`, and every `case.restricted` notify heard since)."""
     roles: set[str] = set()
     ids: set[uuid.UUID] = set()
     subject = _uuid(data.get("person_id"))
@@ -140,7 +159,7 @@ async def resolve_recipients(
         ]
     else:
         people = await active_people(session, org_id, ids)
-    restricted = {u for u in map(_uuid, data.get("restricted_person_ids") or []) if u}
+    restricted = await hidden_from(session, org_id, data)
     return [p for p in people if p.id not in restricted]
 
 
@@ -161,6 +180,7 @@ async def notify(
     kind = event.type.removeprefix("upstander.")
     params = notice_params(data)
     route = None
+    case_id: uuid.UUID | None = None
     if kind.startswith("case."):
         case_id = _uuid(data.get("case_id"))
         number = params.get("number", "")
@@ -194,6 +214,7 @@ async def notify(
                 "id": uuid.uuid4(),
                 "org_id": org_id,
                 "event_id": event_id,
+                "case_id": case_id,
                 "person_id": person.id,
                 "channel": channel,
                 "kind": kind,
@@ -229,6 +250,7 @@ async def notify(
                         "id": uuid.uuid4(),
                         "org_id": org_id,
                         "person_id": person.id,
+                        "case_id": case_id,
                         "kind": kind,
                         "subject": message.subject[:SUBJECT_MAX],
                         "body": message.inbox_body[:BODY_MAX],

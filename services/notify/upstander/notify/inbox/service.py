@@ -1,12 +1,14 @@
-"""Inbox logic: delivering messages to a person and that person reading them."""
+"""Inbox logic: delivering messages to a person, that person reading them, and withdrawing
+the ones about a case once it is hidden from them."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.kit.errors import NotFound
@@ -102,6 +104,29 @@ async def mark_all_read(
         update(InboxMessage)
         .where(_own(org_id, person_id), InboxMessage.read_at.is_(None))
         .values(read_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+async def withdraw_case_messages(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    case_id: uuid.UUID,
+    person_ids: Collection[uuid.UUID],
+) -> int:
+    """Delete every message about `case_id` in the inboxes of `person_ids`, read or not: the
+    case is hidden from them now, and even its number must not stay in front of them.
+    Returns how many went."""
+    if not person_ids:
+        return 0
+    result = await session.execute(
+        delete(InboxMessage)
+        .where(
+            InboxMessage.org_id == org_id,
+            InboxMessage.case_id == case_id,
+            InboxMessage.person_id.in_(person_ids),
+        )
         .execution_options(synchronize_session=False)
     )
     return int(cast(CursorResult[Any], result).rowcount or 0)

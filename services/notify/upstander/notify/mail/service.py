@@ -8,17 +8,25 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from upstander.notify.directory.service import normalise_language
 from upstander.notify.mail.sender import Mailer, MailError, Outgoing
 from upstander.notify.mail.templates import link_for, render, render_digest, template_kind
-from upstander.notify.models import Channel, Delivery, DeliveryStatus, Person, Preference
+from upstander.notify.models import (
+    WITHDRAWN,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    Person,
+    Preference,
+)
 
 log = logging.getLogger("upstander.notify.mail")
 
@@ -277,3 +285,32 @@ async def send_due_digests(
     await _send(mailer, groups, outcomes, now)
     await _record(sessionmaker, outcomes)
     return len(by_person)
+
+
+async def cancel_case_emails(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    case_id: uuid.UUID,
+    person_ids: Collection[uuid.UUID],
+    *,
+    now: datetime,
+) -> int:
+    """Cancel the emails about `case_id` not yet sent to `person_ids`: queued, held back by
+    quiet hours, failed and waiting for a retry, or batched for a digest (the digest then goes
+    out without them). They stay in the send log as `dead` with the error `withdrawn`.
+    Returns how many were cancelled."""
+    if not person_ids:
+        return 0
+    result = await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.org_id == org_id,
+            Delivery.case_id == case_id,
+            Delivery.person_id.in_(person_ids),
+            Delivery.channel == Channel.EMAIL,
+            Delivery.status.in_(UNSENT),
+        )
+        .values(status=DeliveryStatus.DEAD, error=WITHDRAWN, next_attempt_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(cast(CursorResult[Any], result).rowcount or 0)

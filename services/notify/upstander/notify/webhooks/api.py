@@ -45,6 +45,11 @@ def _wake(request: Request) -> None:
     "",
     operation_id="create_webhook",
     summary="Add a webhook endpoint; its signing secret is returned once",
+    description=(
+        "Admins only. You become the endpoint's owner (an API client's owner, for a client "
+        "token): case events reach it only for cases its owner may see, never for a case "
+        "hidden from them. `upstander.case.restricted` is never forwarded."
+    ),
     status_code=201,
     response_model=WebhookWithSecret,
     responses=problem_responses(400),
@@ -59,6 +64,7 @@ async def create_webhook(
         session,
         request.app.state.vault,
         _org(principal),
+        owner_person_id=service.owner_of(principal),
         url=str(body.url),
         event_types=body.event_types,
         description=body.description,
@@ -109,6 +115,10 @@ async def get_webhook(
     "/{webhook_id}",
     operation_id="update_webhook",
     summary="Change an endpoint's URL, event types or description; pause or re-enable it",
+    description=(
+        "Admins only. Whoever changes an endpoint becomes its owner (an empty body claims an "
+        "endpoint that has none): case events then follow what that person may see."
+    ),
     response_model=WebhookOut,
     responses=problem_responses(400),
 )
@@ -124,6 +134,7 @@ async def update_webhook(
         session,
         webhook,
         body.model_dump(exclude_unset=True),
+        owner_person_id=service.owner_of(principal),
         allow_http=request.app.state.settings.allows_http_webhooks,
         policy=request.app.state.webhook_policy,
         now=request.app.state.clock.now(),

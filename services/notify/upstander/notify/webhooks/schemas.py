@@ -24,6 +24,9 @@ class _EventTypes(RequestModel):
         for pattern in value:
             if pattern.startswith(("upstander.person.", "upstander.org.", "upstander.report.")):
                 raise ValueError(f"{pattern!r}: directory and report events are not forwarded")
+            if pattern == "upstander.case.restricted":
+                # It names the people a case is hidden from; it never leaves the platform.
+                raise ValueError(f"{pattern!r} is not forwarded")
         return sorted(set(value))
 
 
@@ -49,6 +52,15 @@ class WebhookUpdate(_EventTypes):
 
 class WebhookOut(ResponseModel):
     id: uuid.UUID
+    owner_person_id: uuid.UUID | None = Field(
+        None,
+        description=(
+            "Who the endpoint acts for: the person who registered or last changed it (for an "
+            "API client, the client's owner). Case events reach it only for cases this person "
+            "may see; without an owner it gets no case events (update it to claim it)."
+        ),
+        examples=["6f1c2d1e-8a7b-4c3d-9e0f-1a2b3c4d5e6f"],
+    )
     url: str = Field(examples=["https://hr.example.com/hooks/upstander"])
     description: str
     event_types: list[str]

@@ -1,15 +1,23 @@
-"""Webhook endpoints of an org, and the deliveries queued for them. No FastAPI here."""
+"""Webhook endpoints of an org, and the deliveries queued for them. No FastAPI here.
+
+Every endpoint has an owner: the person who registered or last changed it (for an API client,
+the client's owning person). A case event reaches an endpoint only when its owner may see the
+case, checked per event at fan-out; when a case is hidden from an owner later, what is still
+queued (or could be replayed) for their endpoints is withdrawn. Endpoints without a known owner
+get no case events at all (docs/threat-model.md, "Conflicts: webhooks and the inbox")."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from upstander.kit.auth import Principal, PrincipalKind
 from upstander.kit.crypto import Vault
 from upstander.kit.errors import BadRequest, NotFound
 from upstander.kit.events import CloudEvent
@@ -17,12 +25,35 @@ from upstander.kit.pagination import PageParams, paginate
 from upstander.notify.directory.service import people_with_role
 from upstander.notify.inbox.service import deliver_inbox_message
 from upstander.notify.mail.templates import render
-from upstander.notify.models import Channel, Delivery, DeliveryStatus, Webhook, WebhookDelivery
+from upstander.notify.models import (
+    WITHDRAWN,
+    CaseRoute,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    Person,
+    Webhook,
+    WebhookDelivery,
+)
+from upstander.notify.restrictions import RESTRICTED, as_uuid, hidden_from, uuids
 from upstander.notify.webhooks.signing import new_secret
 from upstander.notify.webhooks.targets import TargetPolicy, check_registration
 
 ROTATION_GRACE = timedelta(hours=24)
-FORWARDED_PREFIXES = ("upstander.case.", "upstander.training.", "upstander.policy.")
+CASE_PREFIX = "upstander.case."
+FORWARDED_PREFIXES = (CASE_PREFIX, "upstander.training.", "upstander.policy.")
+# Never forwarded, whatever an endpoint subscribes to: `case.restricted` names the people a
+# case is hidden from (the people involved and their chain).
+NOT_FORWARDED = frozenset({RESTRICTED})
+# Case visibility by role, as cases decides it (`cases.roles.CASE_MANAGER_VIEW` and
+# `cases.service._visible_to`): reviewers see every case, case managers and admins the cases
+# routed to case managers; restrictions beat every role.
+SEES_EVERY_ROUTE = frozenset({"reviewer"})
+SEES_CASE_MANAGER_ROUTE = frozenset({"reviewer", "case_manager", "admin"})
+CASE_MANAGERS, REVIEWERS = "case_managers", "reviewers"
+# Registering an endpoint takes this role: an owner the directory projection does not know
+# yet is taken to hold it (and no other).
+REGISTERING_ROLE = "admin"
 # Data keys that may leave the platform: identifiers and states, never content or people
 # lists (`restricted_person_ids` would say who is involved in a case).
 _SCALAR_KEYS = frozenset({"number", "status", "version", "author", "state"})
@@ -60,11 +91,26 @@ async def list_webhooks(
     return await paginate(session, select(Webhook).where(Webhook.org_id == org_id), Webhook, params)
 
 
+def owner_of(principal: Principal) -> uuid.UUID | None:
+    """The person accountable for an endpoint the caller registers or changes: the caller, or
+    for an API client the person who owns the client (its token's `owner` claim). None when
+    that is not known, and such an endpoint gets no case events."""
+    if principal.kind == PrincipalKind.STAFF:
+        try:
+            return principal.person_id
+        except ValueError:
+            return None
+    if principal.kind == PrincipalKind.CLIENT:
+        return as_uuid(principal.claims.get("owner"))
+    return None
+
+
 async def create_webhook(
     session: AsyncSession,
     vault: Vault,
     org_id: uuid.UUID,
     *,
+    owner_person_id: uuid.UUID | None,
     url: str,
     event_types: list[str],
     description: str,
@@ -80,6 +126,7 @@ async def create_webhook(
     webhook = Webhook(
         id=webhook_id,
         org_id=org_id,
+        owner_person_id=owner_person_id,
         url=url,
         event_types=event_types,
         description=description,
@@ -99,10 +146,15 @@ async def update_webhook(
     webhook: Webhook,
     changes: dict[str, Any],
     *,
+    owner_person_id: uuid.UUID | None,
     allow_http: bool,
     policy: TargetPolicy,
     now: datetime,
 ) -> Webhook:
+    """Apply `changes`; the caller becomes the endpoint's owner (`owner_person_id`), so nobody
+    can point someone else's endpoint at a place of their own and receive what that person
+    may see."""
+    webhook.owner_person_id = owner_person_id
     if changes.get("url") is not None:
         webhook.url = await _check_url(str(changes["url"]), allow_http=allow_http, policy=policy)
     if changes.get("event_types") is not None:
@@ -155,16 +207,74 @@ def matches(webhook: Webhook, event_type: str) -> bool:
     return any(fnmatchcase(event_type, pattern) for pattern in webhook.event_types or [])
 
 
+async def _route_of(session: AsyncSession, org_id: uuid.UUID, data: Mapping[str, Any]) -> str:
+    """The group a case is routed to: as the event says, else as notify remembers it, else
+    case managers (the default route, as for notices)."""
+    stated = data.get("routed_to")
+    if stated in (CASE_MANAGERS, REVIEWERS):
+        return str(stated)
+    case_id = as_uuid(data.get("case_id"))
+    route = await session.get(CaseRoute, case_id) if case_id is not None else None
+    return route.routed_to if route is not None and route.org_id == org_id else CASE_MANAGERS
+
+
+async def owners_who_may_see(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    data: Mapping[str, Any],
+    owners: Collection[uuid.UUID],
+) -> set[uuid.UUID]:
+    """Which of `owners` may see the case of a case event (its `data`), as far as notify can
+    tell, failing closed. Never anyone the case is hidden from (the event's
+    `restricted_person_ids` and every `case.restricted` since); never an owner the directory
+    shows inactive or in another org; then by role as in cases: a reviewer, a case handler
+    named in the event (`handler_ids`), or an admin or case manager when the case is routed to
+    case managers."""
+    candidates = set(owners) - await hidden_from(session, org_id, data)
+    if not candidates:
+        return set()
+    handlers = uuids(data.get("handler_ids"))
+    route = await _route_of(session, org_id, data)
+    directory = {
+        person_id: (person_org, set(roles or ()), bool(active))
+        for person_id, person_org, roles, active in await session.execute(
+            select(Person.id, Person.org_id, Person.roles, Person.active).where(
+                Person.id.in_(candidates)
+            )
+        )
+    }
+    allowed: set[uuid.UUID] = set()
+    for owner in candidates:
+        person_org, roles, active = directory.get(owner, (org_id, {REGISTERING_ROLE}, True))
+        if person_org != org_id or not active:
+            continue
+        by_role = bool(roles & SEES_EVERY_ROUTE) or (
+            route == CASE_MANAGERS and bool(roles & SEES_CASE_MANAGER_ROUTE)
+        )
+        if by_role or owner in handlers:
+            allowed.add(owner)
+    return allowed
+
+
 async def fan_out(session: AsyncSession, event: CloudEvent, *, now: datetime) -> int:
-    """Queue `event` for each active endpoint of its org that subscribes to its type."""
+    """Queue `event` for each active endpoint of its org that subscribes to its type; a case
+    event only for the endpoints whose owner may see the case (`owners_who_may_see`)."""
     org_id = event.org_id
     if org_id is None or not event.type.startswith(FORWARDED_PREFIXES):
+        return 0
+    if event.type in NOT_FORWARDED:
         return 0
     event_id = uuid.UUID(event.id)
     webhooks = await session.scalars(
         select(Webhook).where(Webhook.org_id == org_id, Webhook.active.is_(True))
     )
     targets = [w for w in webhooks if matches(w, event.type)]
+    case_id: uuid.UUID | None = None
+    if targets and event.type.startswith(CASE_PREFIX):
+        case_id = as_uuid(event.data.get("case_id"))
+        owners = {w.owner_person_id for w in targets if w.owner_person_id is not None}
+        allowed = await owners_who_may_see(session, org_id, event.data, owners)
+        targets = [w for w in targets if w.owner_person_id in allowed]
     if not targets:
         return 0
     existing = set(
@@ -186,6 +296,7 @@ async def fan_out(session: AsyncSession, event: CloudEvent, *, now: datetime) ->
                 org_id=org_id,
                 webhook_id=webhook.id,
                 event_id=event_id,
+                case_id=case_id,
                 event_type=event.type,
                 payload=payload,
                 status=DeliveryStatus.PENDING,
@@ -199,6 +310,7 @@ async def fan_out(session: AsyncSession, event: CloudEvent, *, now: datetime) ->
             Delivery(
                 org_id=org_id,
                 event_id=event_id,
+                case_id=case_id,
                 person_id=None,
                 webhook_id=webhook.id,
                 channel=Channel.WEBHOOK,
@@ -214,6 +326,53 @@ async def fan_out(session: AsyncSession, event: CloudEvent, *, now: datetime) ->
         queued += 1
     await session.flush()
     return queued
+
+
+async def withdraw_case_deliveries(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    case_id: uuid.UUID,
+    owner_ids: Collection[uuid.UUID],
+    *,
+    now: datetime,
+) -> int:
+    """The case is now hidden from `owner_ids`: delete what their endpoints hold about it
+    (queued, failing, dead letters, and sent ones, which could otherwise be replayed); the
+    send log keeps sent rows and marks the unsent `dead` / `withdrawn`. Returns how many
+    webhook deliveries went."""
+    if not owner_ids:
+        return 0
+    endpoints = list(
+        await session.scalars(
+            select(Webhook.id).where(
+                Webhook.org_id == org_id, Webhook.owner_person_id.in_(owner_ids)
+            )
+        )
+    )
+    if not endpoints:
+        return 0
+    result = await session.execute(
+        delete(WebhookDelivery)
+        .where(
+            WebhookDelivery.org_id == org_id,
+            WebhookDelivery.case_id == case_id,
+            WebhookDelivery.webhook_id.in_(endpoints),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.org_id == org_id,
+            Delivery.case_id == case_id,
+            Delivery.webhook_id.in_(endpoints),
+            Delivery.channel == Channel.WEBHOOK,
+            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.FAILED]),
+        )
+        .values(status=DeliveryStatus.DEAD, error=WITHDRAWN, next_attempt_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 async def list_deliveries(
