@@ -1,97 +1,47 @@
-"""Fixtures of the intake tests: the app on SQLite and PostgreSQL, and a stand-in gateway that
-publishes a test signing key, so tests mint their own tokens."""
+"""Fixtures of the intake tests: the app on a fresh database of the selected backend, and a
+stand-in gateway that publishes a test signing key, so tests mint their own tokens."""
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
+import helpers
 import httpx
-import jwt
 import pytest
 from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
-from jwt.algorithms import OKPAlgorithm
 
 from upstander.intake.app import create_app
 from upstander.intake.settings import Settings
 from upstander.kit.clock import FrozenClock
 
 SERVICE = "intake"
-JWKS_URL = "http://127.0.0.1:8000/.well-known/jwks.json"
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-POSTGRES_DATABASE = f"upstander_test_{SERVICE}"
+JWKS_URL = helpers.JWKS_URL
 
 Mint = Callable[..., str]
 
-TEST_TOKEN_SPAN = 20 * 365 * 24 * 3600
+
+@pytest.fixture(scope="session")
+def signing_key(minter: helpers.TokenMinter) -> tuple[Ed25519PrivateKey, str]:
+    """The stand-in gateway's private key and its `kid`."""
+    return minter.key, minter.kid
 
 
 @pytest.fixture(scope="session")
-def signing_key() -> tuple[Ed25519PrivateKey, str]:
-    return Ed25519PrivateKey.generate(), f"test-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="session")
-def gateway_transport(signing_key: tuple[Ed25519PrivateKey, str]) -> httpx.MockTransport:
+def gateway_transport(minter: helpers.TokenMinter) -> httpx.MockTransport:
     """Stands in for the gateway (another team's service): only its JWKS is needed here."""
-    key, kid = signing_key
-    jwk = json.loads(OKPAlgorithm.to_jwk(key.public_key()))
-    jwk.update(kid=kid, use="sig", alg="EdDSA")
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET" and str(request.url) == JWKS_URL:
-            return httpx.Response(200, json={"keys": [jwk]})
-        return httpx.Response(404)
-
-    return httpx.MockTransport(handler)
+    return minter.transport()
 
 
 @pytest.fixture(scope="session")
-def mint(signing_key: tuple[Ed25519PrivateKey, str]) -> Mint:
-    """Mint a token as the gateway would: `mint(org=uuid, roles=["admin"])`."""
-    key, kid = signing_key
-
-    def mint_token(
-        *,
-        org: uuid.UUID | None,
-        roles: list[str],
-        sub: uuid.UUID | str | None = None,
-        typ: str = "staff",
-        ttl: int = 300,
-        report: uuid.UUID | None = None,
-        scope: str = "",
-    ) -> str:
-        # Services check a token's time window against the app's (frozen) clock, which tests
-        # move freely: a token valid for decades either side keeps working; `ttl` < 0 expires.
-        now = int(time.time())
-        if ttl > 0:
-            now, ttl = now - TEST_TOKEN_SPAN, ttl + 2 * TEST_TOKEN_SPAN
-        else:
-            now = 0  # expired whatever the clock says
-        claims = {
-            "iss": "upstander",
-            "aud": "upstander",
-            "sub": str(sub or uuid.uuid4()),
-            "org": str(org) if org else None,
-            "roles": roles,
-            "scope": scope,
-            "typ": typ,
-            "iat": now,
-            "exp": now + ttl,
-            "jti": uuid.uuid4().hex,
-        }
-        if report is not None:
-            claims["report"] = str(report)
-        return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
-
-    return mint_token
+def mint(minter: helpers.TokenMinter) -> Mint:
+    """Mint a token as the gateway would: `mint(org=uuid, roles=["admin"])`. Valid for decades
+    either side of now, since tests move the app's frozen clock freely; `ttl` < 0 expires it."""
+    return minter.mint
 
 
 @pytest.fixture(scope="session")
@@ -121,24 +71,13 @@ def mint_service(mint: Mint) -> Callable[[str], str]:
     return mint_service_token
 
 
-async def _fresh_postgres_database() -> str:
-    try:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not reachable: {type(exc).__name__}")
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {POSTGRES_DATABASE} WITH (FORCE)")
-        await connection.execute(f"CREATE DATABASE {POSTGRES_DATABASE}")
-    finally:
-        await connection.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{POSTGRES_DATABASE}"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/{SERVICE}.db"
-    return await _fresh_postgres_database()
+@pytest.fixture
+async def database_url(test_backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database on the selected backend, already migrated (a copy of the run's
+    template): a SQLite file in `tmp_path`, or `upstander_t_<run>_intake_<n>`."""
+    url = await helpers.fresh_database(SERVICE, tmp_path)
+    yield url
+    await helpers.drop_database(url)
 
 
 @pytest.fixture
@@ -150,10 +89,16 @@ def clock() -> FrozenClock:
 async def app(
     database_url: str, gateway_transport: httpx.MockTransport, clock: FrozenClock
 ) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan running (which migrates the fresh database in dev mode)."""
+    """The app with its lifespan running, on a database already at head."""
     # The relay stays off: tests look at the outbox as the request left it.
+    # No migration on start: `database_url` is a copy of the run's migrated template (a no-op
+    # upgrade per test costs more than the copy; tests/test_migrations.py tests the history).
     settings = Settings(
-        database_url=database_url, log_json=False, log_level="WARNING", relay_background=False
+        database_url=database_url,
+        log_json=False,
+        log_level="WARNING",
+        relay_background=False,
+        migrate_on_start=False,
     )
     application = create_app(settings, transport=gateway_transport, clock=clock)
     async with LifespanManager(application):

@@ -6,6 +6,9 @@ import os
 
 import uvicorn
 
+from upstander.intake.settings import Settings
+from upstander.kit.server import server_options
+
 
 def main() -> None:
     uvicorn.run(
@@ -13,9 +16,9 @@ def main() -> None:
         factory=True,
         host=os.environ.get("UPSTANDER_INTAKE_HOST", "127.0.0.1"),
         port=int(os.environ.get("UPSTANDER_INTAKE_PORT", "8001")),
-        access_log=False,
         log_config=None,  # the kit configures logging in the lifespan
-        proxy_headers=False,  # anonymous routes keep no client address
+        # Connection bounds and keep-alive from the settings, the same for every app.
+        **server_options(Settings()),
     )
 
 

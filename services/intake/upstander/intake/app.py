@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from upstander.intake.events import HANDLERS
 from upstander.intake.forms.api import router as forms_router
-from upstander.intake.models import DataKey, Inbox, Model, Outbox
+from upstander.intake.models import AccessRecord, DataKey, Inbox, Model, Outbox
 from upstander.intake.reports.api import OPENAPI_MODELS
 from upstander.intake.reports.api import internal_router as reports_internal_router
 from upstander.intake.reports.api import router as reports_router
@@ -79,6 +79,7 @@ def create_app(
             {"name": "reports", "description": "Submitting reports and attachments."},
         ],
         event_tables=(Outbox, Inbox),
+        access_table=AccessRecord,
         event_handlers=dict(HANDLERS),
     )
     app = create_service_app(settings, spec, transport=transport, clock=clock)

@@ -1,5 +1,6 @@
 """What intake emits (report events) and the handlers of what it consumes (the gateway's
-organisations, which it keeps as its registry of reporting forms)."""
+organisations, which it keeps as its registry of reporting forms, and which organisation each
+person belongs to)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import uuid
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from upstander.intake.directory.service import record_person
 from upstander.intake.forms.service import ensure_org
 from upstander.kit.events import CloudEvent, Handler
 
@@ -46,7 +48,23 @@ async def on_org(session: AsyncSession, event: CloudEvent, request: Request) -> 
         log.warning("org event with a malformed slug", extra={"event_id": event.id})
 
 
+async def on_person(session: AsyncSession, event: CloudEvent, request: Request) -> None:
+    """`upstander.person.*`: only `{person_id, org_id}` is kept (see `intake.directory`); a
+    malformed event is logged and skipped, since retrying cannot fix it."""
+    data = event.data
+    try:
+        person_id = uuid.UUID(str(data["person_id"]))
+        org_id = uuid.UUID(str(data.get("org_id") or event.orgid))
+    except (KeyError, ValueError):
+        log.warning(
+            "person event without a usable person_id or org_id", extra={"event_id": event.id}
+        )
+        return
+    await record_person(session, person_id, org_id, now=request.app.state.clock.now())
+
+
 HANDLERS: dict[str, Handler] = {
     "upstander.org.created": on_org,
     "upstander.org.updated": on_org,
+    "upstander.person.*": on_person,
 }

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from upstander.kit.crypto import EncryptedJSON, EncryptedText, VaultSlot, data_key_model
 from upstander.kit.db import Base, IdMixin, OrgMixin, TimestampMixin, UTCDateTime, make_metadata
 from upstander.kit.events import event_tables
+from upstander.kit.revocation import access_table
 
 
 class Model(Base):
@@ -25,6 +26,9 @@ class Model(Base):
 # that encrypt each report (upstander.kit.crypto): one key per report, shared by its
 # attachments, so destroying it shreds the whole report.
 Outbox, Inbox = event_tables(Model)
+# The latest access change of each person, API client and org the gateway announced: tokens
+# signed before it are refused (upstander.kit.revocation).
+AccessRecord = access_table(Model)
 DataKey = data_key_model(Model)
 
 
@@ -104,3 +108,13 @@ class Attachment(IdMixin, OrgMixin, TimestampMixin, Model):
     content: Mapped[str | None] = mapped_column(
         EncryptedText(Model.__vault_slot__, "attachment.content"), nullable=True
     )
+
+
+class DirectoryPerson(OrgMixin, TimestampMixin, Model):
+    """Intake's projection of the gateway's directory (`upstander.person.*`): the organisation
+    each person id belongs to, and nothing else (no name, email or role), so that a report
+    naming another organisation's people is refused."""
+
+    __tablename__ = "directory_people"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)  # the person id

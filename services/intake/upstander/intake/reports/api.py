@@ -3,6 +3,7 @@ gateway's receipt check."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile, status
@@ -24,7 +25,7 @@ from upstander.intake.settings import Settings
 from upstander.kit.app import make_router
 from upstander.kit.auth import Principal, optional_principal, reporter, service_caller
 from upstander.kit.db import CommittingRoute, get_session
-from upstander.kit.errors import problem_responses
+from upstander.kit.errors import Forbidden, problem_responses
 
 router = make_router(prefix="/intake/v1", tags=["reports"])
 internal_router = APIRouter(
@@ -184,6 +185,42 @@ async def create_reporter_attachment(
         now=request.app.state.clock.now(),
     )
     return _attachment_out(attachment)
+
+
+# Only the cases service fetches attachment bytes (to seal them under the case's key).
+CASES_SERVICE = "svc-cases"
+
+
+@internal_router.get(
+    "/reports/{report_id}/attachments/{attachment_id}/content",
+    operation_id="get_attachment_content_for_cases",
+    include_in_schema=False,
+    response_class=Response,
+)
+async def get_attachment_content_for_cases(
+    report_id: uuid.UUID,
+    attachment_id: uuid.UUID,
+    org_id: uuid.UUID,
+    caller: Principal = Depends(service_caller),
+    session: AsyncSession = Depends(get_session),
+) -> Response:
+    """For the cases service: the bytes of a reporter's attachment (`X-Content-SHA256` to check
+    them). The gateway never routes `/intake/internal/*`; a service token is required, and
+    it must be the cases service's."""
+    if caller.subject != CASES_SERVICE:
+        raise Forbidden("Only the cases service reads attachment content.")
+    attachment, data = await service.attachment_for_cases(
+        session, org_id=org_id, report_id=report_id, attachment_id=attachment_id
+    )
+    return Response(
+        content=data,
+        media_type="application/octet-stream",
+        headers={
+            "X-Content-SHA256": attachment.sha256,
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @internal_router.post(

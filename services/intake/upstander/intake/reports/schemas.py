@@ -36,7 +36,10 @@ class _Someone(RequestModel):
 class PersonInvolved(_Someone):
     """Someone involved: a staff member by id, anyone by name, or both."""
 
-    person_id: uuid.UUID | None = Field(default=None, description="A staff member's id.")
+    person_id: uuid.UUID | None = Field(
+        default=None,
+        description="A staff member's id (of this organisation: another's is refused, 422).",
+    )
     name: Name | None = None
     role: InvolvementRole | None = Field(default=None, examples=["subject"])
 
@@ -89,7 +92,10 @@ class ReportIn(RequestModel):
     excluded_person_ids: list[uuid.UUID] = Field(
         default_factory=list,
         max_length=MAX_PEOPLE,
-        description="Staff who must never see or hear about this report.",
+        description=(
+            "Staff who must never see or hear about this report (people of this organisation: "
+            "another's is refused, 422)."
+        ),
     )
     reporter: ReporterContact | None = Field(
         default=None,

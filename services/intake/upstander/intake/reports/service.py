@@ -1,5 +1,9 @@
 """Reports: submit one, attach files to it later, verify its receipt code. No FastAPI here:
-plain values in, domain errors out; functions only flush."""
+plain values in, domain errors out; functions only flush.
+
+An anonymous or confidential reporter's actions are stored with their time floored to the
+hour (`upstander.kit.clock.for_reporter`): the report, its attachments, its data key and the
+events about it. Only identified reports keep the exact moment."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from upstander.intake.directory.service import foreign_people
 from upstander.intake.events import ATTACHMENT_ADDED, REPORT_SUBMITTED
 from upstander.intake.models import (
     Attachment,
@@ -26,6 +31,7 @@ from upstander.intake.reports import receipts
 from upstander.intake.reports.files import NewAttachment
 from upstander.intake.reports.schemas import ReportIn
 from upstander.kit.auth import Principal, PrincipalKind
+from upstander.kit.clock import for_reporter
 from upstander.kit.crypto import DataKeyMissing, Vault
 from upstander.kit.errors import Conflict, Forbidden, NotFound, ProblemError, Unauthorized
 from upstander.kit.events import EventBus
@@ -35,6 +41,12 @@ NO_SUCH_RECEIPT = "No report matches this organisation and receipt code."
 
 
 class UnknownCategories(ProblemError):
+    status, slug, title = 422, "validation-error", "Validation error"
+
+
+class ForeignPeople(ProblemError):
+    """The report names, by id, people of another organisation."""
+
     status, slug, title = 422, "validation-error", "Validation error"
 
 
@@ -70,6 +82,37 @@ def _check_categories(form: ReportingForm, categories: Sequence[str]) -> None:
     ]
     if errors:
         raise UnknownCategories("The request did not validate.", errors=errors)
+
+
+NOT_OF_THIS_ORG = "Not a person of this organisation."
+
+
+async def _check_people(session: AsyncSession, form: ReportingForm, body: ReportIn) -> None:
+    """422 when the report names, by id, a person of another organisation (involved, witness
+    or excluded), each listed by position. Ids intake's directory does not hold are let
+    through (a report is never held up by a late directory event); cases checks again."""
+    named: list[tuple[str, uuid.UUID]] = [
+        (f"body.people_involved.{index}.person_id", someone.person_id)
+        for index, someone in enumerate(body.people_involved)
+        if someone.person_id is not None
+    ]
+    named += [
+        (f"body.witnesses.{index}.person_id", someone.person_id)
+        for index, someone in enumerate(body.witnesses)
+        if someone.person_id is not None
+    ]
+    named += [
+        (f"body.excluded_person_ids.{index}", person_id)
+        for index, person_id in enumerate(body.excluded_person_ids)
+    ]
+    foreign = await foreign_people(session, form.org_id, {person_id for _, person_id in named})
+    errors = [
+        {"field": field, "message": NOT_OF_THIS_ORG}
+        for field, person_id in named
+        if person_id in foreign
+    ]
+    if errors:
+        raise ForeignPeople("The request did not validate.", errors=errors)
 
 
 def _content(body: ReportIn, reporter_person_id: uuid.UUID | None) -> dict[str, Any]:
@@ -149,10 +192,13 @@ async def submit_report(
 ) -> SubmittedReport:
     """Store a report (and its files) encrypted under a new data key of its own, and emit
     `upstander.report.submitted` in the same transaction. Anonymous and confidential reports
-    get a receipt code; only its lookup key and slow hash are kept."""
+    get a receipt code; only its lookup key and slow hash are kept. `now` is floored to the
+    hour for them (see the module)."""
+    now = for_reporter(now, body.mode)
     if (body.mode == ReportMode.IDENTIFIED) != (reporter_person_id is not None):
         raise ValueError("identified reports, and only they, name the reporting person")
     _check_categories(form, body.categories)
+    await _check_people(session, form, body)
 
     code: str | None = None
     lookup: str | None = None
@@ -163,7 +209,7 @@ async def submit_report(
         hashed = await asyncio.to_thread(receipts.hash_code, code)
 
     report_id = uuid.uuid4()
-    await vault.create_key(session, org_id=form.org_id, owner_id=report_id)
+    await vault.create_key(session, org_id=form.org_id, owner_id=report_id, created_at=now)
     content = _content(body, reporter_person_id)
     report = Report(
         id=report_id,
@@ -187,6 +233,7 @@ async def submit_report(
         f"report/{report.id}",
         submitted_event_data(report, content, form.org_slug, attachments),
         org_id=form.org_id,
+        at=now,
     )
     await session.flush()
     return SubmittedReport(
@@ -208,14 +255,18 @@ async def add_attachment(
     now: datetime,
 ) -> Attachment:
     """Attach a file to a report (its reporter, later) and emit
-    `upstander.report.attachment_added` with the file's metadata, never its bytes."""
+    `upstander.report.attachment_added` with the file's metadata, never its bytes. Times are
+    the hour's unless the report is identified (see the module)."""
     row = (
         await session.execute(
-            select(Report.id, Report.org_id).where(Report.id == report_id, Report.org_id == org_id)
+            select(Report.id, Report.org_id, Report.mode).where(
+                Report.id == report_id, Report.org_id == org_id
+            )
         )
     ).first()
     if row is None:
         raise NotFound(NO_SUCH_REPORT)
+    now = for_reporter(now, row.mode)
     try:
         await vault.fetch_dek(report_id)
     except DataKeyMissing:
@@ -237,9 +288,32 @@ async def add_attachment(
             **attachment_summary(attachment),
         },
         org_id=row.org_id,
+        at=now,
     )
     await session.flush()
     return attachment
+
+
+async def attachment_for_cases(
+    session: AsyncSession,
+    *,
+    org_id: uuid.UUID,
+    report_id: uuid.UUID,
+    attachment_id: uuid.UUID,
+) -> tuple[Attachment, bytes]:
+    """An attachment and its bytes, for the cases service to keep under the case's key.
+    `NotFound` for an unknown attachment, one of another report or organisation, or one whose
+    report was shredded (its content reads back as None)."""
+    attachment = await session.scalar(
+        select(Attachment).where(
+            Attachment.id == attachment_id,
+            Attachment.report_id == report_id,
+            Attachment.org_id == org_id,
+        )
+    )
+    if attachment is None or attachment.content is None:
+        raise NotFound("No such attachment.")
+    return attachment, base64.b64decode(attachment.content)
 
 
 async def verify_receipt(
