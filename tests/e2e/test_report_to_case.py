@@ -11,6 +11,7 @@ import pytest
 from harness import Platform
 
 from upstander.cases.cases.deadlines import acknowledge_by, feedback_by
+from upstander.kit.clock import coarse
 
 SECRET_TEXT = "Zanzibar-orchid-7731 the deputy cornered me in the van"
 
@@ -52,7 +53,8 @@ async def _case_for(platform: Platform, headers: dict[str, str], report_count: i
 
 
 async def test_anonymous_report_to_case_and_back(platform: Platform) -> None:
-    received = platform.clock.now()
+    # An anonymous report is received at the hour it was sent (tests/e2e/test_anonymous_timing.py).
+    received = coarse(platform.clock.now())
     filed = await _report(platform)
     assert "receipt_code" in filed and len(filed["receipt_code"].replace("-", "")) >= 16
     await platform.drain()

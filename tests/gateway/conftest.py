@@ -24,7 +24,10 @@ BASE_URL = "http://127.0.0.1:8000"
 
 
 @pytest.fixture(scope="session")
-async def gateway_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
+async def gateway_app(
+    test_backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[FastAPI]:
+    """The gateway on a fresh database of the selected backend (`test_backend`)."""
     url = await database_url("gateway", tmp_path_factory.mktemp("gateway"))
     # Tests sign in far more often than a person does: the rate limit has its own tests.
     settings = Settings(

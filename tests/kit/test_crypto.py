@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 from sqlalchemy import LargeBinary, Uuid, bindparam, insert, select, text
-from sqlalchemy.exc import SQLAlchemyError, StatementError
+from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,9 +31,6 @@ from upstander.kit.crypto import (
 )
 from upstander.kit.db import Base, make_engine, make_metadata, make_sessionmaker, new_id
 from upstander.kit.settings import KitSettings
-
-PG_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-PG_DB = "kit_crypto_test"
 
 MARKER = "zebra-quokka-7731 disclosure"  # distinctive, so a hit on disk is unambiguous
 JSON_MARKER = "okapi-narwhal-4402"
@@ -71,43 +69,23 @@ class Db:
     path: Path | None  # the SQLite file
 
 
-@pytest.fixture(scope="session")
-async def pg_url() -> AsyncIterator[str | None]:
-    """A scratch PostgreSQL database, or None when no server is reachable."""
-    admin = make_engine(PG_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"))
-            await conn.execute(text(f"CREATE DATABASE {PG_DB}"))
-    except (OSError, SQLAlchemyError):
-        await admin.dispose()
-        yield None
-        return
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_DB}"
-    async with admin.connect() as conn:
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"))
-    await admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str | None
-) -> AsyncIterator[Db]:
+@pytest.fixture
+async def db(test_backend: str, tmp_path: Path) -> AsyncIterator[Db]:
+    """A scratch database on the selected backend (tests/helpers.py: a SQLite file, or a
+    PostgreSQL database unique to this run)."""
     path: Path | None = None
-    if request.param == "sqlite":
+    if test_backend == "sqlite":
         path = tmp_path / "crypto.db"
         url = f"sqlite+aiosqlite:///{path}"
     else:
-        if pg_url is None:
-            pytest.skip("PostgreSQL is not reachable")
-        url = pg_url
+        url = await helpers.fresh_pg_database("kit_crypto")
     engine = make_engine(url)
     async with engine.begin() as conn:
-        await conn.run_sync(Model.metadata.drop_all)
         await conn.run_sync(Model.metadata.create_all)
-    yield Db(request.param, engine, make_sessionmaker(engine), path)
+    yield Db(test_backend, engine, make_sessionmaker(engine), path)
     slot.vault = None
     await engine.dispose()
+    await helpers.drop_database(url)
 
 
 def make_vault(db: Db, kek: str = KEK_OLD) -> Vault:

@@ -8,6 +8,7 @@ import uvicorn
 
 from upstander.gateway.app import create_app
 from upstander.gateway.settings import Settings
+from upstander.kit.server import server_options
 
 
 def main() -> None:
@@ -17,8 +18,8 @@ def main() -> None:
         create_app(settings),
         host=host,
         port=settings.port,
-        access_log=False,  # the kit logs requests itself, without personal data
-        proxy_headers=False,
+        # No access log, no proxy headers, connection bounds: the same for every app.
+        **server_options(settings),
     )
 
 

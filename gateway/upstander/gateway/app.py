@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from upstander.gateway.auth.api import router as auth_router
 from upstander.gateway.auth.keys import KeyStore
 from upstander.gateway.auth.receipt import router as receipt_router
+from upstander.gateway.auth.revocation import DirectoryRevocationCheck
 from upstander.gateway.auth.tokens import TokenIssuer
 from upstander.gateway.bootstrap import bootstrap_demo, ensure_service_clients
 from upstander.gateway.edge import install_edge
@@ -38,7 +39,13 @@ async def start_keys(app: FastAPI) -> None:
     app.state.key_store = keys
     app.state.token_issuer = TokenIssuer(keys, settings, app.state.clock)
     app.state.token_verifier = TokenVerifier(
-        keys, audience=settings.jwt_audience, issuer=settings.jwt_issuer, clock=app.state.clock
+        keys,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        clock=app.state.clock,
+        # Its own routes refuse a token once its subject's access changed, read from the
+        # directory itself (docs/threat-model.md, "Tokens die with access").
+        revocation_check=DirectoryRevocationCheck(app.state.sessionmaker),
     )
 
 
@@ -111,6 +118,8 @@ def create_app(
         event_tables=(Outbox, Inbox),
         idempotency_table=IdempotencyKey,
         max_body_bytes=settings.max_body_bytes,
+        # The public edge: one source may hold only so many requests with bodies arriving.
+        slow_requests_per_source=settings.slow_requests_per_source,
         # What any service takes passes the gateway; each service refuses what it doesn't.
         content_types=(*DEFAULT_CONTENT_TYPES, "text/csv"),
         openapi_tags=[

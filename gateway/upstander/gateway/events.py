@@ -2,7 +2,10 @@
 becomes an `upstander.org.*` / `upstander.person.*` event in the same transaction.
 
 A `before_flush` hook is the one place that sees every change, so no write path can forget to
-tell the services that keep projections of the directory.
+tell the services that keep projections of the directory. The same hook counts access changes
+(a person's or API client's `access_version`) and announces them, with an organisation's
+deactivation, as `upstander.access.changed`: services then refuse the tokens signed before
+(upstander.kit.revocation).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from fastapi import FastAPI
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
-from upstander.gateway.models import Org, Person
+from upstander.gateway.models import ApiClient, Org, Person
 from upstander.kit.db import new_id
 from upstander.kit.events import EventBus
+from upstander.kit.revocation import ACCESS_CHANGED, AccessChanged
 
 BUS_KEY = "upstander_event_bus"
 
@@ -57,9 +61,48 @@ _PERSON_FIELDS = {
 }
 
 
+# What a person's or a client's tokens let them do; a change to any of them is an access
+# change. A manager or leadership change is not (cases reads those live from its projection);
+# a password an admin sets is, by the writer's own bump (identity.service.update_person). A
+# password or secret merely rehashed at sign-in is not: the credential stays the same.
+_PERSON_ACCESS_FIELDS = {"roles", "active", "org_id"}
+_CLIENT_ACCESS_FIELDS = {"roles", "scopes", "active", "org_id"}
+
+
 def _changed(obj: Any, fields: set[str]) -> bool:
     state = inspect(obj)
     return any(state.attrs[name].history.has_changes() for name in fields)
+
+
+def _count_access_change(
+    session: Session, bus: EventBus, obj: Person | ApiClient, fields: set[str]
+) -> None:
+    """Bump `access_version` when an access field changed (once per flush, however many did,
+    and not again when the writer bumped it itself), and announce the new version."""
+    if _changed(obj, fields) and not _changed(obj, {"access_version"}):
+        obj.access_version = (obj.access_version or 0) + 1
+    if not _changed(obj, {"access_version"}):
+        return
+    obj.access_changed_at = bus.clock.now()
+    if isinstance(obj, Person):
+        kind, subject, event_subject = "staff", str(obj.id), f"person/{obj.id}"
+    else:
+        kind, subject, event_subject = "client", obj.client_id, f"client/{obj.id}"
+    change = AccessChanged(
+        kind=kind,
+        subject=subject,
+        org_id=obj.org_id,
+        active=bool(obj.active),
+        version=obj.access_version,
+        changed_at=obj.access_changed_at,
+    )
+    _stage_access(session, bus, event_subject, change)
+
+
+def _stage_access(session: Session, bus: EventBus, subject: str, change: AccessChanged) -> None:
+    bus.stage(
+        session, ACCESS_CHANGED, subject, change.model_dump(mode="json"), org_id=change.org_id
+    )
 
 
 def _publish_directory_changes(session: Session, _context: Any, _instances: Any) -> None:
@@ -77,7 +120,20 @@ def _publish_directory_changes(session: Session, _context: Any, _instances: Any)
             bus.stage(
                 session, f"upstander.org.{verb}", f"org/{obj.id}", org_data(obj), org_id=obj.id
             )
+            if not is_new and _changed(obj, {"active"}):
+                # Every token of the org's people and clients stops (or, back on, works again).
+                change = AccessChanged(
+                    kind="org",
+                    subject=str(obj.id),
+                    org_id=obj.id,
+                    active=bool(obj.active),
+                    version=0,
+                    changed_at=bus.clock.now(),
+                )
+                _stage_access(session, bus, f"org/{obj.id}", change)
         elif isinstance(obj, Person):
+            if not is_new:  # first: a password an admin set changes no directory field
+                _count_access_change(session, bus, obj, _PERSON_ACCESS_FIELDS)
             if not is_new and not _changed(obj, _PERSON_FIELDS):
                 continue
             if is_new:
@@ -93,6 +149,9 @@ def _publish_directory_changes(session: Session, _context: Any, _instances: Any)
                 person_data(obj),
                 org_id=obj.org_id,
             )
+        elif isinstance(obj, ApiClient) and not is_new and obj.kind == "client":
+            # An org's API client (platform service clients have no org and no access events).
+            _count_access_change(session, bus, obj, _CLIENT_ACCESS_FIELDS)
 
 
 async def start_directory_events(app: FastAPI) -> None:

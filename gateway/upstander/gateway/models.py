@@ -72,6 +72,11 @@ class Person(IdMixin, TimestampMixin, Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Counts changes to what the person may do (deactivation, roles, organisation, a password
+    # an admin set): signed into their tokens, and announced, so every service refuses tokens
+    # signed before the last change (upstander.kit.revocation; bumped in events.py).
+    access_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    access_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ApiClient(IdMixin, TimestampMixin, Model):
@@ -91,6 +96,16 @@ class ApiClient(IdMixin, TimestampMixin, Model):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     kind: Mapped[str] = mapped_column(String(16), default="client")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # As for people: deactivation, roles or scopes changed (upstander.kit.revocation).
+    access_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    access_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The person who registered the client: its tokens carry them as `owner`, and a client
+    # never sees more than its owner may (a case hidden from them is hidden from it). None
+    # for platform service clients and for rows made before owners were recorded; such an
+    # org client sees no case content (services fail closed).
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("people.id", ondelete="SET NULL"), nullable=True, index=True
+    )
 
 
 class RefreshToken(IdMixin, Model):

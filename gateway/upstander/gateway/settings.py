@@ -40,3 +40,31 @@ class Settings(KitSettings):
     # Requests per minute on /auth/*: per source address, and per client id or username.
     auth_rate_limit_per_minute: int = Field(default=30, ge=1)
     auth_account_rate_limit_per_minute: int = Field(default=10, ge=1)
+
+    # Slow clients (docs/threat-model.md, "Slow clients"): requests one source address may hold
+    # open while their bodies are still arriving (over it: 429 at once). How long a body may
+    # take is the kit's `request_body_*` settings.
+    slow_requests_per_source: int = Field(default=20, ge=1)
+    # The proxy's connections to each service. Bodies up to `proxy_buffer_body_bytes` are read
+    # whole before the service is asked, so a slow client never holds a service connection;
+    # larger ones are streamed, at most `proxy_max_streamed_uploads` at once per service
+    # (over it: 503), so slow uploads can take only that share of the pool.
+    proxy_max_connections: int = Field(default=200, ge=1)
+    proxy_max_keepalive_connections: int = Field(default=50, ge=0)
+    proxy_buffer_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    proxy_max_streamed_uploads: int = Field(default=32, ge=1)
+    # `GET /healthz` asks each service over a pool of its own, so a busy proxy pool never
+    # makes the platform look down.
+    health_max_connections: int = Field(default=4, ge=1)
+
+    # Receipt-code exchanges (`POST /auth/receipt`; docs/threat-model.md, "Receipt codes").
+    # Each source address has a bucket of attempts: `receipt_source_burst` at once, refilled
+    # at `receipt_source_per_minute`; a success gives its attempt back. When an organisation
+    # sees `receipt_org_failures_per_minute` failures in a minute, sources with
+    # `receipt_suspect_failures` failures of their own in `receipt_failure_memory_seconds` wait
+    # until it calms down; a source without them is always served.
+    receipt_source_burst: int = Field(default=5, ge=1)
+    receipt_source_per_minute: float = Field(default=5.0, gt=0)
+    receipt_org_failures_per_minute: int = Field(default=30, ge=1)
+    receipt_suspect_failures: int = Field(default=3, ge=1)
+    receipt_failure_memory_seconds: float = Field(default=900.0, gt=0)

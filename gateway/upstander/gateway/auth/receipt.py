@@ -3,7 +3,9 @@ scoped to their one report.
 
 Intake owns the receipt codes (it alone holds their keyed hashes); the gateway asks it, with a
 service token it signs for itself, and answers the same way whether the org or the code was
-wrong. Failures are limited per org and per source with growing delays.
+wrong. Attempts are limited per source, and sources that keep failing wait while an organisation
+sees many failures; a reporter with the right code is never held back by others' guesses
+(`ReceiptLimiter`, docs/threat-model.md "Receipt codes").
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from upstander.gateway.auth.tokens import TokenIssuer
-from upstander.gateway.edge.ratelimit import GrowingDelayLimiter, anonymise
+from upstander.gateway.edge.ratelimit import ReceiptLimiter, anonymise
 from upstander.kit.db import CommittingRoute
 from upstander.kit.errors import ProblemError, RateLimited, problem_responses
 from upstander.kit.schemas import RequestModel
@@ -75,7 +77,9 @@ async def _service_token(issuer: TokenIssuer) -> str:
         "A reporter (anonymous or confidential) sends the organisation's slug and the receipt "
         "code they were given. The token lets them read their case's status and deadlines and "
         "talk with the people handling it (`/cases/v1/reporter/...`), and add attachments "
-        "(`/intake/v1/reporter/attachments`). Wrong codes are refused with growing delays."
+        "(`/intake/v1/reporter/attachments`). Each address may try a few codes at once and a "
+        "few a minute (a right code does not count); over that the answer is 429 with "
+        "`Retry-After`."
     ),
     response_model=ReporterToken,
     responses=problem_responses(401, 422, 429, 503),
@@ -83,15 +87,16 @@ async def _service_token(issuer: TokenIssuer) -> str:
 async def exchange_receipt(
     body: ReceiptExchange, request: Request, response: Response
 ) -> ReporterToken:
-    limiter: GrowingDelayLimiter = request.app.state.receipt_limiter
+    limiter: ReceiptLimiter = request.app.state.receipt_limiter
     client = request.client
     # Keys are keyed hashes held in memory only: the address is never stored or logged.
-    source_key = "receipt-source:" + (anonymise(client.host) if client else "unknown")
-    org_key = "receipt-org:" + anonymise(body.org)
-    for key in (source_key, org_key):
-        retry_after = limiter.check(key)
-        if retry_after:
-            raise RateLimited(retry_after, "Too many attempts; wait before trying again.")
+    source_key = anonymise(client.host) if client else "unknown"
+    org_key = anonymise(body.org)
+    # The attempt is taken now and given back only by an answer that says so (a right code,
+    # intake unavailable): a request abandoned mid-check keeps it, so cancelling buys nothing.
+    retry_after = limiter.begin(source_key, org_key)
+    if retry_after is not None:
+        raise RateLimited(retry_after, "Too many attempts; wait before trying again.")
 
     issuer: TokenIssuer = request.app.state.token_issuer
     settings = request.app.state.settings
@@ -104,16 +109,17 @@ async def exchange_receipt(
             timeout=10.0,
         )
     except httpx.HTTPError as exc:
+        limiter.abandoned(source_key)
         log.warning("receipt verification unavailable: %s", type(exc).__name__)
         raise IntakeUnavailable("Receipts cannot be checked right now; try again soon.") from exc
     if answer.status_code == 404:
-        for key in (source_key, org_key):
-            limiter.failure(key)
+        limiter.failed(source_key, org_key)
         raise InvalidReceipt()
     if not answer.is_success:
+        limiter.abandoned(source_key)
         log.warning("receipt verification failed with HTTP %s", answer.status_code)
         raise IntakeUnavailable("Receipts cannot be checked right now; try again soon.")
-    limiter.success(source_key)
+    limiter.succeeded(source_key)
     found = answer.json()
     token, expires_in = await issuer.issue_reporter_token(
         uuid.UUID(found["org_id"]), uuid.UUID(found["report_id"])

@@ -21,6 +21,7 @@ from upstander.gateway.settings import Settings
 from upstander.kit.auth import ALGORITHM, PrincipalKind
 from upstander.kit.clock import Clock
 from upstander.kit.errors import ProblemError
+from upstander.kit.revocation import ACCESS_VERSION_CLAIM
 
 SERVICE_SCOPE = "events:publish"
 REPORTER_SCOPE = "reporter"
@@ -110,6 +111,9 @@ class TokenIssuer:
             org_id=person.org_id,
             roles=list(person.roles or []),
             scope="",
+            # The count of the person's access changes: services refuse the token once the
+            # count moves on (upstander.kit.revocation).
+            extra={ACCESS_VERSION_CLAIM: person.access_version or 0},
         )
         return token, ttl
 
@@ -125,6 +129,9 @@ class TokenIssuer:
                 scope=scope,
             )
         else:
+            # `owner`: the person who registered the client. Services bound what the client
+            # sees by what this person may see, live (see docs/threat-model.md).
+            owner = {"owner": str(client.created_by)} if client.created_by is not None else {}
             token = await self.sign(
                 subject=client.client_id,
                 kind=PrincipalKind.CLIENT,
@@ -132,6 +139,7 @@ class TokenIssuer:
                 org_id=client.org_id,
                 roles=list(client.roles or []),
                 scope=scope,
+                extra={**owner, ACCESS_VERSION_CLAIM: client.access_version or 0},
             )
         return token, ttl
 

@@ -14,6 +14,7 @@ from upstander.gateway.edge.openapi import MergedOpenAPI, install_openapi, merge
 from upstander.gateway.edge.ratelimit import (
     GrowingDelayLimiter,
     RateLimitMiddleware,
+    ReceiptLimiter,
     SlidingWindowLimiter,
     anonymise,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "GrowingDelayLimiter",
     "MergedOpenAPI",
     "RateLimitMiddleware",
+    "ReceiptLimiter",
     "SecurityHeadersMiddleware",
     "SlidingWindowLimiter",
     "anonymise",
@@ -53,14 +55,21 @@ def install_rate_limits(app: FastAPI, settings: Any, *, clock: Clock | None = No
     """Per-source limit on `/auth/*` (middleware), and limiters for the auth handlers on
     `app.state`: `auth_source_limiter` (the middleware's), `auth_account_limiter` (per client
     id / username: `hit("client:<id>")` → retry-after seconds or None) and
-    `receipt_limiter` (a GrowingDelayLimiter for receipt-code exchanges)."""
+    `receipt_limiter` (a ReceiptLimiter for receipt-code exchanges)."""
     clock = clock or getattr(app.state, "clock", None) or Clock()
     per_source = int(getattr(settings, "auth_rate_limit_per_minute", 30))
     per_account = int(getattr(settings, "auth_account_rate_limit_per_minute", 10))
     source = SlidingWindowLimiter(per_source, 60, clock=clock)
     app.state.auth_source_limiter = source
     app.state.auth_account_limiter = SlidingWindowLimiter(per_account, 60, clock=clock)
-    app.state.receipt_limiter = GrowingDelayLimiter(clock=clock)
+    app.state.receipt_limiter = ReceiptLimiter(
+        burst=int(getattr(settings, "receipt_source_burst", 5)),
+        per_minute=float(getattr(settings, "receipt_source_per_minute", 5.0)),
+        org_failures_per_minute=int(getattr(settings, "receipt_org_failures_per_minute", 30)),
+        suspect_failures=int(getattr(settings, "receipt_suspect_failures", 3)),
+        failure_memory_seconds=float(getattr(settings, "receipt_failure_memory_seconds", 900.0)),
+        clock=clock,
+    )
     _insert_inside(
         app,
         Middleware(RateLimitMiddleware, limiter=source),

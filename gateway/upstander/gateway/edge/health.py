@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.routing import BaseRoute
 
-from upstander.gateway.proxy.upstreams import SERVICES, UpstreamPool, get_upstreams
+from upstander.gateway.proxy.upstreams import SERVICES, UpstreamPool, get_health_upstreams
 
 log = logging.getLogger("upstander.gateway.health")
 
@@ -92,6 +92,16 @@ def health_router(
     """A router with the aggregate `GET /healthz` (200 when all are ready, else 503)."""
     upstreams = pool or UpstreamPool(settings, transport=transport, services=services)
     router = APIRouter(tags=["operations"])
+    running: asyncio.Future[PlatformHealth] | None = None
+
+    async def check(app: Any) -> PlatformHealth:
+        results = await asyncio.gather(
+            _gateway_ready(app, timeout),
+            *(_service_ready(upstreams, name, timeout) for name in services),
+        )
+        components = dict(zip(("gateway", *services), results, strict=True))
+        healthy = all(c.status == "ok" for c in components.values())
+        return PlatformHealth(status="ok" if healthy else "degraded", services=components)
 
     @router.get(
         "/healthz",
@@ -101,13 +111,13 @@ def health_router(
         responses={503: {"model": PlatformHealth, "description": "Some part is unavailable"}},
     )
     async def platform_health(request: Request) -> JSONResponse:
-        results = await asyncio.gather(
-            _gateway_ready(request.app, timeout),
-            *(_service_ready(upstreams, name, timeout) for name in services),
-        )
-        components = dict(zip(("gateway", *services), results, strict=True))
-        healthy = all(c.status == "ok" for c in components.values())
-        report = PlatformHealth(status="ok" if healthy else "degraded", services=components)
+        nonlocal running
+        # Callers that arrive while a check is running share it: a flood of `/healthz` costs
+        # one check at a time, and never queues on the health pool's few connections.
+        if running is None or running.done():
+            running = asyncio.ensure_future(check(request.app))
+        report = await asyncio.shield(running)
+        healthy = report.status == "ok"
         return JSONResponse(
             report.model_dump(exclude_none=True),
             status_code=200 if healthy else 503,
@@ -144,6 +154,8 @@ def install_health(
     app: FastAPI, settings: Any, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> None:
     """Replace the kit's per-process `/healthz` with the platform-wide one (`/readyz` stays the
-    gateway's own readiness)."""
+    gateway's own readiness). It asks the services over a pool of its own: a proxy pool full
+    of slow traffic must not make a healthy platform answer 503."""
     remove_routes(app, {"/healthz"})
-    app.include_router(health_router(settings, pool=get_upstreams(app, settings, transport)))
+    pool = get_health_upstreams(app, settings, transport)
+    app.include_router(health_router(settings, pool=pool))

@@ -64,15 +64,67 @@ def _rename_security(spec: dict[str, Any], renames: dict[str, str]) -> None:
                 operation["security"] = rewrite(operation["security"])
 
 
+def _ref(kind: str, name: str) -> str:
+    return f"#/components/{kind}/{name}"
+
+
+def _settle_component_names(
+    service: str, spec: dict[str, Any], components: dict[str, dict[str, Any]]
+) -> dict[tuple[str, str], str]:
+    """The new names, by (kind, name), of `service`'s components whose names the merged
+    document already uses for different content.
+
+    Content is compared *after* this service's references are rewritten: `Page_PersonOut_`
+    reads the same in two services, yet when their `PersonOut`s differ so do their pages. So
+    the renames are settled to a fixed point: renaming a component can make the components
+    that refer to it differ in turn. Security schemes hold no references; their names are
+    what security requirements use."""
+    own: dict[str, dict[str, Any]] = spec.get("components") or {}
+    renamed: dict[tuple[str, str], str] = {}
+    taken = {(kind, entry) for kind, entries in components.items() for entry in entries}
+    taken |= {(kind, entry) for kind, entries in own.items() for entry in entries}
+
+    def new_name(kind: str, entry_name: str) -> str:
+        final, counter = f"{service}_{entry_name}", 2
+        while (kind, final) in taken:
+            final, counter = f"{service}_{entry_name}_{counter}", counter + 1
+        taken.add((kind, final))
+        return final
+
+    changed = True
+    while changed:
+        changed = False
+        ref_renames = _ref_renames(renamed)
+        for kind, entries in own.items():
+            existing = components.get(kind, {})
+            for entry_name, entry in entries.items():
+                if entry_name not in existing or (kind, entry_name) in renamed:
+                    continue
+                if kind != "securitySchemes":
+                    entry = _rewrite_refs(copy.deepcopy(entry), ref_renames)
+                if _canonical(existing[entry_name]) != _canonical(entry):
+                    renamed[(kind, entry_name)] = new_name(kind, entry_name)
+                    changed = True
+    return renamed
+
+
+def _ref_renames(renamed: dict[tuple[str, str], str]) -> dict[str, str]:
+    return {
+        _ref(kind, name): _ref(kind, final)
+        for (kind, name), final in renamed.items()
+        if kind != "securitySchemes"
+    }
+
+
 def merge_openapi(
     gateway: dict[str, Any], services: dict[str, dict[str, Any]], missing: list[str]
 ) -> dict[str, Any]:
     """One OpenAPI 3.1 document from the gateway's and the services' documents.
 
     Paths are taken as they are (a service's already carry its prefix), except operational ones.
-    A component whose name another part already uses with different content is renamed
-    `<service>_<name>`, and that service's references follow; duplicate operation ids are
-    prefixed the same way.
+    A component whose name another part already uses with different content (compared once
+    the service's references are rewritten) is renamed `<service>_<name>`, and that service's
+    references follow; duplicate operation ids are prefixed the same way.
     """
     merged = copy.deepcopy(gateway)
     merged["openapi"] = "3.1.0"
@@ -90,31 +142,16 @@ def merge_openapi(
     for name, original in services.items():
         spec = copy.deepcopy(original)
         # Components first: settle the names, then rewrite this service's references.
-        renames: dict[str, str] = {}
-        scheme_renames: dict[str, str] = {}
-        additions: dict[str, dict[str, Any]] = {}
-        for kind, entries in (spec.get("components") or {}).items():
-            existing = components.get(kind, {})
-            for entry_name, entry in entries.items():
-                final = entry_name
-                if entry_name in existing and _canonical(existing[entry_name]) != _canonical(entry):
-                    final, counter = f"{name}_{entry_name}", 2
-                    while final in existing:
-                        final, counter = f"{name}_{entry_name}_{counter}", counter + 1
-                    if kind == "securitySchemes":
-                        scheme_renames[entry_name] = final
-                    else:
-                        renames[f"#/components/{kind}/{entry_name}"] = (
-                            f"#/components/{kind}/{final}"
-                        )
-                additions.setdefault(kind, {})[final] = entry
-        _rewrite_refs(spec, renames)
+        renamed = _settle_component_names(name, spec, components)
+        _rewrite_refs(spec, _ref_renames(renamed))
+        scheme_renames = {n: f for (kind, n), f in renamed.items() if kind == "securitySchemes"}
         if scheme_renames:
             _rename_security(spec, scheme_renames)
-        for kind, entries in additions.items():
+        for kind, entries in (spec.get("components") or {}).items():
             target = components.setdefault(kind, {})
             for entry_name, entry in entries.items():
-                target.setdefault(entry_name, entry)
+                # Unrenamed and already present means the same content: keep the first.
+                target.setdefault(renamed.get((kind, entry_name), entry_name), entry)
 
         for path, item in (spec.get("paths") or {}).items():
             if path in SKIPPED_PATHS or path.startswith(f"/{name}/internal/"):

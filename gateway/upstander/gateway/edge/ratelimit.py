@@ -1,5 +1,5 @@
-"""In-memory rate limits for the gateway's edge: a sliding window per key, a growing delay for
-guessable secrets (receipt codes), and an ASGI middleware for `/auth/*` keyed by source.
+"""In-memory rate limits for the gateway's edge: a sliding window per key, a growing delay per
+key, the receipt-code limiter, and an ASGI middleware for `/auth/*` keyed by source.
 
 Client addresses are only ever held in memory, and only as a keyed hash: never logged, never
 stored."""
@@ -95,10 +95,13 @@ class _Failures:
 
 
 class GrowingDelayLimiter:
-    """For secrets that can be guessed (receipt codes): `free_failures` failures per key within
-    `window_seconds` cost nothing; after that each failure blocks the key for a delay that
-    doubles (`base_delay`, 2×, 4×, … capped at `max_delay`). A success resets the key; so does
-    `forget_after` seconds without failures.
+    """`free_failures` failures per key within `window_seconds` cost nothing; after that each
+    failure blocks the key for a delay that doubles (`base_delay`, 2×, 4×, … capped at
+    `max_delay`). A success resets the key; so does `forget_after` seconds without failures.
+
+    Only for keys that belong to the one who fails (a source, an account they hold): on a key
+    that others share (an organisation) anyone's failures would lock everyone out. Receipt codes
+    use `ReceiptLimiter` instead.
 
     Use: `retry = limiter.check(key)` before the attempt (refuse with 429 when not None), then
     `limiter.failure(key)` or `limiter.success(key)` after it.
@@ -174,6 +177,139 @@ class GrowingDelayLimiter:
             del self._state[key]
         while len(self._state) > self.max_keys:
             self._state.popitem(last=False)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+    failures: deque[float] = field(default_factory=deque)
+
+
+class ReceiptLimiter:
+    """Limits for receipt-code exchanges that protect capacity and never lock out a reporter who
+    holds a right code (docs/threat-model.md, "Receipt codes").
+
+    - Each source has a bucket of attempts: `burst` at once, refilled at `per_minute`. An
+      attempt takes one before it is checked (so concurrent guesses are bounded too); a
+      success gives it back (a right code costs its holder nothing), a failure keeps it.
+    - Each organisation counts its failures over the last minute. When they reach
+      `org_failures_per_minute`, a source that itself failed `suspect_failures` times in the
+      last `failure_memory_seconds` waits until the count drops (at most a minute, never
+      growing); a source without such failures is served as always.
+    - Nothing grows: no delay doubles, no key of an organisation blocks anyone, and a success
+      does not wipe the source's failures (or a code of one's own could launder guesses).
+
+    Keys are keyed hashes (`anonymise`) in memory only; entries are dropped least recently
+    used beyond `max_keys`. Use: `retry = limiter.begin(source, org)`; when not None refuse
+    with 429 and `Retry-After: retry`; otherwise after the check call exactly one of
+    `failed(source, org)`, `succeeded(source)` or `abandoned(source)` (the check could not be
+    made: not the caller's fault).
+    """
+
+    ORG_WINDOW = 60.0
+
+    def __init__(
+        self,
+        *,
+        burst: int = 5,
+        per_minute: float = 5.0,
+        org_failures_per_minute: int = 30,
+        suspect_failures: int = 3,
+        failure_memory_seconds: float = 900.0,
+        clock: Clock | None = None,
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> None:
+        if burst < 1 or per_minute <= 0 or org_failures_per_minute < 1 or suspect_failures < 1:
+            raise ValueError("limits must be positive")
+        self.burst = burst
+        self.rate = per_minute / 60.0
+        self.org_ceiling = org_failures_per_minute
+        self.suspect_failures = suspect_failures
+        self.failure_memory = float(failure_memory_seconds)
+        self.clock = clock or Clock()
+        self.max_keys = max_keys
+        self._sources: OrderedDict[str, _Bucket] = OrderedDict()
+        # The times of an organisation's latest failures, at most `org_ceiling` of them: the
+        # ceiling is reached when the oldest of a full deque is less than a minute old.
+        self._orgs: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def _bucket(self, source: str, now: float) -> _Bucket:
+        bucket = self._sources.get(source)
+        if bucket is None:
+            bucket = _Bucket(tokens=float(self.burst), updated=now)
+            self._sources[source] = bucket
+            while len(self._sources) > self.max_keys:
+                self._sources.popitem(last=False)
+            return bucket
+        self._sources.move_to_end(source)
+        bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate)
+        bucket.updated = now
+        while bucket.failures and bucket.failures[0] <= now - self.failure_memory:
+            bucket.failures.popleft()
+        return bucket
+
+    def _org_calm_in(self, org: str, now: float) -> float:
+        """Seconds until the organisation is under its failure ceiling again (0: it is)."""
+        failures = self._orgs.get(org)
+        if failures is None or len(failures) < self.org_ceiling:
+            return 0.0
+        return max(0.0, failures[0] + self.ORG_WINDOW - now)
+
+    def begin(self, source: str, org: str) -> int | None:
+        """Take an attempt for `source` on `org`: None when allowed, else seconds to wait."""
+        now = self._now()
+        with self._lock:
+            bucket = self._bucket(source, now)
+            if len(bucket.failures) >= self.suspect_failures:
+                calm_in = self._org_calm_in(org, now)
+                if calm_in > 0:
+                    return max(1, math.ceil(calm_in))
+            if bucket.tokens < 1.0:
+                return max(1, math.ceil((1.0 - bucket.tokens) / self.rate))
+            bucket.tokens -= 1.0
+            return None
+
+    def failed(self, source: str, org: str) -> None:
+        """The attempt's code was wrong: it keeps its token and counts as a failure of the
+        source and of the organisation."""
+        now = self._now()
+        with self._lock:
+            self._bucket(source, now).failures.append(now)
+            failures = self._orgs.get(org)
+            if failures is None:
+                failures = deque(maxlen=self.org_ceiling)
+                self._orgs[org] = failures
+                while len(self._orgs) > self.max_keys:
+                    self._orgs.popitem(last=False)
+            else:
+                self._orgs.move_to_end(org)
+            failures.append(now)
+
+    def succeeded(self, source: str) -> None:
+        """The attempt's code was right: its token is given back."""
+        self._give_back(source)
+
+    def abandoned(self, source: str) -> None:
+        """The code could not be checked (intake unavailable): its token is given back."""
+        self._give_back(source)
+
+    def _give_back(self, source: str) -> None:
+        now = self._now()
+        with self._lock:
+            bucket = self._bucket(source, now)
+            bucket.tokens = min(float(self.burst), bucket.tokens + 1.0)
+
+    def org_failures(self, org: str) -> int:
+        """Failures of the organisation in the last minute, up to the ceiling (for tests)."""
+        now = self._now()
+        with self._lock:
+            failures = self._orgs.get(org) or deque()
+            return sum(1 for t in failures if t > now - self.ORG_WINDOW)
 
 
 def _source(scope: Scope) -> str:

@@ -164,6 +164,15 @@ class ClientOut(ResponseModel):
     roles: list[str] = Field(examples=[["hr_integration"]])
     kind: ClientKind = Field(examples=["client"])
     active: bool = Field(examples=[True])
+    created_by: uuid.UUID | None = Field(
+        default=None,
+        description=(
+            "The person who registered the client. Its tokens act within what this person may "
+            "see: a case hidden from them is hidden from the client. Null for clients "
+            "registered by the platform, which see no case content."
+        ),
+        examples=["2b7e4c1e-9a59-4f5d-8c2e-1a775f0c6a8e"],
+    )
     created_at: datetime
     updated_at: datetime
 

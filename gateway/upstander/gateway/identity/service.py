@@ -212,6 +212,8 @@ async def update_person(
     if "password" in data.model_fields_set:
         person.password_hash = await hash_secret(password) if password else None
         await revoke_person_tokens(session, person.id, clock)
+        # Their access tokens end with the sessions: an access change (gateway events.py).
+        person.access_version = (person.access_version or 0) + 1
     for name, value in changes.items():
         setattr(person, name, value)
     if changes.get("active") is False:
@@ -253,6 +255,25 @@ async def get_client(
     return client
 
 
+async def registering_person(
+    session: AsyncSession, principal: Principal, org_id: uuid.UUID
+) -> uuid.UUID | None:
+    """Who answers for a client being registered: the staff member doing it, or, when an API
+    client registers one, the person who owns that client (so a client can never mint a
+    client that sees more than a person behind it). The platform itself (bootstrap,
+    provisioning) registers ownerless clients, which services show no case content."""
+    if principal.kind == PrincipalKind.STAFF:
+        person_id: uuid.UUID | None = principal.person_id
+    else:
+        person_id = principal.owner_id
+    if person_id is None:
+        return None
+    person = await session.get(Person, person_id)
+    if person is None or person.org_id != org_id:
+        return None
+    return person.id
+
+
 async def create_client(
     session: AsyncSession,
     principal: Principal,
@@ -261,11 +282,14 @@ async def create_client(
     client_id: str | None = None,
     client_secret: str | None = None,
 ) -> tuple[ApiClient, str]:
-    """Returns the client and its secret; the secret is never retrievable again."""
+    """Returns the client and its secret; the secret is never retrievable again. The client is
+    owned by the person registering it (`created_by`; see `registering_person`)."""
     secret = client_secret or new_client_secret()
+    org_id = _org_of(principal)
     client = ApiClient(
         id=uuid.uuid4(),
-        org_id=_org_of(principal),
+        org_id=org_id,
+        created_by=await registering_person(session, principal, org_id),
         client_id=client_id or "cl_" + secrets.token_urlsafe(12),
         secret_hash=await hash_secret(secret),
         name=data.name,

@@ -1,5 +1,13 @@
 """The reverse proxy from the gateway to the services: streamed both ways, hop-by-hop headers
-stripped, request ids propagated, anonymous intake traffic forwarded without client traces."""
+stripped, request ids propagated, anonymous intake traffic forwarded without client traces.
+
+A request body is read before the service is asked when it is small (up to
+`proxy_buffer_body_bytes`, which every report and message is): a client that sends half a body
+and stalls then holds only its own connection to the gateway, never one of the pool's
+connections to a service, until the kit's body deadline cuts it (408). Larger bodies
+(attachments, evidence) are streamed, and at most `proxy_max_streamed_uploads` of them per
+service at once, so slow uploads can never take the whole pool.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +28,8 @@ from upstander.kit.errors import problem_response
 log = logging.getLogger("upstander.gateway.proxy")
 
 DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024
+DEFAULT_BUFFER_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_STREAMED_UPLOADS = 32
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 HOP_BY_HOP = frozenset(
@@ -122,16 +132,22 @@ def downstream_response_headers(upstream: httpx.Response) -> list[tuple[bytes, b
 
 
 class _CountingBody:
-    """Streams the request body upstream, refusing to pass more than `limit` bytes."""
+    """Streams the request body upstream, refusing to pass more than `limit` bytes. `head` is
+    what was already read from `chunks` (the request's body stream) before streaming began."""
 
-    def __init__(self, request: Request, limit: int) -> None:
-        self.request = request
+    def __init__(
+        self, chunks: AsyncIterator[bytes], limit: int, head: bytes = b"", received: int = 0
+    ) -> None:
+        self.chunks = chunks
         self.limit = limit
-        self.received = 0
+        self.head = head
+        self.received = received
         self.exceeded = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self.request.stream():
+        if self.head:
+            yield self.head
+        async for chunk in self.chunks:
             self.received += len(chunk)
             if self.received > self.limit:
                 self.exceeded = True
@@ -162,10 +178,57 @@ class Proxy:
         self.max_body_bytes = int(getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES))
         self.trust_forwarded = bool(getattr(settings, "trust_forwarded_headers", False))
         self.block_internal = bool(getattr(settings, "proxy_block_internal", True))
+        self.buffer_body_bytes = int(
+            getattr(settings, "proxy_buffer_body_bytes", DEFAULT_BUFFER_BODY_BYTES)
+        )
+        self.max_streamed_uploads = int(
+            getattr(settings, "proxy_max_streamed_uploads", DEFAULT_MAX_STREAMED_UPLOADS)
+        )
+        self.streamed_uploads: dict[str, int] = {}
 
     def too_large(self, request: Request) -> Response:
         return problem_response(
             413, f"The body exceeds {self.max_body_bytes} bytes.", request=request
+        )
+
+    async def _read_body(
+        self, request: Request, declared: int | None
+    ) -> bytes | _CountingBody | None:
+        """The whole body when it is small (read here, so a slow client keeps no service
+        connection busy); else a stream of it that starts with what was read; None when it
+        is over the limit."""
+        chunks = request.stream().__aiter__()
+        if declared is not None and declared > self.buffer_body_bytes:
+            return _CountingBody(chunks, self.max_body_bytes)
+        head: list[bytes] = []
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            head.append(chunk)
+            if size > self.buffer_body_bytes:
+                # Bigger than declared, or chunked: stream the rest behind what was read.
+                return _CountingBody(chunks, self.max_body_bytes, b"".join(head), size)
+        return b"".join(head)
+
+    def _take_upload_slot(self, service: str) -> bool:
+        held = self.streamed_uploads.get(service, 0)
+        if held >= self.max_streamed_uploads:
+            return False
+        self.streamed_uploads[service] = held + 1
+        return True
+
+    def _free_upload_slot(self, service: str) -> None:
+        self.streamed_uploads[service] = max(0, self.streamed_uploads.get(service, 0) - 1)
+
+    @staticmethod
+    def uploads_busy(service: str, request: Request) -> Response:
+        return problem_response(
+            503,
+            f"Too many uploads to the {service} service right now; retry shortly.",
+            request=request,
+            headers={"Retry-After": "5", "Connection": "close"},
         )
 
     async def handle(self, request: Request) -> Response:
@@ -173,15 +236,31 @@ class Proxy:
         if self.block_internal and request.scope["path"].startswith(f"/{service}/internal/"):
             # Service-to-service routes (event delivery) are reached directly, never from outside.
             return problem_response(404, "No such resource.", request=request)
-        declared = request.headers.get("content-length")
-        if declared is not None:
+        declared_header = request.headers.get("content-length")
+        declared: int | None = None
+        if declared_header is not None:
             try:
-                if int(declared) > self.max_body_bytes:
-                    return self.too_large(request)
+                declared = int(declared_header)
             except ValueError:
                 return problem_response(400, "Bad Content-Length.", request=request)
+            if declared > self.max_body_bytes:
+                return self.too_large(request)
 
-        body = _CountingBody(request, self.max_body_bytes) if _has_body(request) else None
+        content = await self._read_body(request, declared) if _has_body(request) else b""
+        if content is None:
+            return self.too_large(request)
+        if isinstance(content, _CountingBody):
+            if not self._take_upload_slot(service):
+                return self.uploads_busy(service, request)
+            try:
+                return await self._forward(request, service, content)
+            finally:
+                self._free_upload_slot(service)
+        return await self._forward(request, service, content or None)
+
+    async def _forward(
+        self, request: Request, service: str, body: bytes | _CountingBody | None
+    ) -> Response:
         client = self.pool.client(service)
         upstream_request = client.build_request(
             request.method,
@@ -191,13 +270,14 @@ class Proxy:
             ),
             content=body,
         )
+        streamed = body if isinstance(body, _CountingBody) else None
         try:
             upstream = await client.send(upstream_request, stream=True)
         except Exception as exc:
-            if body is not None and body.exceeded:
+            if streamed is not None and streamed.exceeded:
                 return self.too_large(request)
             return self._transport_problem(exc, service, request)
-        if body is not None and body.exceeded:
+        if streamed is not None and streamed.exceeded:
             await upstream.aclose()
             return self.too_large(request)
 

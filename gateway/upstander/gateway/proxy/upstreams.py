@@ -1,4 +1,7 @@
-"""One pooled HTTP client per upstream service, made lazily and closed with the app."""
+"""One pooled HTTP client per upstream service, made lazily and closed with the app: the
+proxy's pool (`app.state.upstreams`), and a small one of its own for `GET /healthz`
+(`app.state.health_upstreams`), so a proxy pool busy with traffic never makes the platform
+look down."""
 
 from __future__ import annotations
 
@@ -26,7 +29,10 @@ class _NoCookieJar(http.cookiejar.CookieJar):
 
 class UpstreamPool:
     """The gateway's clients to the services. Clients are created on first use (so the pool
-    works without lifespan hooks); `aclose()` closes them and the next use opens new ones."""
+    works without lifespan hooks); `aclose()` closes them and the next use opens new ones.
+
+    `max_connections` / `max_keepalive_connections` bound each client's pool (default: the
+    settings' `proxy_max_connections` / `proxy_max_keepalive_connections`)."""
 
     def __init__(
         self,
@@ -34,10 +40,22 @@ class UpstreamPool:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         services: tuple[str, ...] = SERVICES,
+        max_connections: int | None = None,
+        max_keepalive_connections: int | None = None,
     ) -> None:
         self.settings = settings
         self.transport = transport
         self.services = services
+        self.max_connections = int(
+            max_connections
+            if max_connections is not None
+            else getattr(settings, "proxy_max_connections", 200)
+        )
+        self.max_keepalive_connections = int(
+            max_keepalive_connections
+            if max_keepalive_connections is not None
+            else getattr(settings, "proxy_max_keepalive_connections", 50)
+        )
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     def base_url(self, service: str) -> str:
@@ -56,10 +74,8 @@ class UpstreamPool:
             connect=float(self.settings.http_connect_timeout),
         )
         limits = httpx.Limits(
-            max_connections=int(getattr(self.settings, "proxy_max_connections", 200)),
-            max_keepalive_connections=int(
-                getattr(self.settings, "proxy_max_keepalive_connections", 50)
-            ),
+            max_connections=self.max_connections,
+            max_keepalive_connections=min(self.max_keepalive_connections, self.max_connections),
             keepalive_expiry=30.0,
         )
         client = httpx.AsyncClient(
@@ -97,15 +113,33 @@ def get_upstreams(
     return pool
 
 
+def get_health_upstreams(
+    app: FastAPI, settings: Any, transport: httpx.AsyncBaseTransport | None = None
+) -> UpstreamPool:
+    """The app's pool for health checks (`app.state.health_upstreams`), made on first call:
+    a few connections per service of its own (`health_max_connections`)."""
+    pool: UpstreamPool | None = getattr(app.state, "health_upstreams", None)
+    if pool is None:
+        size = int(getattr(settings, "health_max_connections", 4))
+        pool = UpstreamPool(
+            settings, transport=transport, max_connections=size, max_keepalive_connections=size
+        )
+        app.state.health_upstreams = pool
+    return pool
+
+
+def _pools(app: FastAPI) -> list[UpstreamPool]:
+    names = ("upstreams", "health_upstreams")
+    return [pool for name in names if (pool := getattr(app.state, name, None)) is not None]
+
+
 async def start_upstreams(app: FastAPI) -> None:
     """Startup hook (ServiceSpec.on_startup): open the upstream clients eagerly."""
-    pool: UpstreamPool | None = getattr(app.state, "upstreams", None)
-    if pool is not None:
+    for pool in _pools(app):
         await pool.start()
 
 
 async def stop_upstreams(app: FastAPI) -> None:
     """Shutdown hook (ServiceSpec.on_shutdown): close every upstream client."""
-    pool: UpstreamPool | None = getattr(app.state, "upstreams", None)
-    if pool is not None:
+    for pool in _pools(app):
         await pool.aclose()

@@ -20,7 +20,7 @@ from upstander.kit.crypto import Keyring
 from upstander.kit.db import CommittingRoute, make_engine, make_sessionmaker
 from upstander.kit.errors import install_problem_handlers, problem_responses
 from upstander.kit.events import install_events, start_events, stop_events
-from upstander.kit.http import DEFAULT_CONTENT_TYPES, BodyGuardMiddleware
+from upstander.kit.http import DEFAULT_CONTENT_TYPES, BodyDeadline, BodyGuardMiddleware
 from upstander.kit.idempotency import IdempotencyMiddleware
 from upstander.kit.migrations import upgrade_to_head
 from upstander.kit.observability import (
@@ -30,6 +30,7 @@ from upstander.kit.observability import (
     configure_logging,
     metrics_endpoint,
 )
+from upstander.kit.revocation import ACCESS_CHANGED, AccessLedger, on_access_changed
 from upstander.kit.settings import KitSettings
 
 log = logging.getLogger("upstander.app")
@@ -52,6 +53,9 @@ class ServiceSpec:
     on_shutdown: list[Hook] = field(default_factory=list)
     content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES
     max_body_bytes: int = 10 * 1024 * 1024
+    # Requests one source address may hold open while their bodies are still arriving (0: no
+    # cap). Only the gateway sets it: behind it, every request comes from the gateway.
+    slow_requests_per_source: int = 0
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
     # The service's (Outbox, Inbox) tables from `events.event_tables(Model)`, and the
     # handlers of the event types it consumes (exact types or fnmatch patterns).
@@ -60,6 +64,9 @@ class ServiceSpec:
     # The service's table from `idempotency.idempotency_table(Model)`: writes then honour
     # `Idempotency-Key`.
     idempotency_table: type | None = None
+    # The service's table from `revocation.access_table(Model)`: it then keeps the ledger of
+    # access changes (`upstander.access.changed`) and refuses tokens they revoked.
+    access_table: type | None = None
 
 
 def make_router(prefix: str = "", tags: list[str] | None = None) -> APIRouter:
@@ -101,6 +108,14 @@ def create_service_app(
             issuer=settings.jwt_issuer,
             clock=app.state.clock,
         )
+        if spec.access_table is not None and settings.database_url:
+            ledger = AccessLedger(
+                app.state.sessionmaker,
+                spec.access_table,
+                cache_seconds=settings.access_cache_seconds,
+            )
+            app.state.access_ledger = ledger
+            app.state.token_verifier.revocation_check = ledger.is_revoked
         try:
             if spec.event_tables is not None:
                 await start_events(app)
@@ -141,7 +156,11 @@ def create_service_app(
         app.add_middleware(IdempotencyMiddleware, table=spec.idempotency_table)
         app.state.idempotency_keyring = Keyring.from_settings(settings)
     app.add_middleware(
-        BodyGuardMiddleware, max_bytes=spec.max_body_bytes, content_types=spec.content_types
+        BodyGuardMiddleware,
+        max_bytes=spec.max_body_bytes,
+        content_types=spec.content_types,
+        deadline=BodyDeadline.from_settings(settings),
+        per_source=spec.slow_requests_per_source,
     )
     app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
@@ -150,7 +169,10 @@ def create_service_app(
         app.include_router(router)
     if spec.event_tables is not None:
         outbox, inbox = spec.event_tables
-        install_events(app, spec.name, outbox, inbox, spec.event_handlers)
+        handlers = dict(spec.event_handlers)
+        if spec.access_table is not None:
+            handlers.setdefault(ACCESS_CHANGED, on_access_changed)
+        install_events(app, spec.name, outbox, inbox, handlers)
     _add_operational_routes(app, spec)
     return app
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,7 +20,7 @@ from fastapi import Depends, Request
 from jwt.algorithms import OKPAlgorithm
 
 from upstander.kit.clock import Clock
-from upstander.kit.errors import Forbidden, Unauthorized
+from upstander.kit.errors import Forbidden, TokenRevoked, Unauthorized
 
 log = logging.getLogger("upstander.auth")
 
@@ -62,6 +64,21 @@ class Principal:
         if self.kind != PrincipalKind.STAFF:
             return None
         return uuid.UUID(self.subject)
+
+    @property
+    def owner_id(self) -> uuid.UUID | None:
+        """The person who registered an API client (its tokens' `owner` claim): the client
+        never sees more than they may. None for other callers, or a missing or malformed
+        claim (callers treat that as "nobody vouches for it" and fail closed)."""
+        if self.kind != PrincipalKind.CLIENT:
+            return None
+        value = self.claims.get("owner")
+        if not isinstance(value, str):
+            return None
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            return None
 
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
@@ -117,14 +134,43 @@ class JWKSCache:
         return self._keys[kid]
 
 
+# Clock skew tolerated between the gateway that issues a token and the service that checks it.
 LEEWAY_SECONDS = 5
+MAX_SUBJECT_LENGTH = 200
+MAX_ROLES = 50
+MAX_ROLE_LENGTH = 100
+MAX_SCOPE_LENGTH = 2000
+MAX_TOKEN_ID_LENGTH = 200
+
+_INVALID = "The token is invalid or expired."
+_MALFORMED = "The token's claims are malformed."
+
+
+def _timestamp(claims: dict[str, Any], name: str) -> float | None:
+    """A NumericDate claim as seconds, or None when absent. Only JSON numbers count: a string,
+    a boolean, or a non-finite or out-of-range number makes the token malformed (401)."""
+    value = claims.get(name)
+    if value is None and name not in claims:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Unauthorized(_MALFORMED)
+    try:
+        seconds = float(value)
+    except OverflowError as exc:
+        raise Unauthorized(_MALFORMED) from exc
+    if not math.isfinite(seconds):
+        raise Unauthorized(_MALFORMED)
+    return seconds
 
 
 def decode_token(
     token: str, key: Any, *, audience: str, issuer: str, now: datetime | None = None
 ) -> dict[str, Any]:
     """Verify signature (EdDSA only), audience, issuer, required claims, and the token's time
-    window against `now` — the app's clock, so tests that move time move it for tokens too."""
+    window against `now` — the app's clock, so tests that move time move it for tokens too.
+
+    The window: not expired (`exp`), not used before its `nbf`, and not issued in the future
+    (`iat`), each with `LEEWAY_SECONDS` of tolerance; all three must be numbers."""
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -140,39 +186,101 @@ def decode_token(
             },
         )
     except jwt.PyJWTError as exc:
-        raise Unauthorized("The token is invalid or expired.") from exc
+        raise Unauthorized(_INVALID) from exc
+    if not isinstance(claims, dict):
+        raise Unauthorized(_MALFORMED)
     moment = (now or datetime.now(UTC)).timestamp()
-    try:
-        expires, issued = float(claims["exp"]), float(claims["iat"])
-        not_before = float(claims.get("nbf", issued))
-    except (TypeError, ValueError) as exc:
-        raise Unauthorized("The token is invalid or expired.") from exc
-    if expires + LEEWAY_SECONDS < moment or min(issued, not_before) - LEEWAY_SECONDS > moment:
-        raise Unauthorized("The token is invalid or expired.")
+    expires, issued = _timestamp(claims, "exp"), _timestamp(claims, "iat")
+    not_before = _timestamp(claims, "nbf")
+    if expires is None or issued is None:  # required above; kept for the type checker
+        raise Unauthorized(_MALFORMED)
+    if expires < issued:
+        raise Unauthorized(_MALFORMED)
+    if expires + LEEWAY_SECONDS < moment:
+        raise Unauthorized(_INVALID)
+    if issued - LEEWAY_SECONDS > moment:
+        raise Unauthorized(_INVALID)
+    if not_before is not None and not_before - LEEWAY_SECONDS > moment:
+        raise Unauthorized(_INVALID)
     return claims
 
 
-def principal_from_claims(claims: dict[str, Any]) -> Principal:
+def _optional_uuid(claims: dict[str, Any], name: str) -> uuid.UUID | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Unauthorized(_MALFORMED)
     try:
-        kind = PrincipalKind(claims["typ"])
-        org = claims.get("org")
-        report = claims.get("report")
-        return Principal(
-            kind=kind,
-            subject=str(claims["sub"]),
-            org_id=uuid.UUID(org) if org else None,
-            roles=frozenset(claims.get("roles") or ()),
-            scopes=frozenset(str(claims.get("scope") or "").split()),
-            token_id=claims.get("jti"),
-            report_id=uuid.UUID(report) if report else None,
-            claims=claims,
-        )
-    except (KeyError, ValueError) as exc:
-        raise Unauthorized("The token's claims are malformed.") from exc
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise Unauthorized(_MALFORMED) from exc
+
+
+def _roles(claims: dict[str, Any]) -> frozenset[str]:
+    value = claims.get("roles")
+    if value is None:
+        return frozenset()
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_ROLES
+        or not all(isinstance(r, str) and 0 < len(r) <= MAX_ROLE_LENGTH for r in value)
+    ):
+        raise Unauthorized(_MALFORMED)
+    return frozenset(value)
+
+
+def _scopes(claims: dict[str, Any]) -> frozenset[str]:
+    value = claims.get("scope")
+    if value is None:
+        return frozenset()
+    if not isinstance(value, str) or len(value) > MAX_SCOPE_LENGTH:
+        raise Unauthorized(_MALFORMED)
+    return frozenset(value.split())
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """The caller a verified token names. Every claim a service reads is checked for type and
+    shape here, once, so a malformed one is a 401 and never a 500 deep inside a route: a staff
+    token's `sub` is the person's UUID, `org` and `report` are UUIDs, `roles` a list of
+    strings, `scope` a space-separated string."""
+    typ, subject, token_id = claims.get("typ"), claims.get("sub"), claims.get("jti")
+    try:
+        kind = PrincipalKind(typ) if isinstance(typ, str) else None
+    except ValueError:
+        kind = None
+    if kind is None:
+        raise Unauthorized(_MALFORMED)
+    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+        raise Unauthorized(_MALFORMED)
+    if kind == PrincipalKind.STAFF:
+        try:
+            uuid.UUID(subject)
+        except ValueError as exc:
+            raise Unauthorized(_MALFORMED) from exc
+    if token_id is not None and (
+        not isinstance(token_id, str) or len(token_id) > MAX_TOKEN_ID_LENGTH
+    ):
+        raise Unauthorized(_MALFORMED)
+    return Principal(
+        kind=kind,
+        subject=subject,
+        org_id=_optional_uuid(claims, "org"),
+        roles=_roles(claims),
+        scopes=_scopes(claims),
+        token_id=token_id,
+        report_id=_optional_uuid(claims, "report"),
+        claims=claims,
+    )
 
 
 class KeySource(Protocol):
     async def key(self, kid: str) -> Any: ...
+
+
+# Whether a verified staff or API-client token was revoked since it was signed (its subject
+# deactivated, or their access changed): see `upstander.kit.revocation`.
+RevocationCheck = Callable[[Principal], Awaitable[bool]]
 
 
 class TokenVerifier:
@@ -183,11 +291,13 @@ class TokenVerifier:
         audience: str,
         issuer: str,
         clock: Clock | None = None,
+        revocation_check: RevocationCheck | None = None,
     ) -> None:
         self.jwks = jwks
         self.audience = audience
         self.issuer = issuer
         self.clock = clock or Clock()
+        self.revocation_check = revocation_check
 
     async def verify(self, token: str) -> Principal:
         try:
@@ -203,7 +313,14 @@ class TokenVerifier:
         claims = decode_token(
             token, key, audience=self.audience, issuer=self.issuer, now=self.clock.now()
         )
-        return principal_from_claims(claims)
+        principal = principal_from_claims(claims)
+        if (
+            self.revocation_check is not None
+            and principal.kind in (PrincipalKind.STAFF, PrincipalKind.CLIENT)
+            and await self.revocation_check(principal)
+        ):
+            raise TokenRevoked()
+        return principal
 
 
 def bearer_token(request: Request) -> str | None:

@@ -11,7 +11,10 @@ from fnmatch import fnmatchcase
 # type pattern → subscribing services
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "upstander.org.*": ("intake", "cases", "training", "notify"),
-    "upstander.person.*": ("cases", "training", "notify"),
+    # intake keeps only each person's organisation, to refuse reports naming another's people.
+    "upstander.person.*": ("intake", "cases", "training", "notify"),
+    # Ids, a version and a flag (no personal data): every service refuses revoked tokens.
+    "upstander.access.*": ("intake", "cases", "training", "notify"),
     "upstander.report.submitted": ("cases",),
     "upstander.report.attachment_added": ("cases",),
     "upstander.case.*": ("notify",),

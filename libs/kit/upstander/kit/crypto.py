@@ -354,9 +354,17 @@ class Vault:
     # -- keys ---------------------------------------------------------------------------------
 
     async def create_key(
-        self, session: AsyncSession, org_id: uuid.UUID, owner_id: uuid.UUID
+        self,
+        session: AsyncSession,
+        org_id: uuid.UUID,
+        owner_id: uuid.UUID,
+        *,
+        created_at: datetime | None = None,
     ) -> None:
-        """Give `owner_id` a data key (idempotent). Fields can be sealed before the commit."""
+        """Give `owner_id` a data key (idempotent). Fields can be sealed before the commit.
+        `created_at` is stored as the key's time (default: now); an anonymous report's key
+        gets its coarse time (`upstander.kit.clock.coarse`), so the row does not tell when
+        the reporter wrote."""
         if owner_id in self._pending or self._cached(owner_id)[1] is not None:
             return
         if await session.get(self.model, owner_id) is not None:
@@ -368,6 +376,8 @@ class Vault:
         row.org_id = org_id
         row.kek_id = kek_id
         row.wrapped_key = wrapped
+        if created_at is not None:
+            row.created_at = created_at
         session.add(row)
         self._cache.pop(owner_id, None)  # a stale "no key" entry
         self._pending[owner_id] = dek

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_BASE = "https://upstander.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -24,6 +25,7 @@ _STATUS_SLUGS = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     406: ("not-acceptable", "Not acceptable"),
+    408: ("request-timeout", "Request timeout"),
     409: ("conflict", "Conflict"),
     412: ("precondition-failed", "Precondition failed"),
     413: ("payload-too-large", "Payload too large"),
@@ -88,6 +90,24 @@ class Unauthorized(ProblemError):
         super().__init__(
             detail or "A valid bearer token is required.",
             headers={"WWW-Authenticate": 'Bearer realm="upstander", error="invalid_token"'},
+            **extra,
+        )
+
+
+class TokenRevoked(Unauthorized):
+    """A well-formed token whose subject's access changed (deactivated, roles changed, removed
+    from the organisation) after it was signed: sign in again (`upstander.kit.revocation`)."""
+
+    status, slug, title = 401, "token-revoked", "Token revoked"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        ProblemError.__init__(
+            self,
+            detail or "Your access changed since this token was issued; sign in again.",
+            headers={
+                "WWW-Authenticate": 'Bearer realm="upstander", error="invalid_token", '
+                'error_description="The token was revoked"'
+            },
             **extra,
         )
 
@@ -213,11 +233,96 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+class UnexpectedErrorMiddleware:
+    """Turn an exception that no handler took into a 500 problem, sent as a normal response.
+
+    Starlette's last-resort handler (`ServerErrorMiddleware`) sends its 500 and then re-raises,
+    and uvicorn answers a re-raised error by closing the connection: the client's next request
+    on that keep-alive connection fails. Here the error ends with the response instead. Added
+    before the kit's other middleware, so it sits inside them: the 500 still carries the request
+    id, reaches the access log, and releases an idempotency key."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = finished = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started, finished
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finished = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if finished:
+                # The response went out whole (the error came from work after it: a
+                # background task, a dependency's teardown); the connection is fine.
+                log.exception("error after the response", extra={"path": scope.get("path")})
+                return
+            if started:
+                # Part of a response is already out; dropping the connection is the only
+                # honest way to end it.
+                raise
+            response = await _on_unexpected(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    # The fallback for errors raised outside the middleware below (in outer middleware).
     app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(UnexpectedErrorMiddleware)
+    document_body_errors(app)
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch"})
+
+
+def document_body_errors(app: FastAPI) -> None:
+    """Document, on every operation that takes a request body, the 400 problem its body gets
+    when it cannot be parsed (`malformed-json`, or FastAPI's "error parsing the body" for an
+    undecodable form): the handlers above answer it on every route, so every route says so."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        added = False
+        for item in schema.get("paths", {}).values():
+            for method, operation in item.items():
+                if method in _HTTP_METHODS and "requestBody" in operation:
+                    responses = operation.setdefault("responses", {})
+                    if "400" not in responses:
+                        responses["400"] = {
+                            "description": _STATUS_SLUGS[400][1],
+                            "content": {
+                                PROBLEM_JSON: {"schema": {"$ref": _REF.format(model="Problem")}}
+                            },
+                        }
+                        added = True
+        if added:
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            definition = Problem.model_json_schema(ref_template=_REF)
+            for name, sub_schema in definition.pop("$defs", {}).items():
+                schemas.setdefault(name, sub_schema)
+            schemas.setdefault("Problem", definition)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_REF = "#/components/schemas/{model}"
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

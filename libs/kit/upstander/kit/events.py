@@ -13,6 +13,10 @@ that makes consumers idempotent.
   running the handler again (at-least-once delivery, exactly-once effect).
 - Payloads of sensitive types (report content) are sealed with the deployment's key in the
   outbox and erased once delivered.
+- Timing of anonymous reporters: a publisher passes `at=` (a time already coarsened with
+  `upstander.kit.clock.coarse`) and the row keeps no finer time. An event whose `time` is on
+  the hour is treated as coarse all the way: its delivery time, the consumer's inbox row and
+  the consumer's log lines (access line included) keep the hour only.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
     BigInteger,
@@ -51,10 +55,11 @@ from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from upstander.kit.auth import Principal, require_roles, service_caller
 from upstander.kit.catalogue import SENSITIVE_TYPES, subscribers
-from upstander.kit.clock import Clock
+from upstander.kit.clock import Clock, coarse, is_coarse
 from upstander.kit.crypto import Keyring
 from upstander.kit.db import CommittingRoute, UTCDateTime, get_session
 from upstander.kit.errors import NotFound, problem_responses
+from upstander.kit.observability import COARSE_TIME, keep_time_coarse
 from upstander.kit.settings import KitSettings
 
 log = logging.getLogger("upstander.events")
@@ -168,10 +173,12 @@ class EventBus:
         data: Mapping[str, Any],
         *,
         org_id: uuid.UUID | None,
+        at: datetime | None = None,
     ) -> uuid.UUID:
         """Write the event for each subscriber in the session's transaction; wake the relay
-        once that transaction commits."""
-        return self.stage(session.sync_session, type, subject, data, org_id=org_id)
+        once that transaction commits. `at` (default: now) is the event's `time` and every
+        time its rows hold: pass an hour-coarse one for an anonymous reporter's action."""
+        return self.stage(session.sync_session, type, subject, data, org_id=org_id, at=at)
 
     def stage(
         self,
@@ -181,10 +188,12 @@ class EventBus:
         data: Mapping[str, Any],
         *,
         org_id: uuid.UUID | None,
+        at: datetime | None = None,
     ) -> uuid.UUID:
         """`publish` for synchronous contexts, such as a `before_flush` hook."""
         event_id = uuid.uuid4()
         now = self.clock.now()
+        stamp = at if at is not None else now
         raw = json.dumps(dict(data), default=str, separators=(",", ":")).encode()
         for destination in subscribers(type):
             payload, sealed_with = raw, None
@@ -198,13 +207,13 @@ class EventBus:
                     type=type,
                     subject=subject,
                     source=f"/{self.service}",
-                    time=now,
+                    time=stamp,
                     payload=payload,
                     sealed_with=sealed_with,
                     status=PENDING,
                     attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
+                    next_attempt_at=min(stamp, now),
+                    created_at=stamp,
                 )
             )
         if self.relay is not None:
@@ -228,6 +237,11 @@ class EventBus:
             "orgid": str(row.org_id) if row.org_id else None,
             "data": json.loads(payload),
         }
+
+
+def _is_coarse(moment: datetime) -> bool:
+    """An event time on the hour: published for an anonymous reporter (see the module)."""
+    return moment.tzinfo is not None and is_coarse(moment)
 
 
 def _aad(event_id: uuid.UUID, destination: str) -> bytes:
@@ -424,16 +438,20 @@ class Relay:
     async def _record(self, row: Any, error: str | None) -> None:
         outbox = self.bus.outbox
         now = self.bus.clock.now()
+        # A coarse event (see the module docstring) keeps no finer time once delivered.
+        coarse_row = _is_coarse(row.time)
         if error is None:
             values: dict[str, Any] = {
                 "status": DELIVERED,
-                "delivered_at": now,
+                "delivered_at": coarse(now) if coarse_row else now,
                 "locked_until": None,
                 "attempts": row.attempts + 1,
                 "last_error": None,
             }
             if row.sealed_with:  # report content leaves no copy behind
                 values["payload"] = None
+            if coarse_row:  # retries left failure times behind
+                values["next_attempt_at"] = row.time
         else:
             attempts = row.attempts + 1
             dead = attempts >= self.policy.max_attempts
@@ -452,6 +470,7 @@ class Relay:
                     "attempts": attempts,
                     "dead": dead,
                     "error": error,
+                    COARSE_TIME: coarse_row,
                 },
             )
         async with self.sessionmaker() as session, session.begin():
@@ -488,11 +507,14 @@ def event_router(service: str, handlers: Mapping[str, Handler]) -> APIRouter:
     async def receive_event(
         cloud_event: CloudEvent,
         request: Request,
+        # Before the caller check, so a refused delivery of a coarse event is logged coarse.
+        _timing: None = Depends(_coarse_delivery),
         _caller: Principal = Depends(service_caller),
         session: AsyncSession = Depends(get_session),
     ) -> DeliveryAck:
         bus: EventBus = request.app.state.events
         event_id = uuid.UUID(cloud_event.id)
+        coarse_event = _is_coarse(cloud_event.time)
         if await session.get(bus.inbox, event_id) is not None:
             return DeliveryAck(status="duplicate")
         handler = handler_for(cloud_event.type)
@@ -503,13 +525,24 @@ def event_router(service: str, handlers: Mapping[str, Handler]) -> APIRouter:
                 event_id=event_id,
                 type=cloud_event.type,
                 source=cloud_event.source[:64],
-                received_at=bus.clock.now(),
+                received_at=coarse(bus.clock.now()) if coarse_event else bus.clock.now(),
             )
         )
         await session.flush()
         return DeliveryAck(status="processed" if handler else "ignored")
 
     return router
+
+
+async def _coarse_delivery(request: Request) -> None:
+    """The delivery of a coarse event (its `time` on the hour: see the module) is served
+    coarse from the start: its log lines, refusals included, show the hour only."""
+    try:
+        moment = datetime.fromisoformat(str(json.loads(await request.body()).get("time")))
+    except (ValueError, TypeError, AttributeError):
+        return  # the body's own validation answers for it
+    if _is_coarse(moment):
+        keep_time_coarse()
 
 
 # ----------------------------------------------------------------------------- dead letters
@@ -536,18 +569,30 @@ class OutboxPage(BaseModel):
 
 def outbox_admin_router(service: str) -> APIRouter:
     """Admins see their org's undelivered events and requeue dead ones."""
+    # Every status these routes answer, as problem+json: 422 from the parameters' validation
+    # (which FastAPI would otherwise document as its own non-problem schema), and on the POST
+    # what the kit's middleware answers for any write (body guard, Idempotency-Key).
     router = APIRouter(
         prefix=f"/{service}/v1/admin/outbox",
         tags=["operations"],
         route_class=CommittingRoute,
-        responses=problem_responses(401, 403, 404),
+        responses=problem_responses(401, 403, 422, 500),
     )
 
-    @router.get("", operation_id=f"{service}_list_outbox", response_model=OutboxPage)
+    @router.get(
+        "",
+        operation_id=f"{service}_list_outbox",
+        summary="List undelivered events",
+        description=(
+            "Admins only: your organisation's events this service has not delivered yet "
+            "(`pending`) or has given up on (`dead`), oldest first."
+        ),
+        response_model=OutboxPage,
+    )
     async def list_outbox(
         request: Request,
-        status: Literal["pending", "dead"] = Query("dead"),
-        limit: int = Query(50, ge=1, le=200),
+        status: Literal["pending", "dead"] = Query("dead", description="Which events."),
+        limit: int = Query(50, ge=1, le=200, description="At most this many."),
         principal: Principal = require_roles("admin"),
         session: AsyncSession = Depends(get_session),
     ) -> OutboxPage:
@@ -561,11 +606,19 @@ def outbox_admin_router(service: str) -> APIRouter:
         return OutboxPage(items=[OutboxEntry.model_validate(r) for r in rows])
 
     @router.post(
-        "/{seq}/requeue", operation_id=f"{service}_requeue_outbox", response_model=OutboxEntry
+        "/{seq}/requeue",
+        operation_id=f"{service}_requeue_outbox",
+        summary="Requeue a dead event",
+        description=(
+            "Admins only: deliver a dead event of your organisation again, from its first "
+            "attempt. Another organisation's event, or one that is not dead, is 404."
+        ),
+        response_model=OutboxEntry,
+        responses=problem_responses(400, 404, 409, 413, 415),
     )
     async def requeue(
-        seq: int,
         request: Request,
+        seq: int = Path(ge=1, le=2**63 - 1, description="The event's `seq`."),
         principal: Principal = require_roles("admin"),
         session: AsyncSession = Depends(get_session),
     ) -> OutboxEntry:

@@ -1,13 +1,26 @@
-"""Guards on the raw HTTP exchange: body size (413) and content type (415), as problem+json."""
+"""Guards on the raw HTTP exchange, as problem+json: body size (413), content type (415), how
+long a body may take to arrive (408), and how many requests one source may hold open while
+their bodies are still arriving (429).
+
+The last two keep reporting up when someone opens many connections that send half a body and
+stall (slowloris): each such request is cut when its body falls behind its deadline, and one
+source can hold only so many at once, so the server's capacity stays with everyone else.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import math
+import secrets
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from upstander.kit.errors import PROBLEM_BASE
+from upstander.kit.errors import PROBLEM_BASE, PROBLEM_JSON
 
 DEFAULT_CONTENT_TYPES = (
     "application/json",
@@ -15,27 +28,146 @@ DEFAULT_CONTENT_TYPES = (
     "multipart/form-data",
     "application/x-www-form-urlencoded",
 )
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+# The key of the per-source counters' hash: random per process, never stored, so a counter's
+# key cannot be turned back into an address even by someone holding a memory dump and a list
+# of candidate addresses from another process.
+_SOURCE_KEY = secrets.token_bytes(32)
 
 
-async def _send_problem(send: Send, status: int, slug: str, title: str, detail: str) -> None:
-    body = json.dumps(
-        {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+class BodyRefused(HTTPException):
+    """The body was refused while it was being received (too slow, too large).
+
+    An `HTTPException`, so that FastAPI's body parsing lets it through (it turns any other
+    error into a 400) and the kit's handler renders it; `BodyGuardMiddleware` renders it itself
+    when it surfaces outside the app's handlers (e.g. from a middleware reading the body). The
+    connection is closed after the answer: the rest of the body will not be read."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(status_code, detail, headers={"Connection": "close"})
+
+
+class _SettingsLike(Protocol):
+    request_body_timeout_seconds: float
+    request_body_min_bytes_per_second: int
+    request_body_max_seconds: float
+
+
+@dataclass(frozen=True)
+class BodyDeadline:
+    """How long a request body may take to arrive, counted from the start of the request:
+    `timeout` seconds, plus one second for every `min_rate` bytes received so far (so a large
+    upload at a reasonable rate is never cut), and never more than `max_seconds`.
+
+    A stalled body is cut at `timeout`; one that trickles in slower than `min_rate` falls
+    behind its allowance and is cut too; one at any rate is cut at `max_seconds`."""
+
+    timeout: float = 10.0
+    min_rate: float = 8192.0
+    max_seconds: float = 300.0
+
+    def allowance(self, received: int) -> float:
+        """Seconds from the start of the request by which the next bytes must have arrived."""
+        return min(self.timeout + received / self.min_rate, self.max_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: _SettingsLike) -> BodyDeadline:
+        return cls(
+            timeout=float(settings.request_body_timeout_seconds),
+            min_rate=float(settings.request_body_min_bytes_per_second),
+            max_seconds=float(settings.request_body_max_seconds),
+        )
+
+
+def source_key(scope: Scope) -> str:
+    """A keyed hash of the request's source address (the socket peer: the servers run without
+    proxy headers). Held in memory only, never logged or stored."""
+    client = scope.get("client")
+    host = str(client[0]) if client else "unknown"
+    return hashlib.blake2b(host.encode(), key=_SOURCE_KEY, digest_size=16).hexdigest()
+
+
+class SourceSlots:
+    """How many requests each source has open whose bodies are still arriving, at most `limit`.
+
+    A source's entry exists only while it has such a request: it is deleted when its count
+    drops to zero. Nothing awaits in here, so it is atomic on the event loop."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be positive")
+        self.limit = limit
+        self._held: dict[str, int] = {}
+
+    def acquire(self, key: str) -> bool:
+        held = self._held.get(key, 0)
+        if held >= self.limit:
+            return False
+        self._held[key] = held + 1
+        return True
+
+    def release(self, key: str) -> None:
+        held = self._held.get(key, 0) - 1
+        if held > 0:
+            self._held[key] = held
+        else:
+            self._held.pop(key, None)
+
+    def held(self, key: str) -> int:
+        return self._held.get(key, 0)
+
+    def __len__(self) -> int:
+        """Sources with a body still arriving (the number of entries in memory)."""
+        return len(self._held)
+
+
+async def _send_problem(
+    send: Send,
+    scope: Scope,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    close: bool = True,
+    retry_after: int | None = None,
+) -> None:
+    problem: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": scope.get("path"),
+    }
+    request_id = (scope.get("state") or {}).get("request_id")
+    if request_id:
+        problem["request_id"] = request_id
+    body = json.dumps(problem).encode()
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    if close:
+        # The body is left unread: ending the connection is the only clean way to be rid of it.
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
+_REFUSED_PROBLEMS = {
+    408: ("request-timeout", "Request timeout"),
+    413: ("payload-too-large", "Payload too large"),
+}
+
+
 class BodyGuardMiddleware:
-    """Refuse bodies over `max_bytes` (declared or streamed) and unexpected content types."""
+    """Refuse bodies over `max_bytes` (declared or streamed) and unexpected content types; cut
+    bodies that arrive slower than `deadline` allows (408); and, when `per_source` is set (the
+    gateway), answer 429 at once to a source that already has `per_source` requests whose
+    bodies are still arriving."""
 
     def __init__(
         self,
@@ -43,13 +175,17 @@ class BodyGuardMiddleware:
         *,
         max_bytes: int,
         content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES,
+        deadline: BodyDeadline | None = None,
+        per_source: int = 0,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.content_types = content_types
+        self.deadline = deadline or BodyDeadline()
+        self.slots = SourceSlots(per_source) if per_source > 0 else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        if scope["type"] != "http" or scope["method"] in BODYLESS_METHODS:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -58,11 +194,14 @@ class BodyGuardMiddleware:
             try:
                 too_large = int(declared) > self.max_bytes
             except ValueError:
-                await _send_problem(send, 400, "bad-request", "Bad request", "Bad Content-Length.")
+                await _send_problem(
+                    send, scope, 400, "bad-request", "Bad request", "Bad Content-Length."
+                )
                 return
             if too_large:
                 await _send_problem(
                     send,
+                    scope,
                     413,
                     "payload-too-large",
                     "Payload too large",
@@ -75,26 +214,88 @@ class BodyGuardMiddleware:
         if has_body and content_type and not self._accepts(content_type):
             await _send_problem(
                 send,
+                scope,
                 415,
                 "unsupported-media-type",
                 "Unsupported media type",
                 f"Content type {content_type!r} is not accepted here.",
             )
             return
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
+        await self._guarded(scope, receive, send)
 
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        slots, key = self.slots, None
+        if slots is not None:
+            key = source_key(scope)
+            if not slots.acquire(key):
+                await _send_problem(
+                    send,
+                    scope,
+                    429,
+                    "rate-limited",
+                    "Too many requests",
+                    "Too many requests from this address are still sending their bodies; "
+                    "retry later.",
+                    retry_after=max(1, math.ceil(self.deadline.timeout)),
+                )
+                return
+        loop = asyncio.get_running_loop()
+        started_at = loop.time()
         received = 0
+        arriving = True  # until the last body chunk (or a disconnect) came in
 
-        async def counting_receive() -> Message:
+        def done_arriving() -> None:
+            nonlocal arriving
+            if arriving:
+                arriving = False
+                if slots is not None and key is not None:
+                    slots.release(key)
+
+        async def guarded_receive() -> Message:
             nonlocal received
-            message = await receive()
+            if not arriving:
+                # The body is in; what follows is waiting for a disconnect, which has no deadline.
+                return await receive()
+            remaining = started_at + self.deadline.allowance(received) - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(remaining):
+                    message = await receive()
+            except TimeoutError:
+                done_arriving()
+                raise BodyRefused(408, "The request body did not arrive in time.") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    # Raised inside the app, so the problem handlers render it as a 413.
-                    raise HTTPException(413, f"The body exceeds {self.max_bytes} bytes.")
+                    done_arriving()
+                    raise BodyRefused(413, f"The body exceeds {self.max_bytes} bytes.")
+                if not message.get("more_body", False):
+                    done_arriving()
+            else:
+                done_arriving()
             return message
 
-        await self.app(scope, counting_receive, send)
+        response_started = False
+
+        async def watch_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, guarded_receive, watch_send)
+        except BodyRefused as refused:
+            if response_started:
+                raise
+            slug, title = _REFUSED_PROBLEMS.get(refused.status_code, ("bad-request", "Bad request"))
+            await _send_problem(send, scope, refused.status_code, slug, title, refused.detail)
+        finally:
+            done_arriving()
 
     def _accepts(self, content_type: str) -> bool:
         if content_type.endswith("+json"):

@@ -8,6 +8,8 @@ replayed to retries; the same key with different parameters is refused.
 - Stored responses can hold case content, so they are sealed with the deployment's key.
 - A key being processed is reserved first (409 while it is in flight); a 5xx answer frees it
   so the retry runs for real. Keys expire after `idempotency_ttl_hours` (default 24).
+- A reporter's key (a token from a receipt code) is stored with its time floored to the hour
+  (`upstander.kit.clock.coarse`): the row must not tell when an anonymous reporter wrote.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from upstander.kit.auth import Principal
+from upstander.kit.auth import Principal, PrincipalKind
+from upstander.kit.clock import coarse
 from upstander.kit.crypto import Keyring
 from upstander.kit.db import IdMixin, UTCDateTime
 from upstander.kit.errors import PROBLEM_BASE, ProblemError
@@ -153,6 +156,7 @@ class IdempotencyMiddleware:
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
         """Reserve the key, or answer from what is stored: the replay, or a refusal."""
         now = state.clock.now()
+        stamp = coarse(now) if principal.kind == PrincipalKind.REPORTER else now
         async with state.sessionmaker() as session:
             await session.execute(delete(self.table).where(self.table.expires_at < now))
             row = await session.scalar(
@@ -165,8 +169,8 @@ class IdempotencyMiddleware:
                         key=key,
                         org_id=principal.org_id,
                         fingerprint=fingerprint,
-                        created_at=now,
-                        expires_at=now + self.ttl,
+                        created_at=stamp,
+                        expires_at=stamp + self.ttl,
                     )
                 )
                 try:

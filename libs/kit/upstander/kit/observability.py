@@ -1,4 +1,13 @@
-"""Request ids, JSON logs that carry them, and Prometheus metrics — with no personal data."""
+"""Request ids, JSON logs that carry them, and Prometheus metrics — with no personal data.
+
+Anonymous reporters leave no timing trace either. A request to an anonymous route (the report
+form and its submission, receipt exchange, the reporter's own routes: `ANONYMOUS_PATHS`), or
+one whose handler called `keep_time_coarse()` (delivering an event about an anonymous report),
+is served "coarse": every log line written while serving it, the access line included, carries
+its time floored to the hour and no request id, and it is left out of the Prometheus metrics
+(a counter's step would date it to the scrape interval). No line ever holds a client address,
+user agent, query string or body.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,9 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,12 +30,91 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from upstander.kit.clock import coarse
+
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# `extra={COARSE_TIME: True}` on a log call: this line's time is kept to the hour.
+COARSE_TIME = "coarse_time"
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    COARSE_TIME,
+}
+
+# Routes an anonymous reporter uses, on the gateway and on the services alike (the proxy keeps
+# the path). A path matches a prefix when equal to it or below it.
+ANONYMOUS_PATHS: tuple[str, ...] = (
+    "/auth/receipt",  # gateway: receipt code → reporter token
+    "/intake/v1/forms",  # the public form, read just before writing
+    "/intake/v1/reports",  # the submission
+    "/intake/v1/reporter",  # the reporter's later attachments, escrow
+    "/intake/v1/escrow",
+    "/intake/internal/receipts",  # the gateway's receipt check
+    "/intake/internal/reports",  # cases fetching a report's files, seconds after it is sent
+    "/cases/v1/reporter",  # the reporter's case and conversation
+    "/r",  # the reporter's web page
+)
+
+
+def is_anonymous_path(path: str, prefixes: tuple[str, ...] = ANONYMOUS_PATHS) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
+
+
+@dataclass
+class _Timing:
+    """Whether the request being served keeps its times coarse; shared by reference with
+    the handler's context, so `keep_time_coarse()` deep inside reaches the access line."""
+
+    coarse: bool = False
+
+
+_timing_var: contextvars.ContextVar[_Timing | None] = contextvars.ContextVar(
+    "upstander_timing", default=None
+)
+
+
+def keep_time_coarse() -> None:
+    """Serve the current request coarse (see the module): call it from a handler whose work
+    is tied to an anonymous reporter. Outside a request it does nothing; use
+    `coarse_timing()` there."""
+    timing = _timing_var.get()
+    if timing is not None:
+        timing.coarse = True
+
+
+@contextmanager
+def coarse_timing() -> Iterator[None]:
+    """Log lines written inside the block keep their time to the hour and no request id."""
+    token = _timing_var.set(_Timing(coarse=True))
+    try:
+        yield
+    finally:
+        _timing_var.reset(token)
+
+
+def time_is_coarse() -> bool:
+    """True while serving a coarse request or inside `coarse_timing()`."""
+    timing = _timing_var.get()
+    return timing is not None and timing.coarse
+
+
+def _record_is_coarse(record: logging.LogRecord) -> bool:
+    if getattr(record, COARSE_TIME, False) or time_is_coarse():
+        return True
+    # The problem handler logs unhandled errors outside the middleware, naming the path.
+    path = getattr(record, "path", None)
+    return isinstance(path, str) and is_anonymous_path(path)
+
+
+def log_time(record: logging.LogRecord) -> datetime:
+    """The time a log line shows: the hour only for a coarse one."""
+    moment = datetime.fromtimestamp(record.created, UTC)
+    return coarse(moment) if _record_is_coarse(record) else moment
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,13 +125,15 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
+        coarse_line = _record_is_coarse(record)
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "time": log_time(record).isoformat(),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": request_id_var.get(),
+            # A request id would link a coarse line to the precise ones around it.
+            "request_id": None if coarse_line else request_id_var.get(),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
@@ -52,7 +145,7 @@ class JsonFormatter(logging.Formatter):
 
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        rid = request_id_var.get()
+        rid = None if _record_is_coarse(record) else request_id_var.get()
         base = f"{record.levelname:<7} {record.name}: {record.getMessage()}"
         return f"{base} [request_id={rid}]" if rid else base
 
@@ -129,11 +222,16 @@ class Metrics:
 
 class AccessLogMiddleware:
     """Log method, route template, status and duration. Never the client address, user agent,
-    query string or body: anonymous reporters must leave no trace."""
+    query string or body: anonymous reporters must leave no trace. Requests to
+    `anonymous_paths`, and those a handler marks with `keep_time_coarse()`, are served coarse
+    (see the module): an hour-precision line without request id, and no metrics."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, anonymous_paths: tuple[str, ...] = ANONYMOUS_PATHS
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.anonymous_paths = anonymous_paths
         self.log = logging.getLogger("upstander.access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,6 +240,8 @@ class AccessLogMiddleware:
             return
         started = time.perf_counter()
         status_holder = {"status": 500}
+        timing = _Timing(coarse=is_anonymous_path(scope.get("path", ""), self.anonymous_paths))
+        token = _timing_var.set(timing)
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -151,24 +251,30 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            self.metrics.requests.labels(
-                self.metrics.service, method, template, str(status_holder["status"])
-            ).inc()
+            try:
+                self._record(scope, status_holder["status"], started, timing.coarse)
+            finally:
+                _timing_var.reset(token)
+
+    def _record(self, scope: Scope, status: int, started: float, coarse_line: bool) -> None:
+        elapsed = time.perf_counter() - started
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope["method"]
+        if not coarse_line:
+            self.metrics.requests.labels(self.metrics.service, method, template, str(status)).inc()
             self.metrics.latency.labels(self.metrics.service, method, template).observe(elapsed)
-            if template not in ("/metrics", "/healthz", "/readyz"):
-                self.log.info(
-                    "request",
-                    extra={
-                        "method": method,
-                        "route": template,
-                        "status": status_holder["status"],
-                        "duration_ms": round(elapsed * 1000, 2),
-                    },
-                )
+        if template not in ("/metrics", "/healthz", "/readyz"):
+            self.log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    COARSE_TIME: coarse_line,
+                },
+            )
 
 
 def metrics_endpoint(request: Request) -> Response:

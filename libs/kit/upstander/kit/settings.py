@@ -43,6 +43,9 @@ class KitSettings(BaseSettings):
     jwt_issuer: str = "upstander"
     jwt_audience: str = "upstander"
     jwks_cache_seconds: int = 300
+    # How long a service trusts its cached view of a subject's access (kit.revocation) before
+    # reading its ledger again; 0 reads it on every request. Events refresh it at once.
+    access_cache_seconds: float = Field(default=1.0, ge=0, le=60)
 
     # Key-encryption keys, "kid:base64key" separated by commas; the first one wraps new data keys.
     kek: str = DEV_KEK
@@ -51,6 +54,18 @@ class KitSettings(BaseSettings):
 
     http_connect_timeout: float = 3.0
     http_read_timeout: float = 30.0
+
+    # Slow clients (kit/http.py BodyGuardMiddleware): a request body must arrive within
+    # `request_body_timeout_seconds`, plus one second per `request_body_min_bytes_per_second`
+    # bytes received, and never take longer than `request_body_max_seconds`; else 408.
+    request_body_timeout_seconds: float = Field(default=10.0, gt=0)
+    request_body_min_bytes_per_second: int = Field(default=8192, gt=0)
+    request_body_max_seconds: float = Field(default=300.0, gt=0)
+    # The server itself (kit/server.py, each app's `__main__`): connections + requests held at
+    # once before uvicorn answers 503 (0 = no limit), idle keep-alive, listen backlog.
+    server_limit_concurrency: int = Field(default=2048, ge=0)
+    server_timeout_keep_alive_seconds: float = Field(default=5.0, gt=0)
+    server_backlog: int = Field(default=2048, ge=1)
 
     # The outbox relay: how often it polls when nothing woke it, and when a row is given up.
     relay_background: bool = True

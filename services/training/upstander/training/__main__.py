@@ -6,6 +6,9 @@ import os
 
 import uvicorn
 
+from upstander.kit.server import server_options
+from upstander.training.settings import Settings
+
 
 def main() -> None:
     uvicorn.run(
@@ -13,9 +16,9 @@ def main() -> None:
         factory=True,
         host=os.environ.get("UPSTANDER_TRAINING_HOST", "127.0.0.1"),
         port=int(os.environ.get("UPSTANDER_TRAINING_PORT", "8003")),
-        access_log=False,
         log_config=None,  # the kit configures logging in the lifespan
-        proxy_headers=False,
+        # Connection bounds and keep-alive from the settings, the same for every app.
+        **server_options(Settings()),
     )
 
 

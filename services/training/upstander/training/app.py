@@ -14,7 +14,7 @@ from upstander.training.completions.api import router as completions_router
 from upstander.training.compliance.api import router as compliance_router
 from upstander.training.courses.api import router as courses_router
 from upstander.training.events import HANDLERS
-from upstander.training.models import Inbox, Model, Outbox
+from upstander.training.models import AccessRecord, Inbox, Model, Outbox
 from upstander.training.people.api import router as people_router
 from upstander.training.policies.api import router as policies_router
 from upstander.training.reminders.service import ReminderScheduler
@@ -74,6 +74,7 @@ def create_app(
         on_shutdown=[stop_reminders],
         content_types=(*DEFAULT_CONTENT_TYPES, "text/csv"),
         event_tables=(Outbox, Inbox),
+        access_table=AccessRecord,
         event_handlers=dict(HANDLERS),
         openapi_tags=[
             {"name": "courses", "description": "The organisation's course catalogue."},

@@ -32,6 +32,7 @@ from upstander.kit.db import (
     make_metadata,
 )
 from upstander.kit.events import event_tables
+from upstander.kit.revocation import access_table
 
 
 class Model(Base):
@@ -386,3 +387,6 @@ class ReminderSent(IdMixin, OrgMixin, TimestampMixin, Model):
 # ----------------------------------------------------------------------------- events
 
 Outbox, Inbox = event_tables(Model)
+# The latest access change of each person, API client and org the gateway announced: tokens
+# signed before it are refused (upstander.kit.revocation).
+AccessRecord = access_table(Model)

@@ -14,7 +14,7 @@ from upstander.kit.app import make_router
 from upstander.kit.auth import Principal, staff_or_client
 from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
-from upstander.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from upstander.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, cursor_query
 from upstander.training.access import clock_of
 from upstander.training.compliance import service
 from upstander.training.compliance.engine import Item, Status
@@ -75,7 +75,7 @@ async def list_compliance(
     request: Request,
     chosen: service.Filters = Depends(filters),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
-    cursor: str | None = Query(None, max_length=300),
+    cursor: str | None = cursor_query(),
     principal: Principal = Depends(staff_or_client),
     session: AsyncSession = Depends(get_session),
 ) -> CompliancePage:

@@ -46,7 +46,7 @@ from sqlalchemy.orm import aliased
 
 from upstander.kit.auth import Principal
 from upstander.kit.db import UTCDateTime
-from upstander.kit.errors import BadRequest
+from upstander.kit.pagination import decode_ranked_cursor
 from upstander.training.access import org_of, reads_everything
 from upstander.training.compliance.engine import (
     PERSON_COLUMNS,
@@ -179,16 +179,8 @@ def encode_cursor(key: tuple[int, str, str]) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, datetime, uuid.UUID]:
-    try:
-        rank, created, ident = json.loads(
-            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        )
-        at = datetime.fromisoformat(str(created))
-        if at.tzinfo is None:
-            raise ValueError("naive time")
-        return int(rank), at, uuid.UUID(str(ident))
-    except (ValueError, TypeError) as exc:
-        raise BadRequest("The cursor is not valid.") from exc
+    # The kit's decoder; the rank is 0 (leadership) or 1 (everyone else).
+    return decode_ranked_cursor(cursor, (0, 1))
 
 
 def _parts(

@@ -1,0 +1,149 @@
+"""The kit's outbox administration routes (`/{service}/v1/admin/outbox`) document every status
+they answer, as problem+json, and answer no other: bad parameters are a documented 422, an
+out-of-range event number is a 422 (not a 500 from the database)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from asgi_lifespan import LifespanManager
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from jwt.algorithms import OKPAlgorithm
+
+from upstander.kit.clock import FrozenClock
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+JWKS_URL = "http://127.0.0.1:8000/.well-known/jwks.json"
+KID = "outbox-test"
+KEY = Ed25519PrivateKey.generate()
+SERVICES = ("gateway", "intake", "cases", "training", "notify")
+LIST = "/intake/v1/admin/outbox"
+REQUEUE = "/intake/v1/admin/outbox/{seq}/requeue"
+
+
+def _jwks_transport() -> httpx.MockTransport:
+    jwk = json.loads(OKPAlgorithm.to_jwk(KEY.public_key()))
+    jwk.update(kid=KID, use="sig", alg="EdDSA")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and str(request.url) == JWKS_URL:
+            return httpx.Response(200, json={"keys": [jwk]})
+        return httpx.Response(404)
+
+    return httpx.MockTransport(handler)
+
+
+def _token(*roles: str) -> str:
+    at = int(NOW.timestamp())
+    claims = {
+        "iss": "upstander",
+        "aud": "upstander",
+        "sub": str(uuid.uuid4()),
+        "org": str(uuid.uuid4()),
+        "typ": "staff",
+        "roles": list(roles),
+        "scope": "",
+        "iat": at,
+        "exp": at + 300,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, KEY, algorithm="EdDSA", headers={"kid": KID})
+
+
+def _create(service: str, **settings: Any) -> FastAPI:
+    settings_module = __import__(f"upstander.{service}.settings", fromlist=["Settings"])
+    app_module = __import__(f"upstander.{service}.app", fromlist=["create_app"])
+    app: FastAPI = app_module.create_app(
+        settings_module.Settings(**settings), transport=_jwks_transport(), clock=FrozenClock(NOW)
+    )
+    return app
+
+
+def _outbox_operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method, path): operation
+        for path, item in spec["paths"].items()
+        if "/admin/outbox" in path
+        for method, operation in item.items()
+    }
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_outbox_routes_document_their_problems_in_every_service(service: str) -> None:
+    spec = _create(service, database_url="sqlite+aiosqlite://").openapi()
+    operations = _outbox_operations(spec)
+    assert len(operations) == 2
+    for (method, path), operation in operations.items():
+        where = f"{method.upper()} {path}"
+        assert operation.get("summary") and operation.get("description"), where
+        codes = set(operation["responses"])
+        assert {"200", "401", "403", "422", "500"} <= codes, where
+        for code in codes - {"200"}:
+            content = operation["responses"][code]["content"]
+            schema = content["application/problem+json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Problem"}, (where, code)
+    requeue = operations[("post", f"/{service}/v1/admin/outbox/{{seq}}/requeue")]
+    assert {"400", "404", "409", "413", "415"} <= set(requeue["responses"])
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, Any]]]:
+    app = _create(
+        "intake",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/intake.db",
+        log_json=False,
+        log_level="WARNING",
+        relay_background=False,
+    )
+    async with LifespanManager(app, startup_timeout=60):
+        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http, app.openapi()
+
+
+async def test_the_outbox_routes_answer_only_documented_statuses(
+    client: tuple[httpx.AsyncClient, dict[str, Any]],
+) -> None:
+    http, spec = client
+    admin = {"Authorization": f"Bearer {_token('admin')}"}
+    staff = {"Authorization": f"Bearer {_token('staff')}"}
+    requeue = REQUEUE.format
+    probes: list[tuple[str, str, dict[str, Any], int]] = [
+        ("get", LIST, {}, 401),
+        ("get", LIST, {"headers": staff}, 403),
+        ("get", LIST, {"headers": admin}, 200),
+        ("get", LIST, {"headers": admin, "params": {"status": "pending"}}, 200),
+        ("get", LIST, {"headers": admin, "params": {"status": "lost"}}, 422),
+        ("get", LIST, {"headers": admin, "params": {"limit": 0}}, 422),
+        ("get", LIST, {"headers": admin, "params": {"limit": 10_000}}, 422),
+        ("get", LIST, {"headers": admin, "params": {"limit": "many"}}, 422),
+        ("post", requeue(seq=1), {}, 401),
+        ("post", requeue(seq=1), {"headers": staff}, 403),
+        ("post", requeue(seq=1), {"headers": admin}, 404),
+        ("post", requeue(seq="abc"), {"headers": admin}, 422),
+        ("post", requeue(seq=0), {"headers": admin}, 422),
+        ("post", requeue(seq=-3), {"headers": admin}, 422),
+        ("post", requeue(seq=2**70), {"headers": admin}, 422),
+        ("post", requeue(seq=1), {"headers": {**admin, "Content-Type": "text/plain"}}, 415),
+    ]
+    operations = _outbox_operations(spec)
+    for method, path, options, expected in probes:
+        if method == "post" and "Content-Type" in options.get("headers", {}):
+            options = {**options, "content": b"requeue please"}
+        response = await http.request(method.upper(), path, **options)
+        where = (method, path[:60], options.get("params"), response.text[:200])
+        assert response.status_code == expected, where
+        template = LIST if method == "get" else REQUEUE
+        documented = operations[(method, template)]["responses"]
+        assert str(response.status_code) in documented, where
+        if response.status_code >= 400:
+            assert response.headers["content-type"] == "application/problem+json", where
