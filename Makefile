@@ -51,6 +51,7 @@ migrate: install
 bench: install
 	$(RUN) python bench/gateway_overhead.py $(BENCH_ARGS)
 	$(RUN) python bench/training_compliance.py
+	$(RUN) python bench/token_revocation.py
 
 clean:
 	rm -f var/*.db var/*.db-wal var/*.db-shm

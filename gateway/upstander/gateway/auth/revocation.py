@@ -47,7 +47,9 @@ class DirectoryRevocationCheck:
             else:
                 return False
         if found is None:
-            return True  # signed for someone the directory no longer holds
+            # No such person or client: nothing records a change, as for a subject missing
+            # from a service's ledger (people and clients are deactivated, never deleted).
+            return False
         access_version, active, org_id, org_active = found
         return (
             not active
