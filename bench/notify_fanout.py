@@ -22,11 +22,10 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
-from fastapi import Request
 from sqlalchemy import func, select
 
 from upstander.kit.clock import FrozenClock
-from upstander.kit.events import CloudEvent
+from upstander.kit.events import CloudEvent, EventContext
 from upstander.notify.app import create_app
 from upstander.notify.events import on_notice
 from upstander.notify.models import Delivery, InboxMessage, Person, WebhookDelivery
@@ -75,8 +74,8 @@ async def http_receiver(connections: list[asyncio.StreamWriter]) -> asyncio.Serv
     return await asyncio.start_server(serve, "127.0.0.1", 0, limit=1 << 20)
 
 
-def request_for(app: Any) -> Request:
-    return Request({"type": "http", "app": app, "headers": [], "method": "POST", "path": "/"})
+def context_for(app: Any, session: Any) -> EventContext:
+    return EventContext.for_app(app, session)
 
 
 def envelope(event_type: str, org_id: uuid.UUID, data: dict[str, Any], at: datetime) -> CloudEvent:
@@ -129,7 +128,7 @@ async def fanout(app: Any, clock: FrozenClock, smtp: Counter, people: int) -> No
     )
     started = time.perf_counter()
     async with app.state.sessionmaker() as session, session.begin():
-        await on_notice(session, event, request_for(app))
+        await on_notice(event, context_for(app, session))
     written = time.perf_counter() - started
     clock.advance(timedelta(days=1))  # past the digest hour: the batch is due
     while await app.state.worker.run_once():
@@ -174,11 +173,11 @@ async def webhooks(app: Any, clock: FrozenClock, events: int) -> None:
             for _ in range(start, min(events, start + 200)):
                 data = {"case_id": str(uuid.uuid4()), "number": "BENCH-1", "author": "system"}
                 await on_notice(
-                    session, envelope("upstander.case.updated", org_id, data, clock.now()),
-                    request_for(app),
+                    envelope("upstander.case.updated", org_id, data, clock.now()),
+                    context_for(app, session),
                 )  # fmt: skip
     started = time.perf_counter()
-    while await app.state.worker.webhooks.run_once(clock.now(), limit=200):
+    while await app.state.worker.webhooks.run_once():
         pass
     elapsed = time.perf_counter() - started
     async with app.state.sessionmaker() as session:

@@ -34,6 +34,10 @@ class Settings(KitSettings):
     notify_worker_background: bool = True
     notify_worker_poll_seconds: float = 2.0
     webhook_timeout_seconds: float = 15.0
+    # Webhook attempts in flight at once (per process), and at most this many per endpoint
+    # (across processes): a slow receiver holds its own slots, never the others'.
+    webhook_concurrency: int = Field(32, ge=1, le=256)
+    webhook_per_endpoint: int = Field(2, ge=1, le=32)
     # Reminders (training due soon/overdue, policy acknowledgments) go out as one digest email
     # per person per day: at this local hour (the person's time zone, UTC by default), or
     # when the batch window since the first reminder closes, if that comes first.

@@ -1,16 +1,17 @@
-"""The delivery worker: one background task that sends queued emails and webhook messages,
-woken when an event's transaction commits and polling as a fallback. Tests call
-`run_once()` and move the app's clock instead of sleeping."""
+"""The delivery worker: two background loops (the kit's `PeriodicTask`) that send queued
+emails and webhook messages, woken when an event's transaction commits and polling as a
+fallback. Webhooks have their own loop, so a slow SMTP server never holds them up; it starts
+attempts without waiting for them and claims more as each ends (webhooks/dispatcher.py).
+Tests call `run_once()` and move the app's clock instead of sleeping."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 
 import httpx
 from fastapi import FastAPI
 
+from upstander.kit.loops import PeriodicTask
 from upstander.notify.mail.sender import Mailer
 from upstander.notify.mail.service import send_due_digests, send_due_emails
 from upstander.notify.settings import Settings
@@ -19,8 +20,6 @@ from upstander.notify.webhooks.targets import TargetPolicy, own_origins, webhook
 
 PLATFORM_APPS = ("gateway", "intake", "cases", "training", "notify")
 
-log = logging.getLogger("upstander.notify.worker")
-
 
 class Worker:
     def __init__(self, app: FastAPI) -> None:
@@ -28,21 +27,35 @@ class Worker:
         self.app = app
         self.settings = settings
         self.mailer = Mailer(settings)
+        poll = settings.notify_worker_poll_seconds
+        self.mail_loop = PeriodicTask("notify-mail", self.send_mail_once, interval=poll)
+        self.webhook_loop = PeriodicTask("notify-webhooks", self._dispatch_webhooks, interval=poll)
         self.webhooks = WebhookDispatcher(
             app.state.sessionmaker,
             app.state.webhook_http,
+            clock=app.state.clock,
             timeout=settings.webhook_timeout_seconds,
             app_base_url=settings.app_base_url,
+            concurrency=settings.webhook_concurrency,
+            per_endpoint=settings.webhook_per_endpoint,
+            # An attempt that ends frees a slot: claim again (its endpoint may have more).
+            on_finish=self.webhook_loop.wake,
         )
-        self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
-        self._wake.set()
+        self.mail_loop.wake()
+        self.webhook_loop.wake()
 
     async def run_once(self) -> int:
-        """One pass over due emails and webhook messages; returns how many were attempted."""
+        """One pass over due emails and webhook messages, waiting for the webhook attempts it
+        starts; returns how many were attempted."""
+        mail = await self.send_mail_once()
+        hooks = await self.webhooks.run_once()
+        return mail + hooks
+
+    async def send_mail_once(self) -> int:
+        """One pass over due emails and digests; returns how many were attempted."""
         async with self._lock:
             now = self.app.state.clock.now()
             emails = await send_due_emails(
@@ -57,33 +70,20 @@ class Worker:
                 app_base_url=self.settings.app_base_url,
                 now=now,
             )
-            hooks = await self.webhooks.run_once(now)
-            return emails + digests + hooks
+            return emails + digests
+
+    async def _dispatch_webhooks(self) -> int:
+        # Starts attempts without waiting for them; more at once while it started some.
+        return len(await self.webhooks.dispatch())
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="notify-worker")
+        self.mail_loop.start()
+        self.webhook_loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                while await self.run_once():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("delivery pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(), timeout=self.settings.notify_worker_poll_seconds
-                )
-            self._wake.clear()
+        await self.mail_loop.stop()
+        await self.webhook_loop.stop()
+        await self.webhooks.close()
 
 
 async def start_worker(app: FastAPI) -> None:

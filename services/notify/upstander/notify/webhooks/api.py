@@ -13,12 +13,15 @@ from upstander.kit.auth import Principal, require_roles
 from upstander.kit.db import after_commit, get_session
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import Page, PageParams, page_params
+from upstander.notify.models import WebhookDelivery
 from upstander.notify.webhooks import service
 from upstander.notify.webhooks.schemas import (
+    ATTEMPTS_SHOWN,
     ReplayRequest,
     ReplayResult,
     SecretRotated,
     WebhookCreate,
+    WebhookDeliveryAttemptOut,
     WebhookDeliveryOut,
     WebhookOut,
     WebhookUpdate,
@@ -33,6 +36,22 @@ Admin = require_roles("admin")
 def _org(principal: Principal) -> uuid.UUID:
     assert principal.org_id is not None  # staff_or_client guarantees it
     return principal.org_id
+
+
+async def _with_attempts(
+    session: AsyncSession, deliveries: list[WebhookDelivery]
+) -> list[WebhookDeliveryOut]:
+    attempts = await service.attempts_of(session, [d.id for d in deliveries], latest=ATTEMPTS_SHOWN)
+    return [
+        WebhookDeliveryOut.model_validate(d).model_copy(
+            update={
+                "attempts_log": [
+                    WebhookDeliveryAttemptOut.model_validate(a) for a in attempts[d.id]
+                ]
+            }
+        )
+        for d in deliveries
+    ]
 
 
 def _wake(request: Request) -> None:
@@ -184,6 +203,10 @@ async def rotate_webhook_secret(
     "/{webhook_id}/deliveries",
     operation_id="list_webhook_deliveries",
     summary="The endpoint's delivery log, newest first",
+    description=(
+        "Each delivery's latest state and its tries (`attempts_log`: time, response code, "
+        "latency, error)."
+    ),
     response_model=Page[WebhookDeliveryOut],
     responses=problem_responses(400),
 )
@@ -197,7 +220,7 @@ async def list_webhook_deliveries(
     webhook = await service.get_webhook(session, _org(principal), webhook_id)
     rows, next_cursor = await service.list_deliveries(session, webhook, params, status)
     return Page[WebhookDeliveryOut](
-        items=[WebhookDeliveryOut.model_validate(r) for r in rows], next_cursor=next_cursor
+        items=await _with_attempts(session, rows), next_cursor=next_cursor
     )
 
 
@@ -220,13 +243,20 @@ async def replay_webhook_delivery(
         session, webhook, delivery_id, now=request.app.state.clock.now()
     )
     _wake(request)
-    return WebhookDeliveryOut.model_validate(delivery)
+    (out,) = await _with_attempts(session, [delivery])
+    return out
 
 
 @router.post(
     "/{webhook_id}/replay",
     operation_id="replay_webhook_deliveries",
-    summary="Send again every dead letter (optionally every delivery) since a time",
+    summary="Send again what has not got through since a time (optionally everything)",
+    description=(
+        "Dead letters and deliveries waiting for their next retry, created since `since`, are "
+        "sent again now on a fresh retry schedule (with `include_sent`, delivered ones too), "
+        "each with its original `webhook-id`. A delivery being attempted right now is left to "
+        "that attempt."
+    ),
     status_code=202,
     response_model=ReplayResult,
 )

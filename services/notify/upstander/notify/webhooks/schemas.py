@@ -10,6 +10,9 @@ from pydantic import AnyHttpUrl, AwareDatetime, Field, StringConstraints, field_
 
 from upstander.kit.schemas import RequestModel, ResponseModel
 
+# Tries shown per delivery in the delivery log (ten make a full retry schedule).
+ATTEMPTS_SHOWN = 50
+
 EventPattern = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[a-z0-9_.*?\[\]-]+$")
 ]
@@ -88,6 +91,27 @@ class SecretRotated(ResponseModel):
     )
 
 
+class WebhookDeliveryAttemptOut(ResponseModel):
+    """One try of a delivery."""
+
+    number: int = Field(
+        examples=[1], description="1 for the first try; replays go on counting from the last."
+    )
+    attempted_at: datetime = Field(
+        examples=["2026-11-27T16:00:00Z"],
+        description="When the request left; its `webhook-timestamp`.",
+    )
+    response_code: int | None = Field(examples=[500], description="None when nothing answered.")
+    latency_ms: int | None = Field(examples=[231])
+    error: str | None = Field(
+        examples=["HTTP 500"],
+        description=(
+            "None for a 2xx; else `HTTP <code>`, the kind of network error (`ConnectTimeout`, "
+            "`ReadTimeout`...), or `target not allowed`."
+        ),
+    )
+
+
 class WebhookDeliveryOut(ResponseModel):
     id: uuid.UUID
     message_id: str = Field(examples=["msg_2f1c..."], description="The `webhook-id` header.")
@@ -102,12 +126,24 @@ class WebhookDeliveryOut(ResponseModel):
     last_attempt_at: datetime | None
     delivered_at: datetime | None
     created_at: datetime
+    attempts_log: list[WebhookDeliveryAttemptOut] = Field(
+        default_factory=list,
+        max_length=ATTEMPTS_SHOWN,
+        description=(
+            f"Its tries, oldest first (the latest {ATTEMPTS_SHOWN}); the fields above are the "
+            "latest state. `attempts` counts the tries since the delivery was last replayed."
+        ),
+    )
 
 
 class ReplayRequest(RequestModel):
     since: AwareDatetime = Field(examples=["2026-11-27T00:00:00Z"])
     include_sent: bool = Field(
-        False, description="Also resend deliveries that succeeded (default: dead letters only)."
+        False,
+        description=(
+            "Also resend deliveries that succeeded (default: dead letters and deliveries "
+            "waiting for their next retry)."
+        ),
     )
 
 

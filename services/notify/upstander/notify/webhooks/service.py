@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.kit.auth import Principal, PrincipalKind
@@ -34,6 +34,7 @@ from upstander.notify.models import (
     Person,
     Webhook,
     WebhookDelivery,
+    WebhookDeliveryAttempt,
 )
 from upstander.notify.restrictions import RESTRICTED, as_uuid, hidden_from, uuids
 from upstander.notify.webhooks.signing import new_secret
@@ -436,12 +437,19 @@ async def replay_delivery(
 async def replay_since(
     session: AsyncSession, webhook: Webhook, since: datetime, *, include_sent: bool, now: datetime
 ) -> int:
-    statuses = [DeliveryStatus.DEAD] + ([DeliveryStatus.SENT] if include_sent else [])
+    """Send again, from now on a fresh schedule, the endpoint's deliveries since `since` that
+    did not get through: dead letters and deliveries waiting for their next retry (and, with
+    `include_sent`, those that did). One in flight right now is left to its attempt."""
+    statuses = [DeliveryStatus.DEAD, DeliveryStatus.FAILED]
+    if include_sent:
+        statuses.append(DeliveryStatus.SENT)
     deliveries = await session.scalars(
         select(WebhookDelivery).where(
             WebhookDelivery.webhook_id == webhook.id,
+            WebhookDelivery.org_id == webhook.org_id,
             WebhookDelivery.created_at >= since,
             WebhookDelivery.status.in_(statuses),
+            or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until <= now),
         )
     )
     count = 0
@@ -453,6 +461,40 @@ async def replay_since(
     for delivery in requeued:
         await mirror_delivery(session, delivery, now)
     return count
+
+
+async def attempts_of(
+    session: AsyncSession, delivery_ids: Collection[uuid.UUID], *, latest: int
+) -> dict[uuid.UUID, list[WebhookDeliveryAttempt]]:
+    """The latest `latest` attempts of each delivery, oldest first."""
+    if not delivery_ids:
+        return {}
+    ranked = (
+        select(
+            WebhookDeliveryAttempt.id,
+            func.row_number()
+            .over(
+                partition_by=WebhookDeliveryAttempt.delivery_id,
+                order_by=(
+                    WebhookDeliveryAttempt.number.desc(),
+                    WebhookDeliveryAttempt.attempted_at.desc(),
+                ),
+            )
+            .label("rank"),
+        )
+        .where(WebhookDeliveryAttempt.delivery_id.in_(list(delivery_ids)))
+        .subquery()
+    )
+    rows = await session.scalars(
+        select(WebhookDeliveryAttempt)
+        .join(ranked, ranked.c.id == WebhookDeliveryAttempt.id)
+        .where(ranked.c.rank <= latest)
+        .order_by(WebhookDeliveryAttempt.number, WebhookDeliveryAttempt.attempted_at)
+    )
+    found: dict[uuid.UUID, list[WebhookDeliveryAttempt]] = {i: [] for i in delivery_ids}
+    for attempt in rows:
+        found[attempt.delivery_id].append(attempt)
+    return found
 
 
 async def disable_webhook(
