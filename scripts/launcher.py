@@ -1,9 +1,16 @@
-"""Start the gateway and the four services as separate processes, wait for them, stop them.
+"""Start the gateway and the four services as separate processes, wait for them, restart one
+that dies, stop them.
 
 Shared by `make run` (scripts/run.py), the process tests (tests/test_processes.py) and the
 benchmark (bench/gateway_overhead.py), so all three run the platform the same way.
 (Not named `platform.py`: that would shadow the standard library's `platform` module for
 every script in this folder.)
+
+`make run` honours the environment (`Platform(honour_environment=True)`): every `UPSTANDER_*`
+variable, of the shell or of the repository's `.env` (the shell wins, as in the apps' own
+settings), reaches the children as set, and the launcher fills in only what is unset — SQLite
+files in `var/`, the local ports and URLs, 127.0.0.1. Tests and the benchmark leave it off, so
+their platforms stay on their own ports and temporary databases whatever the shell has set.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("intake", "cases", "training", "notify")
@@ -28,6 +36,8 @@ SERVICES = ("intake", "cases", "training", "notify")
 APPS = (*SERVICES, "gateway")
 DEFAULT_PORTS = {"gateway": 8000, "intake": 8001, "cases": 8002, "training": 8003, "notify": 8004}
 HOST = "127.0.0.1"
+# The apps read it too (pydantic-settings, from their working directory: the repository).
+ENV_FILE = REPO_ROOT / ".env"
 
 
 def app_folder(name: str) -> Path:
@@ -43,6 +53,18 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path.resolve()}"
 
 
+def shown_url(url: str) -> str:
+    """A database URL fit to print: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: print nothing of it
+        return "(unreadable URL)"
+
+
+def database_variable(name: str) -> str:
+    return f"UPSTANDER_{name.upper()}_DATABASE_URL"
+
+
 def free_port() -> int:
     """A port nobody listens on right now (another process may still take it; good enough)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -54,6 +76,22 @@ def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((HOST, port)) == 0
+
+
+def launch_environment(env_file: Path | None = None) -> dict[str, str]:
+    """The environment `make run` honours: the `.env` file's `UPSTANDER_*` values under the
+    shell's (pydantic-settings reads them in the same order)."""
+    from dotenv import dotenv_values
+
+    path = ENV_FILE if env_file is None else env_file
+    from_file = dotenv_values(path) if path.is_file() else {}
+    merged = {
+        key: value
+        for key, value in from_file.items()
+        if key.startswith("UPSTANDER_") and value is not None
+    }
+    merged.update(os.environ)
+    return merged
 
 
 def ports_from_environment(environ: Mapping[str, str] | None = None) -> dict[str, int]:
@@ -118,12 +156,20 @@ class Platform:
         python: str | None = None,
         extra_env: Mapping[str, str] | None = None,
         sink: Sink = print_sink,
+        honour_environment: bool = False,
     ) -> None:
+        """`database_urls` given here win; then, with `honour_environment`, each
+        `UPSTANDER_<APP>_DATABASE_URL` of the environment; else SQLite in `var_dir`."""
         self.var_dir = Path(var_dir).resolve()
-        self.ports = dict(ports or ports_from_environment())
+        self.honour_environment = honour_environment
+        base = self.base_environment()
+        self.ports = dict(ports or ports_from_environment(base))
         self.apps = tuple(apps)
+        given = database_urls or {}
         self.database_urls = {
-            name: (database_urls or {}).get(name) or sqlite_url(self.var_dir / f"{name}.db")
+            name: given.get(name)
+            or (base.get(database_variable(name)) if honour_environment else None)
+            or sqlite_url(self.var_dir / f"{name}.db")
             for name in self.apps
         }
         self.python = python or sys.executable
@@ -136,21 +182,39 @@ class Platform:
     def url(self, name: str) -> str:
         return f"http://{HOST}:{self.ports[name]}"
 
+    def base_environment(self) -> dict[str, str]:
+        """What the children's environment starts from (read afresh for each start)."""
+        return launch_environment() if self.honour_environment else dict(os.environ)
+
     def environment(self, name: str) -> dict[str, str]:
-        """One child's environment: where everyone lives, every database, dev mode."""
-        env = dict(os.environ)
+        """One child's environment: where everyone lives, every database, dev mode.
+
+        With `honour_environment` a variable already set wins over the launcher's default
+        (the ports are read from it too, in `ports_from_environment`); without, the launcher's
+        ports, URLs, hosts and databases are imposed."""
+        env = self.base_environment()
         env.setdefault("UPSTANDER_MODE", "dev")
         env.setdefault("UPSTANDER_MAIL_DIR", str(self.var_dir / "mail"))
-        for other in self.ports:  # the launcher is about localhost; never listen wider
-            env[f"UPSTANDER_{other.upper()}_HOST"] = HOST
         env["PYTHONUNBUFFERED"] = "1"
+        defaults: dict[str, str] = {}
         for other, port in self.ports.items():
+            # The launcher is about localhost; never listen wider unless told to.
+            defaults[f"UPSTANDER_{other.upper()}_HOST"] = HOST
+            defaults[f"UPSTANDER_{other.upper()}_URL"] = f"http://{HOST}:{port}"
             env[f"UPSTANDER_{other.upper()}_PORT"] = str(port)
-            env[f"UPSTANDER_{other.upper()}_URL"] = f"http://{HOST}:{port}"
+        for key, value in defaults.items():
+            if self.honour_environment:
+                env.setdefault(key, value)
+            else:
+                env[key] = value
         for other, database_url in self.database_urls.items():
-            env[f"UPSTANDER_{other.upper()}_DATABASE_URL"] = database_url
+            env[database_variable(other)] = database_url  # the environment's, when honoured
         env.update(self.extra_env)
         return env
+
+    def command(self, name: str) -> list[str]:
+        """The command line of one app."""
+        return [self.python, "-m", f"upstander.{name}"]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -168,7 +232,7 @@ class Platform:
     def start_app(self, name: str) -> None:
         """Start one app (again): tests stop and restart a service to prove nothing is lost."""
         process = subprocess.Popen(
-            [self.python, "-m", f"upstander.{name}"],
+            self.command(name),
             cwd=REPO_ROOT,
             env=self.environment(name),
             stdin=subprocess.DEVNULL,
@@ -270,6 +334,113 @@ class Platform:
     def recent_lines(self, name: str) -> list[str]:
         child = self.children.get(name)
         return list(child.recent) if child else []
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How the supervisor restarts a child that died: after `base_delay` seconds, doubling with
+    each death up to `max_delay`, back to `base_delay` once a child has run `stable_after`
+    seconds; and never more than `max_per_minute` restarts of one app in any 60 seconds (one
+    more death in that minute is a crash loop: `CrashLoop`)."""
+
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_per_minute: int = 5
+    stable_after: float = 60.0
+
+
+class CrashLoop(PlatformError):
+    """An app died more often than its restart policy allows: something is wrong with it (its
+    database, its settings) that restarting will not fix."""
+
+
+@dataclass
+class _Watch:
+    started: float
+    restarts: collections.deque[float] = field(default_factory=collections.deque)
+    level: int = 0
+    died: float | None = None
+    due: float | None = None
+    awaiting_health: bool = False
+
+
+class Supervisor:
+    """Keeps a started platform running: call `poll()` every half second or so. A child that
+    died is restarted after a growing delay and reported healthy again once its `/healthz`
+    answers; each step is logged through `log`. The other children are left alone."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        policy: RestartPolicy | None = None,
+        log: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.platform = platform
+        self.policy = policy or RestartPolicy()
+        self.log = log or (lambda message: platform.sink("launcher", message))
+        self.clock = clock
+        now = clock()
+        self.watches = {name: _Watch(started=now) for name in platform.children}
+        self._http = httpx.Client(timeout=1.0)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def restarts(self, name: str) -> int:
+        """Restarts of `name` in the last minute."""
+        return len(self.watches[name].restarts)
+
+    def poll(self) -> None:
+        """One round over the children; raises `CrashLoop` when one dies once too often."""
+        now = self.clock()
+        for name, child in list(self.platform.children.items()):
+            watch = self.watches.setdefault(name, _Watch(started=now))
+            if watch.due is None and child.process.poll() is not None:
+                self._schedule(name, child, watch, now)
+            if watch.due is not None and now >= watch.due:
+                watch.due = None
+                watch.restarts.append(now)
+                watch.started = now
+                watch.awaiting_health = True
+                self.platform.start_app(name)
+                restarted = self.platform.children[name]
+                self.log(f"{name} started (pid {restarted.process.pid}) on {restarted.url}")
+            elif watch.awaiting_health and child.process.poll() is None:
+                if self._healthy(child):
+                    watch.awaiting_health = False
+                    after = now - (watch.died or now)
+                    self.log(f"{name} is healthy again, {after:.1f} s after it exited")
+
+    def _schedule(self, name: str, child: Child, watch: _Watch, now: float) -> None:
+        policy = self.policy
+        code = child.process.returncode
+        while watch.restarts and watch.restarts[0] <= now - 60.0:
+            watch.restarts.popleft()
+        if len(watch.restarts) >= policy.max_per_minute:
+            raise CrashLoop(
+                f"{name} exited with code {code} after {len(watch.restarts)} restarts in a "
+                f"minute; giving up on it\n" + "\n".join(list(child.recent)[-20:])
+            )
+        if now - watch.started >= policy.stable_after:
+            watch.level = 0  # it ran long enough: this death starts the backoff afresh
+        delay = min(policy.base_delay * 2**watch.level, policy.max_delay)
+        watch.level += 1
+        watch.died = now
+        watch.due = now + delay
+        watch.awaiting_health = False
+        self.log(
+            f"{name} exited with code {code}; restarting it in {delay:g} s "
+            f"(restart {len(watch.restarts) + 1} in the last minute, at most "
+            f"{policy.max_per_minute})"
+        )
+
+    def _healthy(self, child: Child) -> bool:
+        try:
+            return self._http.get(child.url + "/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
 
 
 def quiet_sink(name: str, line: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -41,9 +41,21 @@ class Settings(KitSettings):
     auth_rate_limit_per_minute: int = Field(default=30, ge=1)
     auth_account_rate_limit_per_minute: int = Field(default=10, ge=1)
 
+    # Where the rate-limit counters live (edge/limitstore.py): `memory`, this process's (the
+    # default, `make run`), or `redis`, shared by every gateway replica so that N replicas do
+    # not allow N times each limit. While Redis is unreachable, ordinary limits are not applied
+    # (a warning is logged) and receipt-code limits fall back to this process's memory.
+    rate_limit_store: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    rate_limit_key_prefix: str = Field(default="upstander:ratelimit", min_length=1, max_length=100)
+    # Each call to Redis waits at most this long; after a failure Redis is left alone this long.
+    redis_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
+    rate_limit_store_retry_seconds: float = Field(default=5.0, gt=0, le=300)
+
     # Slow clients (docs/threat-model.md, "Slow clients"): requests one source address may hold
     # open while their bodies are still arriving (over it: 429 at once). How long a body may
-    # take is the kit's `request_body_*` settings.
+    # take is the kit's `request_body_*` settings. Per process on purpose, whatever the store:
+    # it bounds the sockets this process holds open.
     slow_requests_per_source: int = Field(default=20, ge=1)
     # The proxy's connections to each service. Bodies up to `proxy_buffer_body_bytes` are read
     # whole before the service is asked, so a slow client never holds a service connection;

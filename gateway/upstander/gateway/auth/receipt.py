@@ -5,7 +5,8 @@ Intake owns the receipt codes (it alone holds their keyed hashes); the gateway a
 service token it signs for itself, and answers the same way whether the org or the code was
 wrong. Attempts are limited per source, and sources that keep failing wait while an organisation
 sees many failures; a reporter with the right code is never held back by others' guesses
-(`ReceiptLimiter`, docs/threat-model.md "Receipt codes").
+(`ReceiptLimiter`, docs/threat-model.md "Receipt codes"), in this process or shared by every
+replica (`ReceiptLimits`, `UPSTANDER_RATE_LIMIT_STORE`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from upstander.gateway.auth.tokens import TokenIssuer
-from upstander.gateway.edge.ratelimit import ReceiptLimiter, anonymise
+from upstander.gateway.edge.limitstore import ReceiptLimits
 from upstander.kit.db import CommittingRoute
 from upstander.kit.errors import ProblemError, RateLimited, problem_responses
 from upstander.kit.schemas import RequestModel
@@ -87,14 +88,15 @@ async def _service_token(issuer: TokenIssuer) -> str:
 async def exchange_receipt(
     body: ReceiptExchange, request: Request, response: Response
 ) -> ReporterToken:
-    limiter: ReceiptLimiter = request.app.state.receipt_limiter
+    limiter: ReceiptLimits = request.app.state.receipt_limits
     client = request.client
-    # Keys are keyed hashes held in memory only: the address is never stored or logged.
-    source_key = anonymise(client.host) if client else "unknown"
-    org_key = anonymise(body.org)
+    # Keys are keyed hashes (in memory, or in the shared store with a TTL): the address is
+    # never stored in a row or logged.
+    source_key = limiter.key(client.host) if client else "unknown"
+    org_key = limiter.key(body.org)
     # The attempt is taken now and given back only by an answer that says so (a right code,
     # intake unavailable): a request abandoned mid-check keeps it, so cancelling buys nothing.
-    retry_after = limiter.begin(source_key, org_key)
+    retry_after = await limiter.begin(source_key, org_key)
     if retry_after is not None:
         raise RateLimited(retry_after, "Too many attempts; wait before trying again.")
 
@@ -109,17 +111,17 @@ async def exchange_receipt(
             timeout=10.0,
         )
     except httpx.HTTPError as exc:
-        limiter.abandoned(source_key)
+        await limiter.abandoned(source_key)
         log.warning("receipt verification unavailable: %s", type(exc).__name__)
         raise IntakeUnavailable("Receipts cannot be checked right now; try again soon.") from exc
     if answer.status_code == 404:
-        limiter.failed(source_key, org_key)
+        await limiter.failed(source_key, org_key)
         raise InvalidReceipt()
     if not answer.is_success:
-        limiter.abandoned(source_key)
+        await limiter.abandoned(source_key)
         log.warning("receipt verification failed with HTTP %s", answer.status_code)
         raise IntakeUnavailable("Receipts cannot be checked right now; try again soon.")
-    limiter.succeeded(source_key)
+    await limiter.succeeded(source_key)
     found = answer.json()
     token, expires_in = await issuer.issue_reporter_token(
         uuid.UUID(found["org_id"]), uuid.UUID(found["report_id"])

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from upstander.gateway.edge.health import health_router, install_health
+from upstander.gateway.edge.limitstore import ReceiptLimits, WindowLimit, open_store
 from upstander.gateway.edge.openapi import MergedOpenAPI, install_openapi, merge_openapi
 from upstander.gateway.edge.ratelimit import (
     GrowingDelayLimiter,
@@ -27,8 +28,10 @@ __all__ = [
     "MergedOpenAPI",
     "RateLimitMiddleware",
     "ReceiptLimiter",
+    "ReceiptLimits",
     "SecurityHeadersMiddleware",
     "SlidingWindowLimiter",
+    "WindowLimit",
     "anonymise",
     "health_router",
     "install_edge",
@@ -38,6 +41,7 @@ __all__ = [
     "install_rate_limits",
     "install_security",
     "merge_openapi",
+    "stop_rate_limits",
 ]
 
 
@@ -52,11 +56,16 @@ def _insert_inside(app: FastAPI, middleware: Middleware, *outer: str) -> None:
 
 
 def install_rate_limits(app: FastAPI, settings: Any, *, clock: Clock | None = None) -> None:
-    """Per-source limit on `/auth/*` (middleware), and limiters for the auth handlers on
-    `app.state`: `auth_source_limiter` (the middleware's), `auth_account_limiter` (per client
-    id / username: `hit("client:<id>")` → retry-after seconds or None) and
-    `receipt_limiter` (a ReceiptLimiter for receipt-code exchanges)."""
+    """Per-source limit on `/auth/*` (middleware), and limits for the auth handlers on
+    `app.state`, async and in the store `rate_limit_store` chooses (limitstore.py):
+    `auth_source_limits` (the middleware's), `auth_account_limits` (per client id / username:
+    `await hit("client:<key>")` → retry-after seconds or None) and `receipt_limits` (receipt-code
+    exchanges). Their in-memory limiters (the memory store, and the receipt limits' fallback
+    while a shared store is unreachable) are `auth_source_limiter`, `auth_account_limiter` and
+    `receipt_limiter`; `limit_store` is the shared store or None."""
     clock = clock or getattr(app.state, "clock", None) or Clock()
+    store = open_store(settings)
+    app.state.limit_store = store
     per_source = int(getattr(settings, "auth_rate_limit_per_minute", 30))
     per_account = int(getattr(settings, "auth_account_rate_limit_per_minute", 10))
     source = SlidingWindowLimiter(per_source, 60, clock=clock)
@@ -70,12 +79,24 @@ def install_rate_limits(app: FastAPI, settings: Any, *, clock: Clock | None = No
         failure_memory_seconds=float(getattr(settings, "receipt_failure_memory_seconds", 900.0)),
         clock=clock,
     )
+    app.state.auth_source_limits = WindowLimit("auth-source", source, store)
+    app.state.auth_account_limits = WindowLimit(
+        "auth-account", app.state.auth_account_limiter, store
+    )
+    app.state.receipt_limits = ReceiptLimits(app.state.receipt_limiter, store)
     _insert_inside(
         app,
-        Middleware(RateLimitMiddleware, limiter=source),
+        Middleware(RateLimitMiddleware, limiter=app.state.auth_source_limits),
         "RequestIdMiddleware",
         "AccessLogMiddleware",
     )
+
+
+async def stop_rate_limits(app: FastAPI) -> None:
+    """Shutdown hook (ServiceSpec.on_shutdown): close the shared store's connections."""
+    store = getattr(app.state, "limit_store", None)
+    if store is not None:
+        await store.aclose()
 
 
 def install_edge(

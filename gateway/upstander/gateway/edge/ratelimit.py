@@ -1,8 +1,10 @@
 """In-memory rate limits for the gateway's edge: a sliding window per key, a growing delay per
 key, the receipt-code limiter, and an ASGI middleware for `/auth/*` keyed by source.
 
-Client addresses are only ever held in memory, and only as a keyed hash: never logged, never
-stored."""
+These are the `memory` store (the default) and the per-process fallback of receipt limits;
+`limitstore.py` shares the same limits across replicas in Redis
+(`UPSTANDER_RATE_LIMIT_STORE=redis`). Client addresses are only ever held as a keyed hash:
+never logged, never stored in a row."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import secrets
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -312,23 +315,32 @@ class ReceiptLimiter:
             return sum(1 for t in failures if t > now - self.ORG_WINDOW)
 
 
-def _source(scope: Scope) -> str:
+class HitLimiter(Protocol):
+    """What the middleware needs of a limit: its key for a value, and an async `hit`
+    (`limitstore.WindowLimit`, in memory or shared)."""
+
+    def key(self, value: str) -> str: ...
+
+    async def hit(self, key: str) -> int | None: ...
+
+
+def _source(scope: Scope, limiter: HitLimiter) -> str:
     client = scope.get("client")
-    return anonymise(client[0]) if client else "unknown"
+    return limiter.key(client[0]) if client else "unknown"
 
 
 class RateLimitMiddleware:
     """Limit requests per source address on the paths under `prefixes` (default `/auth/`).
 
     Per-client and per-username limits need the form body, so the auth handlers apply those
-    themselves with a limiter's `hit(key)`.
+    themselves with a limit's `await hit(key)`.
     """
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        limiter: SlidingWindowLimiter,
+        limiter: HitLimiter,
         prefixes: tuple[str, ...] = ("/auth/",),
     ) -> None:
         self.app = app
@@ -339,7 +351,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
-        retry_after = self.limiter.hit("source:" + _source(scope))
+        retry_after = await self.limiter.hit("source:" + _source(scope, self.limiter))
         if retry_after is None:
             await self.app(scope, receive, send)
             return
@@ -349,6 +361,10 @@ class RateLimitMiddleware:
             "status": 429,
             "detail": "Too many requests; retry later.",
             "instance": scope["path"],
+            # RFC 6749 §5.2 members too: OAuth clients of /auth/token must see an error, never
+            # take this for a token (docs/auth.md).
+            "error": "slow_down",
+            "error_description": "Too many requests; retry later.",
         }
         request_id = scope.get("state", {}).get("request_id")
         if request_id:
