@@ -1,20 +1,40 @@
 #!/usr/bin/env bash
-# `make test`: single-head checks for every app's Alembic history, then the pytest suite on
-# SQLite and, when a PostgreSQL server answers at UPSTANDER_TEST_PG_URL, again on PostgreSQL.
+# `make test`: single-head checks for every app's Alembic history, then the pytest suite once
+# per backend: SQLite, and PostgreSQL when a server answers at UPSTANDER_TEST_PG_URL. The two
+# passes run side by side (one per core); each makes only databases named after its own run, so
+# they, and other runs on the machine, never touch each other's (see docs/testing.md).
 #
-#   UPSTANDER_TEST_BACKEND  set here for each run (sqlite, postgresql); tests read it
-#   UPSTANDER_TEST_PG_URL   PostgreSQL admin URL (default postgresql://postgres@127.0.0.1:5432/postgres)
-#   CI=true                 an unreachable PostgreSQL is a failure, not a skip
+#   UPSTANDER_TEST_BACKEND   set here for each pass (sqlite, postgresql); the tests read it
+#   UPSTANDER_TEST_PG_URL    PostgreSQL admin URL (default postgresql://postgres@127.0.0.1:5432/postgres)
+#   UPSTANDER_TEST_PARALLEL  1 (default): both passes at once; 0: one after the other
+#   CI=true                  an unreachable PostgreSQL is a failure, not a skip
 #
-# Extra arguments go to both pytest runs: scripts/test.sh tests/cases -k transitions
+# Extra arguments go to both pytest passes: scripts/test.sh tests/cases -k transitions
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 RUN=(uv run --no-sync)
 if ! command -v uv >/dev/null 2>&1; then RUN=(python3 -m uv run --no-sync); fi
 export UPSTANDER_TEST_PG_URL="${UPSTANDER_TEST_PG_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
+PARALLEL="${UPSTANDER_TEST_PARALLEL:-1}"
+# Every Python process here (pytest, and the app processes some tests start) would otherwise
+# compile ~1000 modules from source when PYTHONDONTWRITEBYTECODE is set: keep the bytecode in a
+# cache outside the working tree instead, which leaves the tree as clean as that setting does.
+export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-${TMPDIR:-/tmp}/upstander-pycache-$(id -u)}"
+unset PYTHONDONTWRITEBYTECODE
+PYTEST_OPTIONS=(-q --durations=15)
 LOG_DIR="$(mktemp -d)"
-trap 'rm -rf "$LOG_DIR"' EXIT
+background_pid=""
+sqlite_pid=""
+cleanup() {
+  # A pass runs as `subshell -> uv -> pytest`; stopping uv stops its pytest too.
+  for pid in $background_pid $sqlite_pid; do
+    pkill -TERM -P "$pid" 2>/dev/null
+    kill "$pid" 2>/dev/null
+  done
+  rm -rf "$LOG_DIR"
+}
+trap cleanup EXIT
 
 failed=0
 total_passed=0
@@ -23,52 +43,71 @@ total_skipped=0
 
 say() { printf '\n==> %s\n' "$*"; }
 
-# -- 1. exactly one Alembic head per app ------------------------------------------------------
+# -- 1. exactly one Alembic head per app (in one Python process) ------------------------------
 say "alembic: one head per app"
-for folder in gateway services/intake services/cases services/training services/notify; do
-  if [[ ! -f "$folder/alembic.ini" ]]; then
-    printf '  %-20s skipped (no alembic.ini yet)\n' "$folder"
-    continue
-  fi
-  if ! heads_output="$(cd "$folder" && "${RUN[@]}" alembic -c alembic.ini heads 2>&1)"; then
-    printf '  %-20s FAILED: alembic heads failed\n%s\n' "$folder" "$heads_output"
-    failed=1
-    continue
-  fi
-  heads=$(grep -c '(head)' <<<"$heads_output" || true)
-  if [[ "$heads" -eq 1 ]]; then
-    printf '  %-20s ok: %s\n' "$folder" "$(grep '(head)' <<<"$heads_output")"
-  else
-    printf '  %-20s FAILED: %s heads (must be exactly 1)\n%s\n' "$folder" "$heads" "$heads_output"
-    failed=1
-  fi
-done
+if ! "${RUN[@]}" python - gateway services/intake services/cases services/training services/notify <<'PY'
+import os, sys
+from pathlib import Path
 
-# -- 2. pytest on a backend -------------------------------------------------------------------
-# Sets `outcome` to passed/failed and adds pytest's closing counts to the totals.
-run_pytest() {
-  local backend="$1"; shift
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+failed = False
+root = Path.cwd()
+for folder in sys.argv[1:]:
+    if not (root / folder / "alembic.ini").is_file():
+        print(f"  {folder:<20} skipped (no alembic.ini yet)")
+        continue
+    os.chdir(root / folder)
+    try:
+        heads = ScriptDirectory.from_config(Config("alembic.ini")).get_heads()
+    except Exception as error:
+        print(f"  {folder:<20} FAILED: alembic heads failed: {type(error).__name__}: {error}")
+        failed = True
+        continue
+    if len(heads) == 1:
+        print(f"  {folder:<20} ok: {heads[0]} (head)")
+    else:
+        print(f"  {folder:<20} FAILED: {len(heads)} heads (must be exactly 1): {sorted(heads)}")
+        failed = True
+sys.exit(1 if failed else 0)
+PY
+then
+  failed=1
+fi
+
+# -- 2. pytest on each backend ----------------------------------------------------------------
+# `start_pytest BACKEND LOG ARGS...` runs one pass, writing its output to LOG and its exit code
+# to LOG.code. `finish_pytest BACKEND` reads them: sets `outcome` and adds the closing counts.
+start_pytest() {
+  local backend="$1" log="$2"; shift 2
+  : >"$log"
+  UPSTANDER_TEST_BACKEND="$backend" "${RUN[@]}" pytest "${PYTEST_OPTIONS[@]}" "$@" >"$log" 2>&1
+  echo $? >"$log.code"
+}
+
+finish_pytest() {
+  local backend="$1"
   local log="$LOG_DIR/$backend.log"
-  say "pytest on $backend"
-  UPSTANDER_TEST_BACKEND="$backend" "${RUN[@]}" pytest -q "$@" 2>&1 | tee "$log"
-  local code=${PIPESTATUS[0]}
+  local code
+  code="$(cat "$log.code" 2>/dev/null || echo 1)"
   # pytest's summary line, e.g. "3 failed, 40 passed, 2 skipped, 1 error in 9.1s".
   local summary
   summary="$(grep -E '[0-9]+ (passed|failed|skipped|errors?|deselected).* in [0-9.]+s' "$log" | tail -n 1)"
-  local n
+  local n pass_failed=0
   n=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0); total_passed=$((total_passed + n))
-  n=$(grep -oE '[0-9]+ failed' <<<"$summary" | grep -oE '[0-9]+' || echo 0); total_failed=$((total_failed + n))
-  n=$(grep -oE '[0-9]+ errors?' <<<"$summary" | grep -oE '[0-9]+' || echo 0); total_failed=$((total_failed + n))
+  n=$(grep -oE '[0-9]+ failed' <<<"$summary" | grep -oE '[0-9]+' || echo 0); pass_failed=$((pass_failed + n))
+  n=$(grep -oE '[0-9]+ errors?' <<<"$summary" | grep -oE '[0-9]+' || echo 0); pass_failed=$((pass_failed + n))
   n=$(grep -oE '[0-9]+ skipped' <<<"$summary" | grep -oE '[0-9]+' || echo 0); total_skipped=$((total_skipped + n))
   case "$code" in
     0) outcome=passed ;;
     5) outcome="failed (no tests collected)"; failed=1 ;;
     *) outcome="failed (pytest exit $code)"; failed=1 ;;
   esac
+  # A pass that failed without a failing test (no tests, a usage error) counts as one failure.
+  if [[ "$code" != 0 && "$pass_failed" -eq 0 ]]; then pass_failed=1; fi
+  total_failed=$((total_failed + pass_failed))
 }
-
-run_pytest sqlite "$@"
-sqlite_outcome="$outcome"
 
 say "is PostgreSQL reachable at ${UPSTANDER_TEST_PG_URL%%\?*}?"
 if "${RUN[@]}" python - <<'PY'
@@ -90,16 +129,56 @@ except Exception as error:
 print("  yes")
 PY
 then
-  run_pytest postgresql "$@"
+  postgresql_reachable=1
+else
+  postgresql_reachable=0
+fi
+
+started=$SECONDS
+if [[ "$postgresql_reachable" == 1 && "$PARALLEL" != 0 ]]; then
+  say "pytest on postgresql (in the background; its output follows the SQLite pass)"
+  start_pytest postgresql "$LOG_DIR/postgresql.log" "$@" &
+  background_pid=$!
+fi
+
+say "pytest on sqlite"
+: >"$LOG_DIR/sqlite.log"  # exists before `tail` opens it
+start_pytest sqlite "$LOG_DIR/sqlite.log" "$@" &
+sqlite_pid=$!
+tail -n +1 -f --pid="$sqlite_pid" "$LOG_DIR/sqlite.log"
+wait "$sqlite_pid"
+sqlite_pid=""
+finish_pytest sqlite
+sqlite_outcome="$outcome"
+
+if [[ "$postgresql_reachable" == 1 ]]; then
+  if [[ -n "$background_pid" ]]; then
+    wait "$background_pid"
+    background_pid=""
+    say "pytest on postgresql"
+    cat "$LOG_DIR/postgresql.log"
+  else
+    say "pytest on postgresql"
+    : >"$LOG_DIR/postgresql.log"
+    start_pytest postgresql "$LOG_DIR/postgresql.log" "$@" &
+    background_pid=$!
+    tail -n +1 -f --pid="$background_pid" "$LOG_DIR/postgresql.log"
+    wait "$background_pid"
+    background_pid=""
+  fi
+  finish_pytest postgresql
   postgresql_outcome="$outcome"
 elif [[ "${CI:-}" == "true" ]]; then
   postgresql_outcome="failed (unreachable; CI must run both backends)"
   failed=1
+  total_failed=$((total_failed + 1))
 else
   postgresql_outcome="skipped (unreachable)"
 fi
 
 say "summary"
-echo "backends: sqlite=$sqlite_outcome postgresql=$postgresql_outcome"
+echo "backends: sqlite=$sqlite_outcome postgresql=$postgresql_outcome ($((SECONDS - started))s of pytest)"
+# The closing line: tests passed and failed over both passes (a pass that could not run counts
+# as one failure).
 echo "total: $total_passed passed, $total_failed failed, $total_skipped skipped"
 exit "$failed"

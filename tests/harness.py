@@ -1,7 +1,8 @@
 """The whole platform in one process: five real apps wired over httpx ASGI transports.
 
-Each app keeps its own real database (SQLite files, or fresh PostgreSQL databases), runs its
-migrations on start and its lifespan (relay included). Services reach each other and the
+Each app keeps its own real database (SQLite files, or PostgreSQL databases unique to the run,
+see tests/helpers.py), copied from the run's migrated template, and runs its lifespan (relay
+included; its migration on start finds the database at head). Services reach each other and the
 gateway through a routing transport keyed by the same URLs as in `make run`, so nothing but
 the network is replaced.
 """
@@ -30,10 +31,9 @@ DEMO_PASSWORD = "upstander-demo"
 
 
 async def database_url(name: str, directory: Path) -> str:
-    """A fresh, empty database for one app on the selected backend."""
-    if helpers.selected_backend() == "postgresql":
-        return await helpers.fresh_pg_database(f"upstander_e2e_{name}")
-    return f"sqlite+aiosqlite:///{directory / (name + '.db')}"
+    """A fresh database for one app on the selected backend: a copy of the run's migrated
+    template (`directory/<name>.db`, or `upstander_t_<run>_<name>_<n>`, dropped at the end)."""
+    return await helpers.fresh_database(name, directory)
 
 
 @dataclass
@@ -97,6 +97,25 @@ def _create_app(
     return module.create_app(settings, transport=transport, clock=clock)
 
 
+def _vault_slots() -> dict[Any, Any]:
+    """The vault each service's slot holds now (None where none is attached)."""
+    held: dict[Any, Any] = {}
+    for name in APPS:
+        try:
+            module = importlib.import_module(f"upstander.{name}.models")
+        except ImportError:
+            continue
+        slot = getattr(getattr(module, "Model", None), "__vault_slot__", None)
+        if slot is not None:
+            held[slot] = slot._vault
+    return held
+
+
+def _restore_vault_slots(held: dict[Any, Any]) -> None:
+    for slot, vault in held.items():
+        slot.vault = vault
+
+
 @contextlib.asynccontextmanager
 async def running_platform(
     directory: Path, *, relay_background: bool = False, **overrides: Any
@@ -106,8 +125,10 @@ async def running_platform(
     clock = FrozenClock()
     transport = RoutingTransport()
     apps: dict[str, FastAPI] = {}
+    urls: list[str] = []
     for name in APPS:
         url = await database_url(name, directory)
+        urls.append(url)
         extra = dict(overrides)
         if name == "notify":
             extra.setdefault("mail_dir", str(directory / "mail"))
@@ -122,6 +143,12 @@ async def running_platform(
             settings.service_url(name), httpx.ASGITransport(app, raise_app_exceptions=False)
         )
     async with contextlib.AsyncExitStack() as stack:
+        for url in urls:  # last, once every app has stopped
+            stack.push_async_callback(helpers.drop_database, url)
+        # Each service's column types find its vault in one slot per process: a platform
+        # started while another runs (a module's own next to the session's) takes the slots
+        # over, so give them back when it stops.
+        stack.callback(_restore_vault_slots, _vault_slots())
         # The gateway first: the services' first token checks fetch its JWKS.
         for name in APPS:
             await stack.enter_async_context(LifespanManager(apps[name], startup_timeout=60))

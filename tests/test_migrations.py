@@ -4,7 +4,6 @@ and (where it can) goes back to base and up again. Runs on the selected test bac
 from __future__ import annotations
 
 import importlib
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -44,13 +43,12 @@ def _migrations_of(name: str) -> Path:
 async def database_url(
     request: pytest.FixtureRequest, test_backend: str, tmp_path: Path
 ) -> AsyncIterator[str]:
+    """An empty database on the selected backend (PostgreSQL: `upstander_t_<run>_migrations_
+    <app>`, unique to this run)."""
     name: str = request.node.callspec.params["name"]
-    if test_backend == "sqlite":
-        yield sqlite_url(tmp_path / f"{name}.db")
-        return
-    database = f"upstander_migrations_{name}_{uuid.uuid4().hex[:8]}"
-    yield await helpers.fresh_pg_database(database)
-    await helpers.drop_pg_database(database)
+    url = await helpers.fresh_database(name, tmp_path, name=f"migrations_{name}", migrated=False)
+    yield url
+    await helpers.drop_database(url)
 
 
 async def _alembic(database_url: str, folder: Path, action: str, revision: str) -> None:

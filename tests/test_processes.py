@@ -4,7 +4,6 @@ over real sockets — gateway → service → database — then stopped cleanly.
 from __future__ import annotations
 
 import signal
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -33,11 +32,12 @@ async def database_urls(
         folder = tmp_path_factory.mktemp("platform")
         yield {name: sqlite_url(folder / f"{name}.db") for name in APPS}
         return
-    suffix = uuid.uuid4().hex[:8]
-    names = {name: f"upstander_processes_{name}_{suffix}" for name in APPS}
-    yield {name: await helpers.fresh_pg_database(database) for name, database in names.items()}
-    for database in names.values():
-        await helpers.drop_pg_database(database)
+    # Empty databases unique to this run (`upstander_t_<run>_processes_<app>`): the processes
+    # migrate them on start, as `make run` does.
+    urls = {name: await helpers.fresh_pg_database(f"processes_{name}") for name in APPS}
+    yield urls
+    for url in urls.values():
+        await helpers.drop_pg_database(url)
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,10 @@ as the gateway's would."""
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import helpers
@@ -21,16 +18,17 @@ import httpx
 import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
-from asgi_lifespan import LifespanManager
+from notify_support import free_port, running_app
 
-from upstander.kit.clock import Clock
-from upstander.kit.testing import RoutingTransport
-from upstander.notify.app import create_app
 from upstander.notify.mail.sender import Mailer
-from upstander.notify.settings import Settings
 
 SERVICE = "notify"
 JWKS_URL = helpers.JWKS_URL
+
+# Re-exported: `running_app` and `free_port` live in notify_support.py, a plain module the
+# tests import by name (`from conftest import ...` finds whichever conftest pytest loaded last
+# when several test folders run together).
+__all__ = ["free_port", "running_app"]
 
 # The suite's one token minter (tests/helpers.py); the `minter` fixture is tests/conftest.py's.
 TokenMinter = helpers.TokenMinter
@@ -43,40 +41,6 @@ class Caller:
     org_id: uuid.UUID
     person_id: uuid.UUID
     headers: dict[str, str]
-
-
-@asynccontextmanager
-async def running_app(
-    backend: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    minter: TokenMinter,
-    *,
-    clock: Clock | None = None,
-    routes: dict[str, Any] | None = None,
-    **settings: Any,
-) -> AsyncIterator[Any]:
-    """The service on `backend` (`test_backend`), on a fresh copy of the run's migrated
-    template (its own migration on start then has nothing to do). Outgoing HTTP goes to the mock
-    gateway (JWKS) and to `routes` (`host:port` → ASGI app); mail goes to files in a temporary
-    directory; the delivery worker only runs when a test calls `run_once()`."""
-    directory: Path = tmp_path_factory.mktemp(SERVICE)
-    database_url = await helpers.fresh_database(SERVICE, directory, backend=backend)
-    transport = RoutingTransport({"127.0.0.1:8000": minter.transport(), **(routes or {})})
-    options: dict[str, Any] = {
-        "database_url": database_url,
-        "log_json": False,
-        "log_level": "WARNING",
-        "relay_background": False,
-        "notify_worker_background": False,
-        "mail_dir": str(directory / "mail"),
-        **settings,
-    }
-    application = create_app(Settings(**options), transport=transport, clock=clock)
-    try:
-        async with LifespanManager(application):
-            yield application
-    finally:
-        await helpers.drop_database(database_url)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -173,12 +137,6 @@ class Collector:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -1,13 +1,12 @@
-"""Fixtures for the training service: the app on SQLite and PostgreSQL, callers with tokens.
+"""Fixtures for the training service: the app on the selected backend, callers with tokens.
 
-The gateway (another team's service) is stood in for by an `httpx.MockTransport` that serves
-a JWKS for a key made here, so tokens minted here verify exactly as the gateway's would."""
+The gateway (another team's service) is stood in for by the suite's `minter`
+(tests/helpers.py), whose JWKS transport serves its key, so tokens minted here verify exactly
+as the gateway's would."""
 
 from __future__ import annotations
 
 import json
-import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -15,78 +14,21 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import helpers
 import httpx
-import jwt
 import pytest
 import pytest_asyncio
 from asgi_lifespan import LifespanManager
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
 
 from upstander.kit.clock import FrozenClock
 from upstander.training.app import create_app
 from upstander.training.settings import Settings
 
 SERVICE = "training"
-JWKS_URL = "http://127.0.0.1:8000/.well-known/jwks.json"
-PG_ADMIN_DSN = os.environ.get(
-    "UPSTANDER_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+JWKS_URL = helpers.JWKS_URL
 
-TEST_TOKEN_SPAN = 20 * 365 * 24 * 3600
-
-
-class TokenMinter:
-    """Signs tokens the way the gateway does (EdDSA, with a `kid`)."""
-
-    def __init__(self) -> None:
-        self.key = Ed25519PrivateKey.generate()
-        self.kid = f"test-{uuid.uuid4().hex[:8]}"
-
-    def jwks(self) -> dict[str, Any]:
-        jwk = json.loads(OKPAlgorithm.to_jwk(self.key.public_key()))
-        return {"keys": [{**jwk, "kid": self.kid, "alg": "EdDSA", "use": "sig"}]}
-
-    def transport(self) -> httpx.MockTransport:
-        def handler(request: httpx.Request) -> httpx.Response:
-            if request.method == "GET" and str(request.url) == JWKS_URL:
-                return httpx.Response(200, json=self.jwks())
-            return httpx.Response(404)
-
-        return httpx.MockTransport(handler)
-
-    def mint(
-        self,
-        *,
-        org: uuid.UUID,
-        roles: list[str],
-        sub: uuid.UUID | None = None,
-        typ: str = "staff",
-        ttl: int = 300,
-        **extra: Any,
-    ) -> str:
-        # Services check a token's time window against the app's (frozen) clock, which tests
-        # move freely: a token valid for decades either side keeps working; `ttl` < 0 expires.
-        now = int(time.time())
-        if ttl > 0:
-            now, ttl = now - TEST_TOKEN_SPAN, ttl + 2 * TEST_TOKEN_SPAN
-        else:
-            now = 0  # expired whatever the clock says
-        claims = {
-            "iss": "upstander",
-            "aud": "upstander",
-            "sub": str(sub or uuid.uuid4()),
-            "org": str(org),
-            "roles": roles,
-            "scope": "",
-            "typ": typ,
-            "iat": now,
-            "exp": now + ttl,
-            "jti": uuid.uuid4().hex,
-            **extra,
-        }
-        return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"kid": self.kid})
+# The suite's one token minter (tests/helpers.py); the `minter` fixture is tests/conftest.py's.
+TokenMinter = helpers.TokenMinter
 
 
 @dataclass
@@ -98,45 +40,23 @@ class Caller:
     headers: dict[str, str]
 
 
-async def _fresh_postgres_database(name: str) -> str:
-    try:
-        connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not reachable: {type(exc).__name__}")
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{name}"
-
-
-@pytest.fixture(scope="module")
-def minter() -> TokenMinter:
-    return TokenMinter()
-
-
 @pytest.fixture(scope="module")
 def clock() -> FrozenClock:
     """The app's clock; a test that depends on time sets it first (`clock.set(...)`)."""
     return FrozenClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session", params=["sqlite", "postgresql"])
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def app(
-    request: pytest.FixtureRequest,
+    test_backend: str,
     tmp_path_factory: pytest.TempPathFactory,
     minter: TokenMinter,
     clock: FrozenClock,
 ) -> AsyncIterator[Any]:
-    """The service with its migrations applied by its own lifespan, once per backend and module.
-    Tests stay independent by using a fresh org each (every query is org-scoped)."""
-    if request.param == "sqlite":
-        directory: Path = tmp_path_factory.mktemp(SERVICE)
-        database_url = f"sqlite+aiosqlite:///{directory}/{SERVICE}.db"
-    else:
-        database_url = await _fresh_postgres_database(f"upstander_test_{SERVICE}")
+    """The service on the selected backend (a fresh copy of the run's migrated template), once
+    per module. Tests stay independent by using a fresh org each (every query is org-scoped)."""
+    directory: Path = tmp_path_factory.mktemp(SERVICE)
+    database_url = await helpers.fresh_database(SERVICE, directory)
     application = create_app(
         Settings(
             database_url=database_url,
@@ -150,6 +70,7 @@ async def app(
     )
     async with LifespanManager(application):
         yield application
+    await helpers.drop_database(database_url)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
