@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from upstander.cases.models import AuditEntry, Case
 from upstander.cases.retention.service import delete_case
+from upstander.kit.scopes import scopes_for_roles
 
 AUDIT = "/cases/v1/audit"
 VERIFY = "/cases/v1/audit/verify"
@@ -56,8 +57,14 @@ class Trail:
 
     def client(self, owner: uuid.UUID | None, roles: list[str] | None = None) -> dict[str, str]:
         claims: dict[str, Any] = {} if owner is None else {"owner": str(owner)}
+        roles = roles or ["auditor"]
         token = self.org.mint(
-            org=self.org.id, roles=roles or ["auditor"], sub="cl_siem", typ="client", **claims
+            org=self.org.id,
+            roles=roles,
+            sub="cl_siem",
+            typ="client",
+            scope=" ".join(sorted(scopes_for_roles(roles))),
+            **claims,
         )
         return auth(token)
 

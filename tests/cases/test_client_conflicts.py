@@ -12,6 +12,8 @@ import httpx
 import pytest
 from cases_world import Org, auth, cloud_event
 
+from upstander.kit.scopes import scopes_for_roles
+
 CASE_READS = ("", "/messages", "/allegations")
 
 
@@ -21,9 +23,13 @@ async def org(client: httpx.AsyncClient, mint: Any, service_token: str) -> Org:
 
 
 def api_client(org: Org, roles: list[str], owner: uuid.UUID | str | None) -> dict[str, str]:
-    """A client_credentials token as the gateway signs it for a client `owner` registered."""
+    """A client_credentials token as the gateway signs it for a client `owner` registered
+    with `roles` (which it grants as the scopes they map to)."""
     claims: dict[str, Any] = {} if owner is None else {"owner": str(owner)}
-    return auth(org.mint(org=org.id, roles=roles, sub="cl_hr_sync", typ="client", **claims))
+    scope = " ".join(sorted(scopes_for_roles(roles)))
+    return auth(
+        org.mint(org=org.id, roles=roles, sub="cl_hr_sync", typ="client", scope=scope, **claims)
+    )
 
 
 async def reads(org: Org, case_id: uuid.UUID, headers: dict[str, str]) -> list[int]:

@@ -336,8 +336,8 @@ async def test_staff_without_a_handler_role_are_refused_before_any_case_is_looke
         ),
         await org.client.get(evidence_url(uuid.uuid4()), headers=staff),
     ):
-        # The platform's rule for roles that handle no case: 403, the same for any case id.
-        problem(response, 403, "forbidden")
+        # Roles that handle no case get the 404 of a hidden case, the same for any case id.
+        problem(response, 404, "not-found")
 
 
 async def test_an_item_of_another_case_is_404(org: Org) -> None:

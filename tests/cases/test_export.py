@@ -350,7 +350,7 @@ def test_file_names_in_a_bundle_are_made_safe() -> None:
 # ----------------------------------------------------------------------------- who may export
 
 
-async def test_people_kept_from_the_case_get_404_and_staff_403(org: Org) -> None:
+async def test_people_kept_from_the_case_and_staff_get_404(org: Org) -> None:
     _, case_id = await org.report()
     callers = await hidden_callers(org, case_id)
     callers["reviewer_of_other_org"] = auth(org.mint(org=uuid.uuid4(), roles=["reviewer"]))
@@ -359,7 +359,7 @@ async def test_people_kept_from_the_case_get_404_and_staff_403(org: Org) -> None
         response = await org.client.get(export_url(case_id), headers=headers)
         assert problem(response, 404, "not-found")["detail"] == "No such case.", who
     staff = await org.client.get(export_url(case_id), headers=staff_headers(org))
-    problem(staff, 403, "forbidden")
+    problem(staff, 404, "not-found")
 
 
 async def test_a_case_manager_exports_only_while_assigned_and_an_investigator_never(

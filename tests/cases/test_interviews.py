@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from upstander.cases.interviews.service import interviews_for_case
 from upstander.cases.models import Case, CaseInterview, CaseInterviewVersion, EvidenceItem
 from upstander.kit.clock import FrozenClock
+from upstander.kit.scopes import scopes_for_roles
 
 HELD_AT = "2026-11-23T15:00:00+01:00"
 
@@ -273,9 +274,9 @@ async def test_staff_without_a_handler_role_are_refused(org: Org, case_id: uuid.
     listing = await org.client.get(interviews_url(case_id), headers=headers)
     writing = await org.client.post(interviews_url(case_id), json=interview(org), headers=headers)
 
-    # The role gate answers before any case is looked up: the same for every case id.
-    problem(listing, 403, "forbidden")
-    problem(writing, 403, "forbidden")
+    # Someone who handles no case gets the 404 of a hidden case, the same for every case id.
+    problem(listing, 404, "not-found")
+    problem(writing, 404, "not-found")
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -393,6 +394,7 @@ async def test_an_api_client_must_name_the_interviewers(org: Org, case_id: uuid.
         roles=["case_manager"],
         sub="client-hr-sync",
         typ="client",
+        scope=" ".join(sorted(scopes_for_roles(["case_manager"]))),
         owner=str(org.handler),  # a client acts within what the person who registered it sees
     )
     headers = auth(token)

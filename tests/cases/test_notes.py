@@ -27,6 +27,7 @@ from sqlalchemy.exc import InvalidRequestError
 from upstander.cases.models import Case, CaseNote, CaseNoteVersion
 from upstander.cases.notes.service import notes_for_case
 from upstander.kit.clock import FrozenClock
+from upstander.kit.scopes import scopes_for_roles
 
 
 @pytest.fixture
@@ -144,6 +145,7 @@ async def test_an_api_client_is_recorded_as_the_author_by_its_client_id(
         roles=["case_manager"],
         sub="client-hr-sync",
         typ="client",
+        scope=" ".join(sorted(scopes_for_roles(["case_manager"]))),
         owner=str(org.handler),  # a client acts within what the person who registered it sees
     )
 
@@ -214,9 +216,9 @@ async def test_staff_without_a_handler_role_are_refused(org: Org, case_id: uuid.
     listing = await org.client.get(notes_url(case_id), headers=headers)
     writing = await org.client.post(notes_url(case_id), json={"body": "x"}, headers=headers)
 
-    # The role gate answers before any case is looked up: the same for every case id.
-    problem(listing, 403, "forbidden")
-    problem(writing, 403, "forbidden")
+    # Someone who handles no case gets the 404 of a hidden case, the same for every case id.
+    problem(listing, 404, "not-found")
+    problem(writing, 404, "not-found")
 
 
 async def test_another_cases_note_is_404(org: Org, case_id: uuid.UUID) -> None:

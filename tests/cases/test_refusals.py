@@ -82,7 +82,7 @@ async def test_a_person_hidden_from_a_case_gets_404_and_the_refusal_is_audited(
     await assert_chain_intact(org)
 
 
-async def test_a_role_without_access_to_cases_gets_403_and_the_refusal_is_audited(
+async def test_a_role_without_access_to_cases_gets_404_and_the_refusal_is_audited(
     org: Org,
 ) -> None:
     _, case_id = await org.report()
@@ -91,12 +91,12 @@ async def test_a_role_without_access_to_cases_gets_403_and_the_refusal_is_audite
         f"/cases/v1/cases/{case_id}/messages", headers=org.headers("involved", ["staff"])
     )
 
-    problem(response, 403, "forbidden")
+    problem(response, 404, "not-found")
     [refused] = await refusals(org, case_id)
     assert refused["detail"] == {
         "method": "GET",
         "route": "/cases/v1/cases/{case_id}/messages",
-        "status": 403,
+        "status": 404,
     }
 
 

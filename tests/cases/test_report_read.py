@@ -256,9 +256,9 @@ async def test_a_plain_staff_member_is_refused_by_role_on_every_case(
     unknown = uuid.uuid4()
 
     for url in urls(case_id, attachment_id) + urls(unknown, attachment_id):
-        # The same 403 for a real case and an unknown id: no existence oracle.
+        # The same 404 for a real case and an unknown id: no existence oracle.
         problem(
-            await org.client.get(url, headers=org.headers("handler", ["staff"])), 403, "forbidden"
+            await org.client.get(url, headers=org.headers("handler", ["staff"])), 404, "not-found"
         )
 
 

@@ -147,3 +147,13 @@ async def test_the_outbox_routes_answer_only_documented_statuses(
         assert str(response.status_code) in documented, where
         if response.status_code >= 400:
             assert response.headers["content-type"] == "application/problem+json", where
+
+
+def test_an_outbox_entry_shows_no_subject_nor_data() -> None:
+    """An admin above a respondent reads the outbox too: a `case/<id>` subject would tell them
+    the hidden case exists."""
+    from upstander.kit.events import OutboxEntry
+
+    fields = set(OutboxEntry.model_fields)
+    assert "subject" not in fields and "data" not in fields
+    assert {"seq", "event_id", "type", "status"} <= fields

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import free_port
+from notify_support import free_port
 from sqlalchemy import select
 from test_notices import deliveries_for, inbox_of, mail_files, person
 

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from conftest import free_port
+from notify_support import free_port
 from sqlalchemy import literal_column, select
 
 from upstander.kit.clock import FrozenClock
@@ -243,13 +243,11 @@ async def test_the_same_event_twice_tells_each_person_once(app, events):
     assert await events.send(envelope) == "processed"
     assert await events.send(envelope) == "duplicate"
     # and past the kit's inbox too: the deliveries table refuses a second notice
-    from fastapi import Request
+    from upstander.kit.events import CloudEvent, EventContext
 
-    from upstander.kit.events import CloudEvent
-
-    scope = {"type": "http", "app": app, "headers": [], "method": "POST", "path": "/"}
     async with app.state.sessionmaker() as session:
-        await on_case_notice(session, CloudEvent.model_validate(envelope), Request(scope))
+        context = EventContext.for_app(app, session)
+        await on_case_notice(CloudEvent.model_validate(envelope), context)
         await session.commit()
     await app.state.worker.run_once()
     await app.state.worker.run_once()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from conftest import running_app
+from notify_support import running_app
 from restriction_support import (
     Receiver,
     case_event,
@@ -211,6 +211,10 @@ async def test_an_endpoint_without_an_owner_gets_no_case_events_until_someone_cl
     assert world.receiver.mentions("legacy", "DEMO-2026-0108")
 
 
+# What the gateway signs for a client granted the management of webhooks.
+WEBHOOKS = "webhooks:manage"
+
+
 async def test_an_api_clients_endpoint_is_owned_by_the_clients_owner(
     world, client, minter, caller, events
 ):
@@ -220,11 +224,19 @@ async def test_an_api_clients_endpoint_is_owned_by_the_clients_owner(
         roles=["admin"],
         sub="client-hr-sync",
         typ="client",
+        scope=WEBHOOKS,
         owner=str(admin.person_id),
     )
-    orphan = minter.mint(org=admin.org_id, roles=["admin"], sub="client-old", typ="client")
+    orphan = minter.mint(
+        org=admin.org_id, roles=["admin"], sub="client-old", typ="client", scope=WEBHOOKS
+    )
     bad = minter.mint(
-        org=admin.org_id, roles=["admin"], sub="client-odd", typ="client", owner={"id": 1}
+        org=admin.org_id,
+        roles=["admin"],
+        sub="client-odd",
+        typ="client",
+        scope=WEBHOOKS,
+        owner={"id": 1},
     )
     by_client = await register(client, {"Authorization": f"Bearer {owned}"}, "client-owned")
     by_orphan = await register(client, {"Authorization": f"Bearer {orphan}"}, "client-orphan")

@@ -158,4 +158,4 @@ async def test_policy_acknowledgment_is_asked_once_per_version(
 
 async def test_the_scheduler_is_off_in_the_background_when_settings_say_so(app) -> None:
     assert app.state.settings.reminders_background is False
-    assert app.state.reminders._task is None
+    assert not app.state.reminders.running

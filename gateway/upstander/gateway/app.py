@@ -9,13 +9,16 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
+from upstander.gateway.auth.api import oauth_router
 from upstander.gateway.auth.api import router as auth_router
 from upstander.gateway.auth.keys import KeyStore
+from upstander.gateway.auth.oauth import document_oauth_errors
 from upstander.gateway.auth.receipt import router as receipt_router
 from upstander.gateway.auth.revocation import DirectoryRevocationCheck
+from upstander.gateway.auth.sessions import install_revocation_check, start_revoked_tokens
 from upstander.gateway.auth.tokens import TokenIssuer
 from upstander.gateway.bootstrap import bootstrap_demo, ensure_service_clients
-from upstander.gateway.edge import install_edge
+from upstander.gateway.edge import install_edge, stop_rate_limits
 from upstander.gateway.events import start_directory_events
 from upstander.gateway.identity.api import router as identity_router
 from upstander.gateway.models import IdempotencyKey, Inbox, Model, Outbox
@@ -105,16 +108,17 @@ def create_app(
         ),
         metadata=Model.metadata,
         migrations_dir=MIGRATIONS_DIR,
-        routers=[auth_router, receipt_router, identity_router],
+        routers=[auth_router, oauth_router, receipt_router, identity_router],
         on_startup=[
             start_keys,
+            start_revoked_tokens,
             start_local_service_tokens,
             start_directory_events,
             start_service_clients,
             start_demo,
             start_upstreams,
         ],
-        on_shutdown=[stop_upstreams],
+        on_shutdown=[stop_upstreams, stop_rate_limits],
         event_tables=(Outbox, Inbox),
         idempotency_table=IdempotencyKey,
         max_body_bytes=settings.max_body_bytes,
@@ -130,4 +134,7 @@ def create_app(
     app = create_service_app(settings, spec, transport=transport, clock=clock)
     # Last, so that the gateway's own routes win over the proxy's catch-all.
     install_edge(app, settings, transport=transport, clock=clock)
+    # Revoked access tokens (RFC 7009, logout) are refused here, for every route and service.
+    install_revocation_check(app)
+    document_oauth_errors(app)
     return app

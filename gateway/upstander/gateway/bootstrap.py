@@ -13,9 +13,9 @@ from upstander.gateway.auth.passwords import hash_secret, verify_secret
 from upstander.gateway.auth.tokens import SERVICE_SCOPE
 from upstander.gateway.identity import service
 from upstander.gateway.identity.schemas import ClientCreate, PersonCreate
-from upstander.gateway.models import ApiClient, Org
+from upstander.gateway.models import ApiClient, Org, Person
 from upstander.gateway.settings import Settings
-from upstander.kit.auth import Role
+from upstander.kit.auth import Principal, PrincipalKind, Role
 
 log = logging.getLogger("upstander.gateway.bootstrap")
 
@@ -119,6 +119,7 @@ async def bootstrap_demo(session: AsyncSession, settings: Settings) -> DemoCrede
         ),
     )
     emails = [leader.email, supervisor.email]
+    by_role: dict[str, Person] = {}
     for role in DEMO_ROLES:
         person = await service.create_person(
             session,
@@ -132,9 +133,18 @@ async def bootstrap_demo(session: AsyncSession, settings: Settings) -> DemoCrede
             ),
         )
         emails.append(person.email)
+        by_role[role] = person
+    # Registered by the demo admin: its `cases:read` shows the cases they may see (an ownerless
+    # client would see none).
+    registrar = Principal(
+        kind=PrincipalKind.STAFF,
+        subject=str(by_role[Role.ADMIN].id),
+        org_id=org.id,
+        roles=frozenset({Role.ADMIN}),
+    )
     await service.create_client(
         session,
-        principal,
+        registrar,
         ClientCreate(name="Demo integration", scopes=["cases:read", "training:write"]),
         client_id=DEMO_CLIENT_ID,
         client_secret=DEMO_CLIENT_SECRET,

@@ -17,32 +17,43 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from upstander.gateway.models import ApiClient, Org, Person
+from upstander.kit.contracts import AccessChanged, OrgEvent, PersonEvent
 from upstander.kit.db import new_id
 from upstander.kit.events import EventBus
-from upstander.kit.revocation import ACCESS_CHANGED, AccessChanged
+from upstander.kit.revocation import ACCESS_CHANGED
 
 BUS_KEY = "upstander_event_bus"
 
 
+# The data of `upstander.org.*` and `upstander.person.*` (the shared contracts, one shape for
+# every verb). Read in `before_flush`, before column defaults apply: an unset flag is its
+# default here too.
+
+
 def org_data(org: Org) -> dict[str, Any]:
-    return {"org_id": org.id, "slug": org.slug, "name": org.name, "active": org.active}
+    return OrgEvent(
+        org_id=org.id,
+        slug=org.slug,
+        name=org.name,
+        active=True if org.active is None else org.active,
+    ).model_dump(mode="json")
 
 
 def person_data(person: Person) -> dict[str, Any]:
-    return {
-        "person_id": person.id,
-        "org_id": person.org_id,
-        "email": person.email,
-        "name": person.name,
-        "title": person.title,
-        "roles": list(person.roles or []),
-        "manager_id": person.manager_id,
-        "is_leadership": person.is_leadership,
-        "start_date": person.start_date,
-        "location": person.location,
-        "language": person.language,
-        "active": person.active,
-    }
+    return PersonEvent(
+        person_id=person.id,
+        org_id=person.org_id,
+        email=person.email,
+        name=person.name,
+        title=person.title,
+        roles=list(person.roles or []),
+        manager_id=person.manager_id,
+        is_leadership=bool(person.is_leadership),
+        start_date=person.start_date,
+        location=person.location,
+        language=person.language or "en",
+        active=True if person.active is None else person.active,
+    ).model_dump(mode="json")
 
 
 _ORG_FIELDS = {"slug", "name", "active"}

@@ -127,6 +127,21 @@ class RefreshToken(IdMixin, Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     replaced_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    # The scopes the person narrowed their sign-in to (`scope=` at /auth/token), kept for each
+    # refresh; None: not narrowed (their roles decide).
+    scope: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+
+
+class RevokedToken(Model):
+    """An access token revoked before it expired (RFC 7009 revocation, logout): its `jti`,
+    refused by the gateway until `expires_at`, after which the row may be deleted."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    org_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class SigningKey(Model):
@@ -144,7 +159,15 @@ class SigningKey(Model):
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-__all__ = ["ApiClient", "Model", "Org", "Person", "RefreshToken", "SigningKey"]
+__all__ = [
+    "ApiClient",
+    "Model",
+    "Org",
+    "Person",
+    "RefreshToken",
+    "RevokedToken",
+    "SigningKey",
+]
 
 
 # The gateway's outbox (directory events) and inbox (it consumes none yet, the kit needs both).

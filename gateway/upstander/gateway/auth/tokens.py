@@ -7,45 +7,53 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.gateway.auth.keys import KeyStore
+from upstander.gateway.auth.oauth import OAuthError
 from upstander.gateway.auth.passwords import hash_secret, verify_secret
-from upstander.gateway.models import ApiClient, Org, Person, RefreshToken
+from upstander.gateway.models import ApiClient, Org, Person, RefreshToken, RevokedToken
 from upstander.gateway.settings import Settings
 from upstander.kit.auth import ALGORITHM, PrincipalKind
 from upstander.kit.clock import Clock
-from upstander.kit.errors import ProblemError
 from upstander.kit.revocation import ACCESS_VERSION_CLAIM
+from upstander.kit.scopes import CATALOGUE, PLATFORM_SCOPES, scopes_for_roles
 
 SERVICE_SCOPE = "events:publish"
 REPORTER_SCOPE = "reporter"
+# The claim naming a person's sign-in (their refresh-token family): logging out with an access
+# token ends the sign-in it came from.
+SESSION_CLAIM = "sid"
+SESSION_PREFIX = "sid:"
+# People's access tokens live at most 15 minutes (settings), so a sign-in's entry among the
+# revoked tokens can go once that long has passed after it ended.
+MAX_PERSON_TOKEN_SECONDS = 900
 
-
-class OAuthError(ProblemError):
-    """A token-endpoint error: problem+json carrying the RFC 6749 `error` code."""
-
-    def __init__(self, error: str, detail: str, *, status: int = 400) -> None:
-        headers = (
-            {"WWW-Authenticate": 'Basic realm="upstander", error="invalid_client"'}
-            if status == 401
-            else {"Cache-Control": "no-store"}
-        )
-        super().__init__(detail, headers=headers, error=error)
-        self.status = status
-        self.slug = "oauth-" + error.replace("_", "-")
-        self.title = {
-            "invalid_grant": "Invalid grant",
-            "invalid_client": "Invalid client",
-            "invalid_scope": "Invalid scope",
-            "unsupported_grant_type": "Unsupported grant type",
-            "invalid_request": "Invalid request",
-        }.get(error, "Invalid request")
+__all__ = [
+    "INVALID_CREDENTIALS",
+    "REPORTER_SCOPE",
+    "SERVICE_SCOPE",
+    "SESSION_CLAIM",
+    "SESSION_PREFIX",
+    "IssuedToken",
+    "OAuthError",
+    "TokenIssuer",
+    "authenticate_client",
+    "client_credentials_grant",
+    "password_grant",
+    "record_revoked",
+    "refresh_token_grant",
+    "requested_scopes",
+    "revoke_family",
+    "revoke_person_tokens",
+]
 
 
 INVALID_CREDENTIALS = "The username, password or organisation is not valid."
@@ -102,18 +110,25 @@ class TokenIssuer:
         claims.update(extra or {})
         return jwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
 
-    async def issue_person_token(self, person: Person) -> tuple[str, int]:
+    async def issue_person_token(
+        self, person: Person, scope: str = "", session_id: uuid.UUID | None = None
+    ) -> tuple[str, int]:
+        """`scope`: what the person narrowed the sign-in to, or "" for every scope their roles
+        hold (signed as such, so that standard clients read what the token allows)."""
         ttl = self.settings.access_token_ttl_seconds
+        # The count of the person's access changes: services refuse the token once the
+        # count moves on (upstander.kit.revocation).
+        extra: dict[str, Any] = {ACCESS_VERSION_CLAIM: person.access_version or 0}
+        if session_id is not None:
+            extra[SESSION_CLAIM] = str(session_id)
         token = await self.sign(
             subject=str(person.id),
             kind=PrincipalKind.STAFF,
             ttl_seconds=ttl,
             org_id=person.org_id,
             roles=list(person.roles or []),
-            scope="",
-            # The count of the person's access changes: services refuse the token once the
-            # count moves on (upstander.kit.revocation).
-            extra={ACCESS_VERSION_CLAIM: person.access_version or 0},
+            scope=scope or " ".join(sorted(scopes_for_roles(person.roles or []))),
+            extra=extra,
         )
         return token, ttl
 
@@ -181,6 +196,7 @@ async def _new_refresh_token(
     clock: Clock,
     person: Person,
     family_id: uuid.UUID | None = None,
+    scope: str | None = None,
 ) -> tuple[str, RefreshToken]:
     token = secrets.token_urlsafe(32)
     now = clock.now()
@@ -192,17 +208,52 @@ async def _new_refresh_token(
         family_id=family_id or uuid.uuid4(),
         created_at=now,
         expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        scope=scope or None,
     )
     session.add(row)
     await session.flush()
     return token, row
 
 
-async def revoke_family(session: AsyncSession, family_id: uuid.UUID, clock: Clock) -> None:
+async def record_revoked(
+    session: AsyncSession,
+    key: str,
+    *,
+    org_id: uuid.UUID | None,
+    now: datetime,
+    expires_at: datetime,
+) -> None:
+    """Record an access token's `jti` (or a sign-in's `sid:<family>`) as revoked until
+    `expires_at`, unless it is already (revoking twice is revoking)."""
+    values = {"jti": key, "org_id": org_id, "revoked_at": now, "expires_at": expires_at}
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(RevokedToken).values(**values).on_conflict_do_nothing(index_elements=["jti"])
+        )
+    elif await session.get(RevokedToken, key) is None:
+        session.add(RevokedToken(**values))
+        await session.flush()
+
+
+async def revoke_family(
+    session: AsyncSession, family_id: uuid.UUID, clock: Clock, org_id: uuid.UUID | None = None
+) -> None:
+    """End a sign-in: every refresh token of the family, and (by their `sid` claim) every
+    access token issued from it that has not expired yet."""
+    now = clock.now()
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=clock.now())
+        .values(revoked_at=now)
+    )
+    await record_revoked(
+        session,
+        SESSION_PREFIX + str(family_id),
+        org_id=org_id,
+        now=now,
+        expires_at=now + timedelta(seconds=MAX_PERSON_TOKEN_SECONDS),
     )
 
 
@@ -217,6 +268,32 @@ async def revoke_person_tokens(session: AsyncSession, person_id: uuid.UUID, cloc
 # --- grants -----------------------------------------------------------------------------------
 
 
+def requested_scopes(requested: str | None) -> list[str] | None:
+    """The scopes a token request names (`scope=`, space-separated), in order and once each;
+    None when it names none. A name outside the catalogue is `invalid_scope`."""
+    if requested is None or not requested.strip():
+        return None
+    names = list(dict.fromkeys(requested.split()))
+    unknown = [name for name in names if name not in CATALOGUE and name not in PLATFORM_SCOPES]
+    if unknown:
+        raise OAuthError("invalid_scope", f"Unknown scope: {' '.join(unknown)[:200]}.")
+    return names
+
+
+def _narrowed(requested: str | None, held: frozenset[str], whose: str) -> str:
+    """The scope a token gets: `requested` when it is within `held`, else `invalid_scope`;
+    "" when nothing was requested (every scope held)."""
+    names = requested_scopes(requested)
+    if names is None:
+        return ""
+    beyond = [name for name in names if name not in held]
+    if beyond:
+        raise OAuthError(
+            "invalid_scope", f"The requested scope exceeds {whose}: {' '.join(beyond)[:200]}."
+        )
+    return " ".join(names)
+
+
 async def password_grant(
     session: AsyncSession,
     issuer: TokenIssuer,
@@ -224,6 +301,7 @@ async def password_grant(
     username: str,
     password: str,
     org_slug: str | None,
+    scope: str | None = None,
 ) -> IssuedToken:
     statement = (
         select(Person)
@@ -234,6 +312,8 @@ async def password_grant(
     )
     if org_slug:
         statement = statement.where(Org.slug == org_slug.strip().lower())
+    # An unknown scope is refused before any password is checked (it says nothing of anyone).
+    requested_scopes(scope)
     people = list((await session.scalars(statement)).all())
     person = people[0] if len(people) == 1 else None
     # Always one Argon2 verification, so an unknown or ambiguous account takes as long as a
@@ -245,29 +325,39 @@ async def password_grant(
         raise OAuthError("invalid_grant", INVALID_CREDENTIALS)
     if needs_rehash:
         person.password_hash = await hash_secret(password)
-    access, expires_in = await issuer.issue_person_token(person)
-    refresh, _ = await _new_refresh_token(session, issuer.settings, issuer.clock, person)
-    return IssuedToken(access, expires_in, "", refresh)
+    narrowed = _narrowed(scope, scopes_for_roles(person.roles or []), "your roles' scopes")
+    refresh, row = await _new_refresh_token(
+        session, issuer.settings, issuer.clock, person, scope=narrowed
+    )
+    access, expires_in = await issuer.issue_person_token(person, narrowed, row.family_id)
+    granted = narrowed or " ".join(sorted(scopes_for_roles(person.roles or [])))
+    return IssuedToken(access, expires_in, granted, refresh)
+
+
+def _client_scopes(client: ApiClient) -> frozenset[str]:
+    """What a client may be issued: its granted catalogue scopes (a name outside the
+    catalogue, from before it existed, grants nothing); a platform service its own."""
+    if client.kind == "service":
+        return frozenset({SERVICE_SCOPE})
+    return frozenset(s for s in client.scopes or [] if s in CATALOGUE)
 
 
 def _granted_scope(client: ApiClient, requested: str | None) -> str:
-    allowed = [SERVICE_SCOPE] if client.kind == "service" else list(client.scopes or [])
-    if not requested:
-        return " ".join(allowed)
-    wanted = requested.split()
-    if not set(wanted) <= set(allowed):
-        raise OAuthError("invalid_scope", "The requested scope exceeds the client's scopes.")
-    return " ".join(wanted)
+    allowed = _client_scopes(client)
+    narrowed = _narrowed(requested, allowed, "the client's scopes")
+    if narrowed:
+        return narrowed
+    # Every scope held, in the order granted.
+    return " ".join(s for s in dict.fromkeys(client.scopes or []) if s in allowed) or (
+        SERVICE_SCOPE if client.kind == "service" else ""
+    )
 
 
-async def client_credentials_grant(
-    session: AsyncSession,
-    issuer: TokenIssuer,
-    *,
-    client_id: str,
-    client_secret: str,
-    scope: str | None,
-) -> IssuedToken:
+async def authenticate_client(
+    session: AsyncSession, *, client_id: str, client_secret: str
+) -> ApiClient:
+    """The active client these credentials name, of an active organisation (or a platform
+    service), else 401 `invalid_client`; always one Argon2 verification."""
     client = await session.scalar(
         select(ApiClient).where(ApiClient.client_id == client_id, ApiClient.active.is_(True))
     )
@@ -282,18 +372,32 @@ async def client_credentials_grant(
             raise OAuthError("invalid_client", "Client authentication failed.", status=401)
     if needs_rehash:
         client.secret_hash = await hash_secret(client_secret)
+    return client
+
+
+async def client_credentials_grant(
+    session: AsyncSession,
+    issuer: TokenIssuer,
+    *,
+    client_id: str,
+    client_secret: str,
+    scope: str | None,
+) -> IssuedToken:
+    client = await authenticate_client(session, client_id=client_id, client_secret=client_secret)
     granted = _granted_scope(client, scope)
     access, expires_in = await issuer.issue_client_token(client, granted)
     return IssuedToken(access, expires_in, granted)
 
 
 async def refresh_token_grant(
-    session: AsyncSession, issuer: TokenIssuer, *, refresh_token: str
+    session: AsyncSession, issuer: TokenIssuer, *, refresh_token: str, scope: str | None = None
 ) -> IssuedToken:
     """Rotate: the presented token is revoked and replaced. A token presented again after it
-    was rotated (stolen, or replayed) revokes its whole family."""
+    was rotated (stolen, or replayed) revokes its whole family. `scope` may narrow the sign-in
+    further (RFC 6749 §6), never widen it."""
     clock = issuer.clock
     invalid = OAuthError("invalid_grant", "The refresh token is not valid.")
+    requested_scopes(scope)
     row = await session.scalar(
         select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
     )
@@ -301,12 +405,19 @@ async def refresh_token_grant(
         raise invalid
     now = clock.now()
     if row.revoked_at is not None:
-        await revoke_family(session, row.family_id, clock)
+        await revoke_family(session, row.family_id, clock, row.org_id)
         # Committed here, not by the route: the error response would roll it back.
         await session.commit()
         raise invalid
     if row.expires_at <= now or row.person_id is None:
         raise invalid
+    person = await session.get(Person, row.person_id)
+    org = await session.get(Org, person.org_id) if person is not None else None
+    held = scopes_for_roles(person.roles or []) if person is not None else frozenset()
+    if row.scope:
+        held = held & frozenset(row.scope.split())
+    # Checked before the token is spent: a refused narrowing leaves the sign-in as it was.
+    narrowed = _narrowed(scope, held, "the sign-in's scopes") or (row.scope or "")
     # Conditional update: of two concurrent refreshes with one token, only one wins.
     claimed = await session.execute(
         update(RefreshToken)
@@ -315,20 +426,19 @@ async def refresh_token_grant(
         .execution_options(synchronize_session=False)
     )
     if getattr(claimed, "rowcount", 0) != 1:
-        await revoke_family(session, row.family_id, clock)
+        await revoke_family(session, row.family_id, clock, row.org_id)
         await session.commit()
         raise invalid
-    person = await session.get(Person, row.person_id)
-    org = await session.get(Org, person.org_id) if person is not None else None
     if person is None or org is None or not person.active or not org.active:
-        await revoke_family(session, row.family_id, clock)
+        await revoke_family(session, row.family_id, clock, row.org_id)
         await session.commit()
         raise invalid
-    access, expires_in = await issuer.issue_person_token(person)
     refresh, new_row = await _new_refresh_token(
-        session, issuer.settings, clock, person, family_id=row.family_id
+        session, issuer.settings, clock, person, family_id=row.family_id, scope=narrowed
     )
+    access, expires_in = await issuer.issue_person_token(person, narrowed, row.family_id)
     await session.execute(
         update(RefreshToken).where(RefreshToken.id == row.id).values(replaced_by=new_row.id)
     )
-    return IssuedToken(access, expires_in, "", refresh)
+    granted = narrowed or " ".join(sorted(scopes_for_roles(person.roles or [])))
+    return IssuedToken(access, expires_in, granted, refresh)

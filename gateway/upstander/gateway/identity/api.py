@@ -27,6 +27,7 @@ from upstander.kit.clock import Clock
 from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import Page, PageParams, page_params
+from upstander.kit.scopes import Scope, require_scope
 
 router = make_router(prefix="/identity/v1", tags=["identity"])
 
@@ -64,6 +65,7 @@ def _etag(response: Response, version: int) -> None:
 @router.get(
     "/orgs",
     operation_id="list_orgs",
+    dependencies=[require_scope(Scope.ORG_READ)],
     summary="The organisations you administer (your own)",
     response_model=Page[OrgOut],
     responses=problem_responses(401, 403),
@@ -76,6 +78,7 @@ async def list_orgs(session: Session, principal: Admin) -> Page[OrgOut]:
 @router.get(
     "/orgs/current",
     operation_id="get_current_org",
+    dependencies=[require_scope(Scope.ORG_READ)],
     summary="Your organisation",
     response_model=OrgOut,
     responses=problem_responses(401, 403, 404),
@@ -87,6 +90,7 @@ async def get_current_org(session: Session, principal: Admin) -> OrgOut:
 @router.patch(
     "/orgs/current",
     operation_id="update_current_org",
+    dependencies=[require_scope(Scope.ORG_WRITE)],
     summary="Rename your organisation",
     response_model=OrgOut,
     responses=problem_responses(401, 403, 404, 422),
@@ -101,6 +105,7 @@ async def update_current_org(session: Session, principal: Admin, body: OrgUpdate
 @router.get(
     "/people",
     operation_id="list_people",
+    dependencies=[require_scope(Scope.PEOPLE_READ)],
     summary="The staff directory",
     response_model=Page[PersonOut],
     responses=problem_responses(400, 401, 403, 422),
@@ -124,6 +129,7 @@ async def list_people(
 @router.post(
     "/people",
     operation_id="create_person",
+    dependencies=[require_scope(Scope.PEOPLE_WRITE)],
     summary="Add a person to the directory",
     status_code=201,
     response_model=PersonOut,
@@ -141,6 +147,7 @@ async def create_person(
 @router.get(
     "/people/{person_id}",
     operation_id="get_person",
+    dependencies=[require_scope(Scope.PEOPLE_READ)],
     summary="One person (with an ETag)",
     response_model=PersonOut,
     responses=problem_responses(401, 403, 404),
@@ -156,6 +163,7 @@ async def get_person(
 @router.patch(
     "/people/{person_id}",
     operation_id="update_person",
+    dependencies=[require_scope(Scope.PEOPLE_WRITE)],
     summary="Change a person (send If-Match with the ETag)",
     response_model=PersonOut,
     responses=problem_responses(401, 403, 404, 409, 412, 422),
@@ -179,6 +187,7 @@ async def update_person(
 @router.delete(
     "/people/{person_id}",
     operation_id="deactivate_person",
+    dependencies=[require_scope(Scope.PEOPLE_WRITE)],
     summary="Deactivate a person (records are kept; sign-in stops)",
     status_code=204,
     response_class=Response,
@@ -200,6 +209,7 @@ async def deactivate_person(
 @router.get(
     "/clients",
     operation_id="list_clients",
+    dependencies=[require_scope(Scope.CLIENTS_MANAGE)],
     summary="Your organisation's API clients",
     response_model=Page[ClientOut],
     responses=problem_responses(400, 401, 403, 422),
@@ -219,6 +229,7 @@ async def list_clients(
 @router.post(
     "/clients",
     operation_id="create_client",
+    dependencies=[require_scope(Scope.CLIENTS_MANAGE)],
     summary="Create an API client (its secret is shown once)",
     status_code=201,
     response_model=ClientCreated,
@@ -238,6 +249,7 @@ async def create_client(
 @router.get(
     "/clients/{client_id}",
     operation_id="get_client",
+    dependencies=[require_scope(Scope.CLIENTS_MANAGE)],
     summary="One API client",
     response_model=ClientOut,
     responses=problem_responses(401, 403, 404),
@@ -249,6 +261,7 @@ async def get_client(session: Session, principal: Admin, client_id: uuid.UUID) -
 @router.delete(
     "/clients/{client_id}",
     operation_id="deactivate_client",
+    dependencies=[require_scope(Scope.CLIENTS_MANAGE)],
     summary="Deactivate an API client (its tokens stop being issued)",
     status_code=204,
     response_class=Response,

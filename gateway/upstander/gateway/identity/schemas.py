@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
@@ -12,11 +11,9 @@ from pydantic import Field, model_validator
 
 from upstander.kit.auth import Role
 from upstander.kit.schemas import RequestModel, ResponseModel
+from upstander.kit.scopes import Scope
 
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
-SCOPE_PATTERN = r"^[a-z][a-z0-9_.:-]{0,63}$"
-# Scopes that only the platform grants; an organisation's clients never carry them.
-RESERVED_SCOPES = frozenset({"events:publish", "keys:rotate", "reporter"})
 
 
 class Language(StrEnum):
@@ -140,19 +137,21 @@ class PersonOut(ResponseModel):
 
 class ClientCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200, examples=["HR system sync"])
-    scopes: list[str] = Field(
-        default_factory=list, max_length=32, examples=[["cases:read", "training:write"]]
+    scopes: list[Scope] = Field(
+        default_factory=list,
+        max_length=32,
+        description="What the client may do: scopes of the catalogue (docs/auth.md), never "
+        "more than the registering admin holds (403 otherwise).",
+        examples=[["people:read", "people:write"]],
     )
-    roles: list[Role] = Field(default_factory=list, max_length=8, examples=[["hr_integration"]])
-
-    @model_validator(mode="after")
-    def _check_scopes(self) -> ClientCreate:
-        for scope in self.scopes:
-            if not re.fullmatch(SCOPE_PATTERN, scope):
-                raise ValueError(f"invalid scope {scope!r}")
-            if scope in RESERVED_SCOPES:
-                raise ValueError(f"scope {scope!r} is reserved for the platform")
-        return self
+    roles: list[Role] = Field(
+        default_factory=list,
+        max_length=8,
+        json_schema_extra={"deprecated": True},
+        description="Deprecated: grant `scopes`. Each role adds the scopes it maps to "
+        "(docs/auth.md); a client with roles also sees only the cases those roles open.",
+        examples=[[]],
+    )
 
 
 class ClientOut(ResponseModel):

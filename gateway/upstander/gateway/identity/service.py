@@ -22,8 +22,9 @@ from upstander.gateway.identity.schemas import (
 from upstander.gateway.models import ApiClient, Org, Person
 from upstander.kit.auth import Principal, PrincipalKind
 from upstander.kit.clock import Clock
-from upstander.kit.errors import Conflict, NotFound, PreconditionFailed, ProblemError
+from upstander.kit.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ProblemError
 from upstander.kit.pagination import PageParams, paginate
+from upstander.kit.scopes import PERSON_SCOPES, held_scopes, scopes_for_roles
 
 MAX_REPORTING_DEPTH = 1000
 
@@ -284,8 +285,22 @@ async def create_client(
 ) -> tuple[ApiClient, str]:
     """Returns the client and its secret; the secret is never retrievable again. The client is
     owned by the person registering it (`created_by`; see `registering_person`)."""
-    secret = client_secret or new_client_secret()
     org_id = _org_of(principal)
+    # Scopes are granted, never more than the granter holds: an admin their roles' scopes (as
+    # narrowed by their token), a client registering a client its own scopes. Deprecated
+    # `roles` stand for the scopes they map to.
+    scopes = list(
+        dict.fromkeys(
+            [
+                *(str(s) for s in data.scopes),
+                *sorted(scopes_for_roles(str(role) for role in data.roles) - PERSON_SCOPES),
+            ]
+        )
+    )
+    beyond = [scope for scope in scopes if scope not in held_scopes(principal)]
+    if beyond:
+        raise Forbidden("You cannot grant scopes you do not hold.", scopes=beyond)
+    secret = client_secret or new_client_secret()
     client = ApiClient(
         id=uuid.uuid4(),
         org_id=org_id,
@@ -293,7 +308,7 @@ async def create_client(
         client_id=client_id or "cl_" + secrets.token_urlsafe(12),
         secret_hash=await hash_secret(secret),
         name=data.name,
-        scopes=list(dict.fromkeys(data.scopes)),
+        scopes=scopes,
         roles=[str(role) for role in dict.fromkeys(data.roles)],
         kind="client",
         active=True,

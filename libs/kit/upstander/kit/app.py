@@ -17,9 +17,19 @@ from sqlalchemy import MetaData, text
 from upstander.kit.auth import JWKSCache, TokenVerifier
 from upstander.kit.clock import Clock
 from upstander.kit.crypto import Keyring
-from upstander.kit.db import CommittingRoute, make_engine, make_sessionmaker
+from upstander.kit.db import (
+    CommittingRoute,
+    DatabaseTimeouts,
+    make_engine,
+    make_sessionmaker,
+)
 from upstander.kit.errors import install_problem_handlers, problem_responses
-from upstander.kit.events import install_events, start_events, stop_events
+from upstander.kit.events import (
+    install_events,
+    start_event_delivery,
+    start_events,
+    stop_events,
+)
 from upstander.kit.http import DEFAULT_CONTENT_TYPES, BodyDeadline, BodyGuardMiddleware
 from upstander.kit.idempotency import IdempotencyMiddleware
 from upstander.kit.migrations import upgrade_to_head
@@ -58,9 +68,13 @@ class ServiceSpec:
     slow_requests_per_source: int = 0
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
     # The service's (Outbox, Inbox) tables from `events.event_tables(Model)`, and the
-    # handlers of the event types it consumes (exact types or fnmatch patterns).
+    # handlers of the event types it consumes (exact types or fnmatch patterns), each
+    # `async def handler(event: CloudEvent, ctx: EventContext) -> None`.
     event_tables: tuple[type, type] | None = None
     event_handlers: dict[str, Any] = field(default_factory=dict)
+    # What it consumes on NATS (`events.Subscription`: a durable consumer per lane); by
+    # default one per noun its handlers name (`events.subscriptions_for`).
+    event_subscriptions: tuple[Any, ...] | None = None
     # The service's table from `idempotency.idempotency_table(Model)`: writes then honour
     # `Idempotency-Key`.
     idempotency_table: type | None = None
@@ -75,7 +89,7 @@ def make_router(prefix: str = "", tags: list[str] | None = None) -> APIRouter:
         prefix=prefix,
         tags=list(tags or []),
         route_class=CommittingRoute,
-        responses=problem_responses(401, 403, 404, 422, 500),
+        responses=problem_responses(401, 403, 404, 422, 500, 503),
     )
 
 
@@ -95,7 +109,9 @@ def create_service_app(
         if settings.database_url:
             if spec.migrations_dir is not None and settings.should_migrate_on_start:
                 await upgrade_to_head(settings.database_url, spec.migrations_dir)
-            app.state.engine = make_engine(settings.database_url)
+            app.state.engine = make_engine(
+                settings.database_url, timeouts=DatabaseTimeouts.from_settings(settings)
+            )
             app.state.sessionmaker = make_sessionmaker(app.state.engine)
         timeout = httpx.Timeout(settings.http_read_timeout, connect=settings.http_connect_timeout)
         app.state.http = httpx.AsyncClient(
@@ -121,6 +137,9 @@ def create_service_app(
                 await start_events(app)
             for hook in spec.on_startup:
                 await hook(app)
+            if spec.event_tables is not None:
+                # Last: handlers use what the hooks made (vault, workers).
+                await start_event_delivery(app)
             log.info("started", extra={"version": spec.version})
             yield
         finally:
@@ -172,7 +191,9 @@ def create_service_app(
         handlers = dict(spec.event_handlers)
         if spec.access_table is not None:
             handlers.setdefault(ACCESS_CHANGED, on_access_changed)
-        install_events(app, spec.name, outbox, inbox, handlers)
+        install_events(
+            app, spec.name, outbox, inbox, handlers, subscriptions=spec.event_subscriptions
+        )
     _add_operational_routes(app, spec)
     return app
 

@@ -348,20 +348,81 @@ async def current_principal(request: Request) -> Principal:
     return principal
 
 
-async def staff_or_client(principal: Principal = Depends(current_principal)) -> Principal:
-    """A person or an API client of an org; reporters and bare service tokens are refused."""
+# Set on the dependency `upstander.kit.scopes.require_scope` builds, so that the scopes a
+# route declares can be found from the route itself, whatever order its dependencies run in.
+SCOPE_GATE_MARKER = "__upstander_scope_gate__"
+_DECLARED: dict[int, tuple[Any, frozenset[str]]] = {}
+
+
+def declared_scopes(route: Any) -> frozenset[str]:
+    """The scopes a route declares (every `require_scope` among its dependencies, at any
+    depth); empty for a route that declares none, or no route."""
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return frozenset()
+    cached = _DECLARED.get(id(route))
+    if cached is not None and cached[0] is route:
+        return cached[1]
+    found: set[str] = set()
+    stack = [dependant]
+    while stack:
+        node = stack.pop()
+        if getattr(node.call, SCOPE_GATE_MARKER, False):
+            found.update(node.parent_oauth_scopes or [])
+            found.update(node.own_oauth_scopes or [])
+        stack.extend(node.dependencies)
+    _DECLARED[id(route)] = (route, frozenset(found))
+    return frozenset(found)
+
+
+def insufficient_scope(missing: list[str], detail: str) -> Forbidden:
+    """403 with RFC 6750's `insufficient_scope` challenge naming the scopes wanted."""
+    wanted = " ".join(missing)
+    return Forbidden(
+        detail,
+        headers={
+            "WWW-Authenticate": f'Bearer realm="upstander", error="insufficient_scope", '
+            f'scope="{wanted}"'
+        },
+        error="insufficient_scope",
+        missing_scopes=missing,
+    )
+
+
+def check_client_scopes(request: Request, principal: Principal) -> None:
+    """An API client passes a route by scope alone: the route must declare scopes
+    (`upstander.kit.scopes.require_scope`) and the client's token must hold all of them.
+    A route that declares none is closed to clients (fail closed)."""
+    declared = declared_scopes(request.scope.get("route"))
+    if not declared:
+        raise Forbidden("This endpoint is not open to API clients.")
+    missing = sorted(declared - principal.scopes)
+    if missing:
+        raise insufficient_scope(missing, "The client's token lacks a scope this endpoint needs.")
+
+
+async def staff_or_client(
+    request: Request, principal: Principal = Depends(current_principal)
+) -> Principal:
+    """A person or an API client of an org; reporters and bare service tokens are refused. An
+    API client must hold the scopes the route declares (`check_client_scopes`)."""
     if (
         principal.kind not in (PrincipalKind.STAFF, PrincipalKind.CLIENT)
         or principal.org_id is None
     ):
         raise Forbidden("This endpoint is for staff and API clients.")
+    if principal.kind == PrincipalKind.CLIENT:
+        check_client_scopes(request, principal)
     return principal
 
 
 def require_roles(*roles: str) -> Any:
-    """Dependency: a person or client holding one of `roles` (API clients via scopes too)."""
+    """Dependency: a person holding one of `roles`, or an API client holding the scopes the
+    route declares (clients are granted scopes, not roles: `staff_or_client` checks them)."""
 
     async def dependency(principal: Principal = Depends(staff_or_client)) -> Principal:
+        if principal.kind == PrincipalKind.CLIENT:
+            return principal
         if not principal.has_role(*roles):
             raise Forbidden("Your role does not allow this.")
         return principal

@@ -1,16 +1,21 @@
-"""Async SQLAlchemy: the declarative base, common columns, engine and the per-request session."""
+"""Async SQLAlchemy: the declarative base, common columns, engine and the per-request session;
+and what "the database is unavailable" means (`is_database_unavailable`), so that a stopped or
+frozen database is a 503 within seconds, never a 500 or a request that hangs."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.routing import APIRoute
-from sqlalchemy import DateTime, Integer, MetaData, TypeDecorator, Uuid, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy import DateTime, Integer, MetaData, TypeDecorator, Uuid, event, exc
+from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +24,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from starlette.responses import Response
+
+if TYPE_CHECKING:
+    from upstander.kit.settings import KitSettings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -93,12 +101,58 @@ class VersionMixin:
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
-def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"echo": echo}
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """How long an app waits on its database before it gives up (and answers 503).
+
+    A stopped server refuses connections at once; a frozen one (SIGSTOP, a dead host behind a
+    live address, a saturated server) accepts the TCP connection and then says nothing, so
+    without these every request would hang until the gateway's read timeout. Each bound is one
+    step of a request: waiting for a pooled connection, opening a new one, running a statement
+    (the pre-ping of a pooled connection is a statement too). The defaults keep a request on a
+    frozen database under 5 s."""
+
+    connect_seconds: float = 2.0
+    statement_seconds: float = 3.0
+    pool_seconds: float = 2.0
+
+    @classmethod
+    def from_settings(cls, settings: KitSettings) -> DatabaseTimeouts:
+        return cls(
+            connect_seconds=settings.database_connect_timeout_seconds,
+            statement_seconds=settings.database_statement_timeout_seconds,
+            pool_seconds=settings.database_pool_timeout_seconds,
+        )
+
+
+# The client gives the server this long past its own `statement_timeout` before it stops
+# waiting: a live server then cancels the statement itself (the connection stays usable) and
+# only a server that cannot answer at all meets the client's timeout.
+_CLIENT_GRACE_SECONDS = 0.5
+
+
+def make_engine(
+    url: str, *, echo: bool = False, timeouts: DatabaseTimeouts | None = None
+) -> AsyncEngine:
+    """The engine of one app. `timeouts` bound every wait on a PostgreSQL server (the apps pass
+    their settings'); without them (migrations, scripts) a statement may take as long as it
+    needs. Bound parameters never appear in error messages or logs (`hide_parameters`): they
+    can be report content, names or emails."""
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+        if timeouts is not None:
+            kwargs["pool_timeout"] = timeouts.pool_seconds
+            if make_url(url).get_driver_name() == "asyncpg":
+                kwargs["connect_args"] = {
+                    "timeout": timeouts.connect_seconds,
+                    "command_timeout": timeouts.statement_seconds + _CLIENT_GRACE_SECONDS,
+                    "server_settings": {
+                        "statement_timeout": str(int(timeouts.statement_seconds * 1000)),
+                    },
+                }
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
 
@@ -110,7 +164,103 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+    event.listen(engine.sync_engine, "handle_error", _drop_timed_out_connection)
+    event.listen(engine.sync_engine, "invalidate", _abort_unresponsive_connection)
     return engine
+
+
+def _drop_timed_out_connection(context: ExceptionContext) -> None:
+    """A connection whose statement timed out or whose socket failed is in an unknown state:
+    SQLAlchemy would roll it back (another wait on a frozen server, twice the time before the
+    caller hears anything) and return it to the pool. Treat it as a lost connection instead:
+    it is closed at once, and the pool's older connections are replaced before their next use
+    (after an outage they are all dead)."""
+    if isinstance(context.original_exception, (OSError, TimeoutError)):
+        context.is_disconnect = True
+
+
+def _abort_unresponsive_connection(
+    dbapi_connection: Any, _record: Any, exception: BaseException | None
+) -> None:
+    """Drop a connection that timed out or failed at the socket without a goodbye: a polite
+    close waits (2 s in SQLAlchemy's asyncpg adapter) for a server that may be frozen, and
+    the caller waits with it."""
+    if isinstance(exception, OSError | TimeoutError):
+        terminate = getattr(getattr(dbapi_connection, "driver_connection", None), "terminate", None)
+        if callable(terminate):
+            terminate()
+
+
+# SQLSTATE classes and codes that mean "the server cannot serve now", not "the query is wrong":
+# 08 connection exception, 53300 too many connections, 57 operator intervention (57014 a
+# cancelled statement: our own `statement_timeout`; 57P01..57P03 shutdown, crash, starting up).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57")
+_UNAVAILABLE_SQLSTATES = frozenset({"53300"})
+# sqlite3's OperationalError is also its error for bad SQL ("no such table", syntax): a bug
+# that must stay a 500. Only these messages mean the file cannot be used right now.
+_SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk i/o error",
+)
+# Where an OSError or TimeoutError must have come from to be the database's.
+_DATABASE_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.", "psycopg.", "sqlite3.")
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error, then what caused it (`raise ... from`) or was being handled when it arose."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _raised_in_database_code(traceback: TracebackType | None) -> bool:
+    while traceback is not None:
+        module = traceback.tb_frame.f_globals.get("__name__", "")
+        if isinstance(module, str) and module.startswith(_DATABASE_MODULES):
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def _is_unavailable_sqlstate(error: BaseException) -> bool:
+    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if not isinstance(state, str):
+        return False
+    return state in _UNAVAILABLE_SQLSTATES or state[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """True when `error` says the database cannot be reached or cannot answer now (stopped,
+    frozen, restarting, out of connections, a lost or timed-out connection), as opposed to a
+    bug (bad SQL, a constraint violated). Such errors become 503 `database-unavailable`."""
+    for link in _chain(error):
+        if isinstance(link, exc.DBAPIError) and link.connection_invalidated:
+            return True
+        if isinstance(link, exc.TimeoutError | exc.DisconnectionError):
+            return True  # no pooled connection in time; a connection lost on checkout
+        if isinstance(link, sqlite3.Error):
+            # sqlite3 reports bad SQL and bad parameters with these classes too: a bug, a 500.
+            if isinstance(link, sqlite3.OperationalError) and str(link).lower().startswith(
+                _SQLITE_UNAVAILABLE
+            ):
+                return True
+            continue
+        if isinstance(link, exc.OperationalError | exc.InterfaceError) and not isinstance(
+            link.orig, sqlite3.Error
+        ):
+            return True  # a server that went away, or a driver connection that is closed
+        if _is_unavailable_sqlstate(link):
+            return True
+        if isinstance(link, OSError | TimeoutError) and _raised_in_database_code(
+            link.__traceback__
+        ):
+            return True
+    return False
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

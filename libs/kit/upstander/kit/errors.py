@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from upstander.kit.db import is_database_unavailable
+
 PROBLEM_BASE = "https://upstander.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
 
@@ -136,6 +138,20 @@ class UnsupportedMediaType(ProblemError):
     status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
+class DatabaseUnavailable(ProblemError):
+    """The app's database cannot be reached or did not answer in time (`kit.db`
+    `is_database_unavailable`): a 503 the caller may retry, never a 500."""
+
+    status, slug, title = 503, "database-unavailable", "Database unavailable"
+    retry_after_seconds = 5
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            detail or "The service's database is unavailable right now; retry shortly.",
+            headers={"Retry-After": str(self.retry_after_seconds)},
+        )
+
+
 class RateLimited(ProblemError):
     status, slug, title = 429, "rate-limited", "Too many requests"
 
@@ -226,6 +242,14 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if is_database_unavailable(exc):
+        # An outage, not a bug: one line with the error's class (its message can hold SQL),
+        # and a 503 the caller may retry.
+        log.warning(
+            "database unavailable",
+            extra={"path": request.url.path, "error": type(exc).__name__},
+        )
+        return await _on_problem(request, DatabaseUnavailable())
     # Logged with the request id (from the log context), never returned to the caller.
     log.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(
@@ -234,7 +258,8 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 class UnexpectedErrorMiddleware:
-    """Turn an exception that no handler took into a 500 problem, sent as a normal response.
+    """Turn an exception that no handler took into a 500 problem, sent as a normal response
+    (a 503 `database-unavailable` when the database is down or did not answer in time).
 
     Starlette's last-resort handler (`ServerErrorMiddleware`) sends its 500 and then re-raises,
     and uvicorn answers a re-raised error by closing the connection: the client's next request

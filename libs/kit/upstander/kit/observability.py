@@ -88,9 +88,11 @@ def keep_time_coarse() -> None:
 
 
 @contextmanager
-def coarse_timing() -> Iterator[None]:
-    """Log lines written inside the block keep their time to the hour and no request id."""
-    token = _timing_var.set(_Timing(coarse=True))
+def coarse_timing(coarse: bool = True) -> Iterator[None]:
+    """Log lines written inside the block keep their time to the hour and no request id.
+    With `coarse=False` the block starts precise and turns coarse if `keep_time_coarse()`
+    is called inside (work outside a request: an event from the broker)."""
+    token = _timing_var.set(_Timing(coarse=coarse))
     try:
         yield
     finally:

@@ -27,17 +27,18 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Boolean, Integer, String, Uuid, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from upstander.kit.auth import Principal, PrincipalKind
-from upstander.kit.db import UTCDateTime, after_commit
-from upstander.kit.errors import BadRequest
+from upstander.kit.contracts import AccessChanged, parse_event
+from upstander.kit.db import UTCDateTime
+
+if TYPE_CHECKING:
+    from upstander.kit.events import CloudEvent, EventContext
 
 ACCESS_CHANGED = "upstander.access.changed"
 # The private claim the gateway signs into staff and API-client tokens.
@@ -46,24 +47,8 @@ ACCESS_VERSION_CLAIM = "access_version"
 # service tokens are not a person's or a client's access.
 REVOCABLE_KINDS = frozenset({PrincipalKind.STAFF, PrincipalKind.CLIENT})
 
-SubjectKind = Literal["staff", "client", "org"]
-
-
-class AccessChanged(BaseModel):
-    """`upstander.access.changed` data: the state of one subject's access after a change.
-
-    `subject` is what tokens carry as `sub` (a person's id, an API client's `client_id`),
-    or an organisation's id for `kind="org"`. `version` only grows for people and clients;
-    organisations have none (0), and their latest `changed_at` wins."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    kind: SubjectKind
-    subject: str = Field(min_length=1, max_length=200)
-    org_id: uuid.UUID | None = None
-    active: bool
-    version: int = Field(ge=0)
-    changed_at: datetime
+# `upstander.access.changed` data is a shared contract; imported here under its old address.
+__all__ = ["ACCESS_CHANGED", "AccessChanged", "AccessLedger", "on_access_changed"]
 
 
 # ----------------------------------------------------------------------------- the table
@@ -236,17 +221,13 @@ class AccessLedger:
         return incoming
 
 
-async def on_access_changed(session: AsyncSession, event: Any, request: Request) -> None:
+async def on_access_changed(event: CloudEvent, ctx: EventContext) -> None:
     """The kit's handler of `upstander.access.changed` (every service with a ledger gets it):
     record the change, and once it is committed, let this process's cache see it at once."""
-    ledger: AccessLedger | None = getattr(request.app.state, "access_ledger", None)
+    ledger = ctx.resource("access_ledger", AccessLedger)
     if ledger is None:
         return
-    try:
-        change = AccessChanged.model_validate(event.data)
-    except ValidationError as error:
-        fields = sorted({".".join(str(p) for p in e["loc"]) for e in error.errors()})
-        raise BadRequest(f"Malformed {ACCESS_CHANGED} data.", fields=fields) from None
-    state = await ledger.apply(session, change)
+    change = parse_event(event, AccessChanged)  # InvalidEvent (400, dead letter) if malformed
+    state = await ledger.apply(ctx.session, change)
     key: Key = (change.kind, change.subject)
-    after_commit(request, lambda: ledger.remember(key, state))
+    ctx.after_commit(lambda: ledger.remember(key, state))

@@ -55,6 +55,13 @@ class KitSettings(BaseSettings):
     http_connect_timeout: float = 3.0
     http_read_timeout: float = 30.0
 
+    # PostgreSQL waits (kit/db.py DatabaseTimeouts): opening a connection, one statement (also
+    # the server's `statement_timeout`), a free connection from the pool. Past any of them the
+    # request answers 503 `database-unavailable`; the defaults keep that under 5 s.
+    database_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    database_statement_timeout_seconds: float = Field(default=3.0, gt=0, le=3600)
+    database_pool_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+
     # Slow clients (kit/http.py BodyGuardMiddleware): a request body must arrive within
     # `request_body_timeout_seconds`, plus one second per `request_body_min_bytes_per_second`
     # bytes received, and never take longer than `request_body_max_seconds`; else 408.
@@ -67,12 +74,41 @@ class KitSettings(BaseSettings):
     server_timeout_keep_alive_seconds: float = Field(default=5.0, gt=0)
     server_backlog: int = Field(default=2048, ge=1)
 
+    # How events travel between services (kit/events.py, docs/events.md): `http`, the
+    # embedded push relay (nothing else to install), or `nats`, NATS JetStream.
+    event_transport: Literal["http", "nats"] = "http"
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_stream: str = Field(default="UPSTANDER", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Events are spread over this many ordered lanes by their subject (a case, a person): one
+    # durable consumer per lane and subscription, one event in flight per lane. Change it
+    # only with the stream drained (an event's lane must not move while it is pending).
+    nats_partitions: int = Field(default=4, ge=1, le=64)
+    # An event handed to a consumer comes back to another after this long without an ack
+    # (a crashed replica); a live handler extends it while it works.
+    nats_ack_wait_seconds: float = Field(default=10.0, ge=1, le=600)
+    # How long the stream keeps events (what a new consumer can replay), and the broker's
+    # de-duplication window by `Nats-Msg-Id`.
+    nats_stream_max_age_days: float = Field(default=14.0, gt=0)
+    nats_duplicate_window_seconds: float = Field(default=120.0, gt=0)
+    # Transient handler failures: redelivered after a backoff capped here (the lane waits).
+    nats_max_delay_seconds: float = Field(default=60.0, gt=0)
+
     # The outbox relay: how often it polls when nothing woke it, and when a row is given up.
     relay_background: bool = True
     relay_poll_seconds: float = 2.0
     relay_max_attempts: int = 12
     relay_base_delay_seconds: float = 1.0
     relay_max_delay_seconds: float = 3600.0
+    # A claimed batch is leased for this long and renewed while it is being delivered, so a
+    # crashed relay's rows are claimable again within seconds.
+    relay_lease_seconds: float = Field(default=10.0, ge=1, le=600)
+    relay_batch_size: int = Field(default=100, ge=1, le=1000)
+
+    # Pruning (kit/events.py EventPruner): delivered outbox rows are kept this long (for
+    # operators), inbox ids longer than anything can deliver an event again (docs/events.md).
+    outbox_retention_days: float = Field(default=7.0, gt=0)
+    inbox_retention_days: float = Field(default=30.0, gt=0)
+    event_prune_interval_seconds: float = Field(default=3600.0, gt=0)
 
     migrate_on_start: bool | None = Field(
         default=None, description="Apply Alembic migrations on start; default: yes in dev mode."
@@ -110,4 +146,15 @@ class KitSettings(BaseSettings):
                 )
             if not self.database_url or self.database_url.startswith("sqlite"):
                 pass  # SQLite is allowed in production for single-node deployments.
+        return self
+
+    @model_validator(mode="after")
+    def _inbox_outlives_redelivery(self) -> KitSettings:
+        # An inbox id is what stops an event from taking effect twice. Anything the broker
+        # still holds can come again (a redelivery, a durable consumer re-created to replay),
+        # so the ids must be kept longer than the stream keeps events (docs/events.md).
+        if self.inbox_retention_days <= self.nats_stream_max_age_days:
+            raise ValueError(
+                "UPSTANDER_INBOX_RETENTION_DAYS must exceed UPSTANDER_NATS_STREAM_MAX_AGE_DAYS"
+            )
         return self

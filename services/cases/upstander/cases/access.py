@@ -40,7 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.audit.service import record
-from upstander.cases.cases.service import reporter_case, visible_case
+from upstander.cases.cases.service import NO_SUCH_CASE, reporter_case, visible_case
 from upstander.cases.models import Case
 from upstander.cases.roles import (
     ADMINS,
@@ -50,11 +50,11 @@ from upstander.cases.roles import (
     SHARERS,
     STATS_READERS,
 )
-from upstander.kit.auth import Principal, reporter, require_roles
+from upstander.kit.auth import Principal, PrincipalKind, reporter, staff_or_client
 from upstander.kit.clock import Clock
 from upstander.kit.crypto import Vault
 from upstander.kit.db import CommittingRoute, get_session
-from upstander.kit.errors import ProblemError, problem_responses
+from upstander.kit.errors import Forbidden, NotFound, ProblemError, problem_responses
 from upstander.kit.events import EventBus
 
 log = logging.getLogger("upstander.cases.access")
@@ -117,9 +117,15 @@ def case_context(*roles: str) -> Any:
 
     async def dependency(
         request: Request,
-        principal: Principal = require_roles(*roles),
+        principal: Principal = Depends(staff_or_client),
         session: AsyncSession = Depends(get_session),
     ) -> CaseContext:
+        if principal.kind != PrincipalKind.CLIENT and not principal.has_role(*roles):
+            # Someone who handles no case at all, asking for one by id: the same 404 as for a
+            # case hidden from them or one that does not exist (no existence signal either way).
+            if "case_id" in request.path_params and not principal.has_role(*HANDLERS):
+                raise NotFound(NO_SUCH_CASE)
+            raise Forbidden("Your role does not allow this.")
         return _context(request, principal, session)
 
     return Depends(dependency)
@@ -255,5 +261,5 @@ def case_router(tags: list[str]) -> APIRouter:
         prefix="/cases/v1",
         tags=list[str | Enum](tags),
         route_class=AuditedCaseRoute,
-        responses=problem_responses(401, 403, 404, 422, 500),
+        responses=problem_responses(401, 403, 404, 422, 500, 503),
     )

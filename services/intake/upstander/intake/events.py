@@ -5,14 +5,11 @@ person belongs to)."""
 from __future__ import annotations
 
 import logging
-import uuid
-
-from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.intake.directory.service import record_person
 from upstander.intake.forms.service import ensure_org
-from upstander.kit.events import CloudEvent, Handler
+from upstander.kit.contracts import OrgEvent, PersonEvent, organisation_of, parse_event
+from upstander.kit.events import CloudEvent, EventContext, Handler
 
 log = logging.getLogger("upstander.intake.events")
 
@@ -21,46 +18,30 @@ REPORT_SUBMITTED = "upstander.report.submitted"
 ATTACHMENT_ADDED = "upstander.report.attachment_added"
 
 
-async def on_org(session: AsyncSession, event: CloudEvent, request: Request) -> None:
+async def on_org(event: CloudEvent, ctx: EventContext) -> None:
     """`upstander.org.created` / `.updated`: `{org_id, slug, name, active}`.
 
-    A slug held by another organisation raises `Conflict` (409), so the relay retries until
-    the event that frees it has arrived; a malformed event is logged and skipped, since
-    retrying cannot fix it."""
-    data = event.data
-    try:
-        org_id = uuid.UUID(str(data.get("org_id") or event.orgid))
-        slug = str(data["slug"])
-    except (KeyError, ValueError):
-        log.warning("org event without a usable org_id or slug", extra={"event_id": event.id})
-        return
-    name = data.get("name")
-    active = data.get("active")
+    A slug held by another organisation raises `Conflict` (409), so the transport retries
+    until the event that frees it has arrived; a malformed event is an `InvalidEvent` (a dead
+    letter at once), and a slug intake cannot use is logged and skipped, since retrying
+    cannot fix either."""
+    org = parse_event(event, OrgEvent)
     try:
         await ensure_org(
-            session,
-            org_id,
-            slug,
-            str(name)[:200] if name is not None else None,
-            active=bool(active) if active is not None else None,
+            ctx.session,
+            organisation_of(org),
+            org.slug,
+            org.name if "name" in org.model_fields_set else None,
+            active=org.active if "active" in org.model_fields_set else None,
         )
     except ValueError:
         log.warning("org event with a malformed slug", extra={"event_id": event.id})
 
 
-async def on_person(session: AsyncSession, event: CloudEvent, request: Request) -> None:
+async def on_person(event: CloudEvent, ctx: EventContext) -> None:
     """`upstander.person.*`: only `{person_id, org_id}` is kept (see `intake.directory`); a
-    malformed event is logged and skipped, since retrying cannot fix it."""
-    data = event.data
-    try:
-        person_id = uuid.UUID(str(data["person_id"]))
-        org_id = uuid.UUID(str(data.get("org_id") or event.orgid))
-    except (KeyError, ValueError):
-        log.warning(
-            "person event without a usable person_id or org_id", extra={"event_id": event.id}
-        )
-        return
-    await record_person(session, person_id, org_id, now=request.app.state.clock.now())
+    malformed event is an `InvalidEvent` (a dead letter at once)."""
+    await record_person(ctx.session, parse_event(event, PersonEvent), now=ctx.clock.now())
 
 
 HANDLERS: dict[str, Handler] = {

@@ -4,63 +4,67 @@ case once it is hidden from more people (`case.restricted`). (Notify emits none.
 
 from __future__ import annotations
 
-from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncSession
+import logging
 
-from upstander.kit.db import after_commit
-from upstander.kit.events import CloudEvent, Handler
+from upstander.kit.contracts import (
+    CaseRestricted,
+    InvalidEvent,
+    OrgEvent,
+    PersonEvent,
+    parse_event,
+)
+from upstander.kit.events import CloudEvent, EventContext, Handler
 from upstander.notify.directory.service import upsert_org, upsert_person
 from upstander.notify.notices import notify, notify_reporter, remember_route
 from upstander.notify.restrictions import RESTRICTED
+from upstander.notify.settings import Settings
 from upstander.notify.webhooks.service import fan_out
 from upstander.notify.withdrawal import withdraw_case_notices
+from upstander.notify.worker import Worker
+
+log = logging.getLogger("upstander.notify.events")
 
 
-def _wake_worker(request: Request) -> None:
-    worker = getattr(request.app.state, "worker", None)
-    if worker is not None:
-        after_commit(request, worker.wake)
+async def on_org(event: CloudEvent, ctx: EventContext) -> None:
+    await upsert_org(ctx.session, parse_event(event, OrgEvent))
 
 
-async def on_org(session: AsyncSession, event: CloudEvent, request: Request) -> None:
-    await upsert_org(session, {**event.data, "org_id": event.data.get("org_id") or event.orgid})
+async def on_person(event: CloudEvent, ctx: EventContext) -> None:
+    await upsert_person(ctx.session, ctx.vault, parse_event(event, PersonEvent))
 
 
-async def on_person(session: AsyncSession, event: CloudEvent, request: Request) -> None:
-    await upsert_person(
-        session,
-        request.app.state.vault,
-        event.data,
-        org_id=event.org_id,
-        deactivated=event.type == "upstander.person.deactivated",
-    )
-
-
-async def on_notice(session: AsyncSession, event: CloudEvent, request: Request) -> None:
+async def on_notice(event: CloudEvent, ctx: EventContext) -> None:
     """A case, training or policy event: notices per the org's rules, the reporter's notice
     if there is one, and a copy for subscribed webhooks."""
-    state = request.app.state
-    now = state.clock.now()
+    session, now = ctx.session, ctx.clock.now()
+    worker = ctx.require("worker", Worker)
     await remember_route(session, event)
-    await notify(session, event, settings=state.settings, now=now)
-    await notify_reporter(session, event, mailer=state.worker.mailer, now=now)
+    await notify(session, event, settings=ctx.require("settings", Settings), now=now)
+    await notify_reporter(session, event, mailer=worker.mailer, now=now)
     await fan_out(session, event, now=now)
-    _wake_worker(request)
+    ctx.after_commit(worker.wake)
 
 
 on_case_notice = on_notice  # the name the first case notices had
 
 
-async def on_case_restricted(session: AsyncSession, event: CloudEvent, request: Request) -> None:
+async def on_case_restricted(event: CloudEvent, ctx: EventContext) -> None:
     """A case was hidden from more people: take back what they were told about it. Not a
     notice, and never forwarded to webhooks (it names people)."""
-    await withdraw_case_notices(session, event, now=request.app.state.clock.now())
+    try:
+        restricted = parse_event(event, CaseRestricted)
+    except InvalidEvent:
+        # Nothing usable (no case, no valid person id): ignored, as notify always did with
+        # it; retrying cannot help. Ids only in the log.
+        log.warning("case.restricted without a case or people", extra={"event_id": event.id})
+        return
+    await withdraw_case_notices(ctx.session, event, restricted, now=ctx.clock.now())
 
 
 HANDLERS: dict[str, Handler] = {
     "upstander.org.*": on_org,
     "upstander.person.*": on_person,
-    # Exact types win over patterns (kit.events.event_router).
+    # Exact types win over patterns (kit.events.EventConsumer).
     RESTRICTED: on_case_restricted,
     "upstander.case.*": on_notice,
     "upstander.training.*": on_notice,

@@ -7,7 +7,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from upstander.kit.crypto import EncryptedText, VaultSlot, data_key_model
@@ -278,3 +287,26 @@ class WebhookDelivery(IdMixin, OrgMixin, TimestampMixin, Model):
     @property
     def message_id(self) -> str:
         return f"msg_{self.id.hex}"
+
+
+class WebhookDeliveryAttempt(IdMixin, OrgMixin, TimestampMixin, Model):
+    """One try of a webhook delivery, kept for the delivery log (the delivery row holds only the
+    latest state). `number` counts every try of the delivery, replays included; gone with the
+    delivery (withdrawn, endpoint deleted)."""
+
+    __tablename__ = "webhook_delivery_attempts"
+    __table_args__ = (
+        Index("ix_webhook_delivery_attempts_delivery_id_number", "delivery_id", "number"),
+    )
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    # When the request left (its `webhook-timestamp`).
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    response_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # None when the endpoint answered 2xx; otherwise `HTTP <code>`, an httpx error class name,
+    # or `target not allowed` (never more, see webhooks/targets.py).
+    error: Mapped[str | None] = mapped_column(String(ERROR_MAX), nullable=True)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from upstander.kit.contracts import CaseMessagePosted, parse_event
 from upstander.kit.errors import ProblemError
 from upstander.kit.events import CloudEvent
 from upstander.notify.directory.service import (
@@ -327,14 +328,14 @@ async def notify_reporter(
     """A handler wrote to a confidential reporter who gave an email: send them the one fixed
     sentence, now, and keep no address (the log row holds its sha256 only). Anonymous
     reporters (no `reporter_notice`) hear nothing. Returns whether an email went out."""
-    data = event.data
-    notice = data.get("reporter_notice")
     org_id = event.org_id
-    if event.type != MESSAGE_POSTED or data.get("author") != "handler" or org_id is None:
+    if event.type != MESSAGE_POSTED or event.data.get("author") != "handler" or org_id is None:
         return False
-    if not isinstance(notice, dict) or notice.get("channel") != "email":
+    # The notice as cases builds it (the shared contract): a malformed one is an InvalidEvent.
+    notice = parse_event(event, CaseMessagePosted).reporter_notice
+    if notice is None or notice.channel != "email":
         return False
-    address = str(notice.get("address") or "").strip()
+    address = notice.address.strip()
     if "@" not in address or len(address) > 320 or any(c in address for c in "\r\n<>,;"):
         log.warning("reporter notice ignored: unusable address", extra={"event_id": event.id})
         return False
@@ -350,7 +351,7 @@ async def notify_reporter(
     )
     if done is not None:
         return False
-    language = normalise_language(notice.get("language"))
+    language = normalise_language(notice.language)
     subject, sentence = REPORTER_NOTICE[language]
     delivery_id = uuid.uuid4()
     try:

@@ -13,10 +13,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from upstander.kit.contracts import CaseRestricted
 from upstander.kit.events import CloudEvent
 from upstander.notify.inbox.service import withdraw_case_messages
 from upstander.notify.mail.service import cancel_case_emails
-from upstander.notify.restrictions import as_uuid, remember, uuids
+from upstander.notify.restrictions import remember
 from upstander.notify.webhooks.service import withdraw_case_deliveries
 
 log = logging.getLogger("upstander.notify.withdrawal")
@@ -32,14 +33,14 @@ class Withdrawn:
 
 
 async def withdraw_case_notices(
-    session: AsyncSession, event: CloudEvent, *, now: datetime
+    session: AsyncSession, event: CloudEvent, restricted: CaseRestricted, *, now: datetime
 ) -> Withdrawn:
-    """Apply a `case.restricted` event (`{case_id, person_ids}`); repeats change nothing."""
+    """Apply a `case.restricted` event (its data parsed: `{case_id, person_ids}`, at least one
+    person); repeats change nothing."""
     org_id = event.org_id
-    case_id = as_uuid(event.data.get("case_id"))
-    people = uuids(event.data.get("person_ids"))
-    if org_id is None or case_id is None or not people:
-        log.warning("case.restricted without a case or people", extra={"event_id": event.id})
+    case_id, people = restricted.case_id, set(restricted.person_ids)
+    if org_id is None:
+        log.warning("case.restricted without an organisation", extra={"event_id": event.id})
         return Withdrawn()
     await remember(session, org_id, case_id, people, now=now)
     withdrawn = Withdrawn(

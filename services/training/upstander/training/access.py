@@ -9,6 +9,7 @@ from fastapi import Request
 from upstander.kit.auth import Principal, PrincipalKind, Role
 from upstander.kit.clock import Clock
 from upstander.kit.errors import Forbidden, NotFound, ProblemError
+from upstander.kit.scopes import Scope
 
 # Roles that manage training records for the whole organisation.
 MANAGERS = (Role.TRAINER, Role.ADMIN)
@@ -24,10 +25,15 @@ def org_of(principal: Principal) -> uuid.UUID:
 
 
 def reads_everything(principal: Principal) -> bool:
+    """A reader by role; an API client by scope (clients are granted scopes, not roles)."""
+    if principal.kind == PrincipalKind.CLIENT:
+        return principal.has_scope(Scope.TRAINING_READ)
     return principal.has_role(*READERS)
 
 
 def manages(principal: Principal) -> bool:
+    if principal.kind == PrincipalKind.CLIENT:
+        return principal.has_scope(Scope.TRAINING_WRITE)
     return principal.has_role(*MANAGERS)
 
 

@@ -29,6 +29,7 @@ from upstander.cases.assignments.schemas import (
 )
 from upstander.cases.problems import merge_responses, problem_example
 from upstander.kit.errors import problem_responses
+from upstander.kit.scopes import Scope, require_person, require_scope
 
 router = case_router(tags=["assignments"])
 
@@ -49,6 +50,7 @@ CONFLICT_PROBLEMS = merge_responses(
 @router.post(
     "/cases/{case_id}/assignments",
     operation_id="create_assignment",
+    dependencies=[require_scope(Scope.CASES_WRITE)],
     summary="Assign someone to a case",
     description=(
         "Designate an `investigator`, `case_manager` or `reviewer` (they must hold that role "
@@ -83,6 +85,7 @@ async def create_assignment(
 @router.get(
     "/cases/{case_id}/assignments",
     operation_id="list_assignments",
+    dependencies=[require_scope(Scope.CASES_READ)],
     summary="Who is assigned to a case",
     response_model=AssignmentList,
     responses=problem_responses(401, 403, 404, 422),
@@ -97,6 +100,7 @@ async def list_assignments(case: VisibleCase, ctx: CaseCtx) -> AssignmentList:
 @router.delete(
     "/cases/{case_id}/assignments/{assignment_id}",
     operation_id="delete_assignment",
+    dependencies=[require_scope(Scope.CASES_WRITE)],
     summary="Unassign someone",
     status_code=204,
     response_class=Response,
@@ -120,6 +124,7 @@ async def delete_assignment(
 @router.post(
     "/cases/{case_id}/recusal",
     operation_id="create_recusal",
+    dependencies=[require_person()],
     summary="Recuse yourself from a case",
     description=(
         "You step away from the case: your assignments and shares on it end and it is hidden "
@@ -141,6 +146,7 @@ async def create_recusal(case: LockedCase, ctx: CaseCtx) -> RecusalOut:
 @router.post(
     "/cases/{case_id}/shares",
     operation_id="create_share",
+    dependencies=[require_scope(Scope.CASES_WRITE)],
     summary="Share a case with someone (reviewers)",
     description=(
         "A reviewer lets a person see a case, typically one routed to reviewers only. The "

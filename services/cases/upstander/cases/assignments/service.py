@@ -36,6 +36,7 @@ from upstander.cases.models import (
 )
 from upstander.cases.problems import ConflictOfInterest
 from upstander.kit.auth import Principal
+from upstander.kit.contracts import CaseAssigned
 from upstander.kit.errors import Conflict, Forbidden, NotFound
 from upstander.kit.events import EventBus
 
@@ -47,7 +48,7 @@ _RULE_TEXT = {
     "reports_to_involved": "A person involved is above them in the reporting chain.",
 }
 
-CASE_ASSIGNED = "upstander.case.assigned"
+CASE_ASSIGNED = CaseAssigned.EVENT_TYPE
 
 
 async def conflict_rule(session: AsyncSession, case: Case, person_id: uuid.UUID) -> str | None:
@@ -131,14 +132,14 @@ async def assign(
         session,
         CASE_ASSIGNED,
         f"case/{case.id}",
-        {
-            "case_id": str(case.id),
-            "number": case.number,
-            "person_id": str(person_id),
-            "role": role.value,
-            "routed_to": case.routed_to.value,
-            "restricted_person_ids": await restricted_person_ids(session, case.id),
-        },
+        CaseAssigned(
+            case_id=case.id,
+            number=case.number,
+            person_id=person_id,
+            role=role.value,
+            routed_to=case.routed_to.value,
+            restricted_person_ids=await restricted_person_ids(session, case.id),
+        ).model_dump(mode="json"),
         org_id=case.org_id,
     )
     return assignment

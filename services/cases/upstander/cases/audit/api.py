@@ -12,6 +12,7 @@ from upstander.cases.audit import service
 from upstander.cases.audit.schemas import AuditEntryOut, AuditPage, AuditVerification, BrokenLink
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import InvalidCursor, cursor_query
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["audit"])
 
@@ -28,6 +29,7 @@ def _after(cursor: str | None) -> int:
 @router.get(
     "/audit",
     operation_id="list_audit_entries",
+    dependencies=[require_scope(Scope.AUDIT_READ)],
     summary="Read the audit trail",
     description=(
         "Who read or changed what, oldest first, in chain order. Page with `limit` and "
@@ -70,6 +72,7 @@ async def list_audit_entries(
 @router.get(
     "/audit/verify",
     operation_id="verify_audit_trail",
+    dependencies=[require_scope(Scope.AUDIT_READ)],
     summary="Verify the audit trail",
     description=(
         "Recompute the organisation's hash chain: `{intact: true}`, or `intact: false` with "

@@ -10,6 +10,7 @@ from upstander.cases.cases.schemas import CaseOut, CasePage
 from upstander.cases.models import CaseStatus
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import PageParams, page_params
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["cases"])
 
@@ -17,6 +18,7 @@ router = case_router(tags=["cases"])
 @router.get(
     "/cases",
     operation_id="list_cases",
+    dependencies=[require_scope(Scope.CASES_READ)],
     summary="List cases",
     description=(
         "Cases of your organisation, newest first, with their deadlines. Page with "
@@ -46,6 +48,7 @@ async def list_cases(
 @router.get(
     "/cases/{case_id}",
     operation_id="get_case",
+    dependencies=[require_scope(Scope.CASES_READ)],
     summary="Get a case",
     description=(
         "One case of your organisation. The `ETag` header is its version. A case hidden "

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.audit.service import append as audit_append
 from upstander.cases.cases import service
-from upstander.cases.cases.schemas import AttachmentMeta, ReportSubmitted
+from upstander.cases.cases.schemas import AttachmentMeta, ReportSubmitted, report_content
 from upstander.cases.directory.service import foreign_people, org_slug
 from upstander.cases.models import (
     Case,
@@ -27,6 +27,7 @@ from upstander.cases.models import (
     RestrictionReason,
 )
 from upstander.kit.clock import Clock, for_reporter
+from upstander.kit.contracts import CaseOpened
 from upstander.kit.crypto import Vault
 from upstander.kit.errors import NotFound
 from upstander.kit.events import EventBus
@@ -71,7 +72,7 @@ async def open_case_from_report(
         received_at=received_at,
         categories=report.categories,
         clock=clock,
-        reporter_mode=report.mode,
+        reporter_mode=ReporterMode(report.mode),
         reporter_person_id=reporter_person_id if report.mode == ReporterMode.IDENTIFIED else None,
         routed_to=routed_to,
     )
@@ -88,7 +89,11 @@ async def open_case_from_report(
 
     session.add(
         CaseReport(
-            org_id=org_id, case_id=case.id, content=report.content(), created_at=now, updated_at=now
+            org_id=org_id,
+            case_id=case.id,
+            content=report_content(report),
+            created_at=now,
+            updated_at=now,
         )
     )
     await record_attachments(session, case, report.attachments, now=now)
@@ -121,12 +126,12 @@ async def open_case_from_report(
         session,
         CASE_OPENED,
         f"case/{case.id}",
-        {
-            "case_id": str(case.id),
-            "number": case.number,
-            "routed_to": case.routed_to.value,
-            "restricted_person_ids": restricted,
-        },
+        CaseOpened(
+            case_id=case.id,
+            number=case.number,
+            routed_to=case.routed_to.value,
+            restricted_person_ids=restricted,
+        ).model_dump(mode="json"),
         org_id=org_id,
         at=now,
     )

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from upstander.cases.models import (
     CaseStatus,
@@ -17,7 +17,17 @@ from upstander.cases.models import (
     RoutedTo,
     Severity,
 )
+from upstander.kit.contracts import AttachmentAdded, AttachmentMeta, ReportSubmitted
 from upstander.kit.schemas import ResponseModel
+
+__all__ = [
+    "AttachmentAdded",
+    "AttachmentMeta",
+    "CaseOut",
+    "CasePage",
+    "ReportSubmitted",
+    "report_content",
+]
 
 
 class CaseOut(ResponseModel):
@@ -96,81 +106,37 @@ class CasePage(ResponseModel):
 
 
 # ----------------------------------------------------------------------------- inbound events
-# What intake sends (docs/events.md). Lenient on extra fields so intake can add some, and on
-# lengths: a report refused here is a report dead-lettered, so the bounds only stop absurd
-# payloads (intake enforces the real limits on its form).
+# What intake sends is the shared contract (upstander.kit.contracts, docs/events.md), re-exported
+# here for the case code.
 
 
-class _EventModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_max_length=200_000)
-
-
-class PersonMention(_EventModel):
-    """Someone the report names: a directory person (`person_id`) or a free-text name."""
-
-    person_id: uuid.UUID | None = None
-    name: str | None = Field(default=None, max_length=2000)
-    role: str | None = Field(default=None, max_length=200)
-
-
-class ReporterDetails(_EventModel):
-    """None for anonymous reports; name and contact for confidential ones; the directory id
-    for identified ones."""
-
-    person_id: uuid.UUID | None = None
-    name: str | None = Field(default=None, max_length=2000)
-    contact: str | None = Field(default=None, max_length=2000)
-
-
-class AttachmentMeta(_EventModel):
-    attachment_id: uuid.UUID
-    filename: str | None = Field(default=None, max_length=2000)
-    content_type: str | None = Field(default=None, max_length=200)
-    size: int | None = Field(default=None, ge=0)
-
-
-class ReportSubmitted(_EventModel):
-    """Data of `upstander.report.submitted`."""
-
-    report_id: uuid.UUID
-    org_id: uuid.UUID | None = None
-    org_slug: str | None = Field(default=None, max_length=200)
-    mode: ReporterMode = ReporterMode.ANONYMOUS
-    submitted_at: datetime | None = None
-    language: str | None = Field(default=None, max_length=35)
-    categories: list[str] = Field(default_factory=list, max_length=100)
-    description: str | None = None
-    occurred_at: str | None = Field(default=None, max_length=200)
-    location: str | None = Field(default=None, max_length=2000)
-    people_involved: list[PersonMention] = Field(default_factory=list, max_length=1000)
-    witnesses: list[PersonMention] = Field(default_factory=list, max_length=1000)
-    desired_outcome: str | None = None
-    excluded_person_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
-    reporter: ReporterDetails | None = None
-    attachments: list[AttachmentMeta] = Field(default_factory=list, max_length=1000)
-
-    def content(self) -> dict[str, Any]:
-        """What is sealed into the case file: everything the reporter wrote or gave."""
-        return self.model_dump(
-            mode="json",
-            include={
-                "description",
-                "occurred_at",
-                "location",
-                "people_involved",
-                "witnesses",
-                "desired_outcome",
-                "reporter",
-                "language",
-                "categories",
-                "attachments",
-            },
-        )
-
-
-class AttachmentAdded(AttachmentMeta):
-    """Data of `upstander.report.attachment_added`: the report and one attachment's metadata
-    (flat, or nested under `attachment`)."""
-
-    report_id: uuid.UUID
-    org_id: uuid.UUID | None = None
+def report_content(report: ReportSubmitted) -> dict[str, Any]:
+    """What is sealed into the case file: everything the reporter wrote or gave. Witnesses and
+    the reporter keep every key (`role`, `person_id`, `name`, `contact`; null when not given),
+    the shape case files have always been stored in."""
+    content = report.model_dump(
+        mode="json",
+        include={
+            "description",
+            "occurred_at",
+            "location",
+            "people_involved",
+            "witnesses",
+            "desired_outcome",
+            "language",
+            "categories",
+            "attachments",
+        },
+    )
+    content["witnesses"] = [{**witness, "role": None} for witness in content["witnesses"]]
+    reporter = report.reporter
+    content["reporter"] = (
+        None
+        if reporter is None
+        else {
+            "person_id": str(reporter.person_id) if reporter.person_id else None,
+            "name": reporter.name,
+            "contact": reporter.contact,
+        }
+    )
+    return content

@@ -34,6 +34,7 @@ from upstander.cases.models import (
 from upstander.cases.roles import CASE_MANAGER_VIEW
 from upstander.kit.auth import Principal, PrincipalKind, Role
 from upstander.kit.clock import Clock, for_reporter
+from upstander.kit.contracts import CaseRestricted
 from upstander.kit.errors import NotFound
 from upstander.kit.events import EventBus
 from upstander.kit.pagination import PageParams, paginate
@@ -209,7 +210,7 @@ async def restrict(
             session,
             CASE_RESTRICTED,
             f"case/{case.id}",
-            {"case_id": str(case.id), "person_ids": [str(p) for p in added]},
+            CaseRestricted(case_id=case.id, person_ids=added).model_dump(mode="json"),
             org_id=case.org_id,
             at=now,
         )
@@ -385,9 +386,10 @@ def _visible_to(principal: Principal, person: ActingPerson | None) -> ColumnElem
       the reporter, above an involved person, recused), whatever the roles or assignments;
     - then any of: assigned to the person; shared with them by a reviewer; opened by their
       roles (`_by_role`).
-    - An API client sees the intersection of what its own roles open and what its owner may
-      see (the rules above, for the owner): no role of the client's reaches past a
-      restriction of the owner's, nor past what the owner's own roles open."""
+    - An API client sees what its owner may see (the rules above, for the owner), once its
+      scopes let it in at all (`cases:read`): no scope reaches past a restriction of the
+      owner's, nor past what the owner's own roles open. A client registered with
+      (deprecated) roles sees only the intersection with what those roles open."""
     if person is None:
         return false()  # a caller nobody answers for sees nothing
     # Tombstones of deleted cases are nobody's to see (their restrictions are gone with them).
@@ -402,7 +404,7 @@ def _visible_to(principal: Principal, person: ActingPerson | None) -> ColumnElem
     )
     shared = exists().where(CaseShare.case_id == Case.id, CaseShare.person_id == person.id)
     persons_view = condition & ~hidden & or_(_by_role(person.roles), assigned, shared)
-    if principal.kind == PrincipalKind.CLIENT:
+    if principal.kind == PrincipalKind.CLIENT and principal.roles:
         return persons_view & _by_role(principal.roles)
     return persons_view
 

@@ -10,6 +10,7 @@ from upstander.cases.checkins.schemas import CheckinAnswer, CheckinList, Checkin
 from upstander.cases.models import RetaliationCheckin
 from upstander.kit.app import make_router
 from upstander.kit.errors import problem_responses
+from upstander.kit.scopes import reporter_token
 
 router = make_router(prefix="/cases/v1/reporter", tags=["reporter"])
 
@@ -23,6 +24,7 @@ def _out(checkin: RetaliationCheckin) -> CheckinOut:
 @router.get(
     "/checkins",
     operation_id="list_reporter_checkins",
+    dependencies=[reporter_token()],
     summary="Your retaliation check-ins",
     description=(
         "After your case closes we ask you (30 and 90 days later, unless your organisation "
@@ -39,6 +41,7 @@ async def list_reporter_checkins(case: ReporterCase, ctx: ReporterCtx) -> Checki
 @router.post(
     "/checkins/{checkin_id}",
     operation_id="answer_reporter_checkin",
+    dependencies=[reporter_token()],
     summary="Answer a retaliation check-in",
     description=(
         "`retaliation: true` opens a new case about it, linked to yours, with high priority, "

@@ -40,6 +40,7 @@ from upstander.cases.models import (
 )
 from upstander.cases.workflow.service import reporter_language
 from upstander.kit.clock import Clock
+from upstander.kit.contracts import CaseOpened
 from upstander.kit.crypto import Vault
 from upstander.kit.errors import Conflict, NotFound
 from upstander.kit.events import EventBus
@@ -291,12 +292,12 @@ async def open_follow_up(
         session,
         CASE_OPENED,
         f"case/{case.id}",
-        {
-            "case_id": str(case.id),
-            "number": case.number,
-            "routed_to": case.routed_to.value,
-            "restricted_person_ids": await cases.restricted_person_ids(session, case.id),
-        },
+        CaseOpened(
+            case_id=case.id,
+            number=case.number,
+            routed_to=case.routed_to.value,
+            restricted_person_ids=await cases.restricted_person_ids(session, case.id),
+        ).model_dump(mode="json"),
         org_id=case.org_id,
     )
     log.info(

@@ -6,6 +6,7 @@ from upstander.cases.access import AdminCtx, case_router
 from upstander.cases.deadlines import service
 from upstander.cases.deadlines.schemas import SettingsIn, SettingsOut
 from upstander.kit.errors import problem_responses
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["settings"])
 
@@ -13,6 +14,7 @@ router = case_router(tags=["settings"])
 @router.get(
     "/settings",
     operation_id="get_case_settings",
+    dependencies=[require_scope(Scope.CASES_ADMIN)],
     summary="Your organisation's case deadlines",
     description="The legal preset and the (possibly shorter) deadlines new cases get.",
     response_model=SettingsOut,
@@ -25,6 +27,7 @@ async def get_case_settings(ctx: AdminCtx) -> SettingsOut:
 @router.put(
     "/settings",
     operation_id="put_case_settings",
+    dependencies=[require_scope(Scope.CASES_ADMIN)],
     summary="Set your organisation's case deadlines, check-in days and retention",
     description=(
         "`jurisdiction_preset` `eu_directive` sets the ceiling: acknowledge within 7 days, "

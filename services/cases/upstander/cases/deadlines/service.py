@@ -10,7 +10,6 @@ acknowledgment) is a new deadline and is announced again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -39,14 +38,20 @@ from upstander.cases.models import (
 from upstander.cases.retention.service import DEFAULT_RETENTION_DAYS
 from upstander.kit.auth import Principal
 from upstander.kit.clock import Clock
+from upstander.kit.contracts import (
+    CaseActionOverdue,
+    CaseDeadlineApproaching,
+    CaseDeadlineMissed,
+)
 from upstander.kit.crypto import Vault
 from upstander.kit.events import EventBus
+from upstander.kit.loops import PeriodicTask, failure_summary
 
 log = logging.getLogger("upstander.cases.deadlines")
 
-APPROACHING = "upstander.case.deadline_approaching"
-MISSED = "upstander.case.deadline_missed"
-ACTION_OVERDUE = "upstander.case.action_overdue"
+APPROACHING = CaseDeadlineApproaching.EVENT_TYPE
+MISSED = CaseDeadlineMissed.EVENT_TYPE
+ACTION_OVERDUE = CaseActionOverdue.EVENT_TYPE
 BATCH = 500
 
 PRESETS: dict[JurisdictionPreset, tuple[int, int]] = {
@@ -178,8 +183,8 @@ class DeadlineScheduler:
         self.vault = vault
         # Other passes the background loop runs after each deadline pass (retention).
         self.after_pass = list(after_pass or [])
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._loop = PeriodicTask("cases-deadlines", self._pass, interval=interval_seconds)
 
     async def run_once(self) -> int:
         """One pass; returns how many notices it emitted plus check-ins it posted."""
@@ -271,21 +276,21 @@ class DeadlineScheduler:
         )
         if not inserted:
             return 0
-        data: dict[str, Any] = {
-            "case_id": str(case.id),
-            "number": case.number,
-            "deadline": deadline.value,
-            "due_at": due_at.isoformat(),
-            "routed_to": case.routed_to.value,
-            "restricted_person_ids": await restricted_person_ids(session, case.id),
-        }
-        if deadline == DeadlineKind.ACTION:
-            data["action_id"] = str(subject_id)
+        contract = CaseDeadlineMissed if kind == NoticeKind.MISSED else CaseDeadlineApproaching
+        notice = contract(
+            case_id=case.id,
+            number=case.number,
+            deadline=deadline.value,
+            due_at=due_at,
+            routed_to=case.routed_to.value,
+            restricted_person_ids=await restricted_person_ids(session, case.id),
+            action_id=subject_id if deadline == DeadlineKind.ACTION else None,
+        )
         await self.events.publish(
             session,
-            MISSED if kind == NoticeKind.MISSED else APPROACHING,
+            contract.EVENT_TYPE,
             f"case/{case.id}",
-            data,
+            notice.model_dump(mode="json", exclude_none=True),  # `action_id` for actions only
             org_id=case.org_id,
         )
         if deadline == DeadlineKind.ACTION and kind == NoticeKind.MISSED:
@@ -294,13 +299,13 @@ class DeadlineScheduler:
                 session,
                 ACTION_OVERDUE,
                 f"case/{case.id}",
-                {
-                    "case_id": str(case.id),
-                    "number": case.number,
-                    "action_id": str(subject_id),
-                    "due_at": due_at.isoformat(),
-                    "restricted_person_ids": data["restricted_person_ids"],
-                },
+                CaseActionOverdue(
+                    case_id=case.id,
+                    number=case.number,
+                    action_id=subject_id,
+                    due_at=due_at,
+                    restricted_person_ids=notice.restricted_person_ids,
+                ).model_dump(mode="json"),
                 org_id=case.org_id,
             )
         return 1
@@ -308,22 +313,17 @@ class DeadlineScheduler:
     # -- background -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="cases-deadlines")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
-    async def _loop(self) -> None:
-        while True:
-            for step in (self.run_once, *self.after_pass):
-                try:
-                    await step()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("scheduler pass failed")
-            await asyncio.sleep(self.interval_seconds)
+    async def _pass(self) -> bool:
+        """The kit loop's step: the deadline pass, then the others (retention), each on its
+        own so one failing does not skip the rest."""
+        for step in (self.run_once, *self.after_pass):
+            try:
+                await step()
+            except Exception as error:
+                log.warning("scheduler pass failed", extra=failure_summary(error))
+        return False

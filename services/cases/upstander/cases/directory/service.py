@@ -4,66 +4,37 @@ reporting lines up from a person (the chain of command a case is hidden from).""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
-from datetime import date
-from typing import Any
+from collections.abc import Collection
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.models import Org, Person
+from upstander.kit import directory
+from upstander.kit.contracts import OrgEvent, PersonEvent
 from upstander.kit.crypto import Vault
 
 # Deeper than any real organisation chart; a guard should the projection hold a cycle.
 MAX_CHAIN_DEPTH = 64
 
 
-def as_uuid(value: Any) -> uuid.UUID | None:
-    """A UUID from an event field, or None for a missing or malformed one."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
+def _blank_is_none(value: str | None) -> str | None:
+    return value or None
 
 
-def _as_date(value: Any) -> date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return None
+# An empty text is no value; a person without a language reads English.
+_NORMALISE = {
+    "email": _blank_is_none,
+    "name": _blank_is_none,
+    "title": _blank_is_none,
+    "location": _blank_is_none,
+    "language": lambda value: value or "en",
+}
 
 
-def _text(value: Any, limit: int) -> str | None:
-    return str(value)[:limit] if value not in (None, "") else None
-
-
-async def upsert_org(
-    session: AsyncSession, data: Mapping[str, Any], *, org_id: uuid.UUID | None
-) -> Org | None:
-    """Create or update an organisation from `upstander.org.*` (absent fields keep theirs)."""
-    org_id = as_uuid(data.get("org_id")) or org_id
-    if org_id is None:
-        return None
-    org = await session.get(Org, org_id)
-    if org is None:
-        org = Org(id=org_id, slug="", name="", active=True)
-        session.add(org)
-    if data.get("slug"):
-        org.slug = str(data["slug"])[:100]
-    if data.get("name"):
-        org.name = str(data["name"])[:200]
-    if "active" in data:
-        org.active = bool(data["active"])
-    await session.flush()
-    return org
+async def upsert_org(session: AsyncSession, event: OrgEvent) -> Org:
+    """Create or update an organisation from `upstander.org.*` (the kit's projection)."""
+    return await directory.upsert_org(session, Org, event)
 
 
 async def org_slug(session: AsyncSession, org_id: uuid.UUID) -> str | None:
@@ -71,52 +42,14 @@ async def org_slug(session: AsyncSession, org_id: uuid.UUID) -> str | None:
     return org.slug if org is not None and org.slug else None
 
 
-async def upsert_person(
-    session: AsyncSession,
-    vault: Vault,
-    data: Mapping[str, Any],
-    *,
-    org_id: uuid.UUID | None,
-    deactivated: bool = False,
-) -> Person | None:
-    """Create or update a person from `upstander.person.*` (absent fields keep their value);
-    a deactivation switches the person off but keeps their place in reporting lines."""
-    person_id = as_uuid(data.get("person_id"))
-    org_id = as_uuid(data.get("org_id")) or org_id
-    if person_id is None or org_id is None:
-        return None
-    person = await session.get(Person, person_id)
-    if person is None:
-        await vault.create_key(session, org_id=org_id, owner_id=person_id)
-        person = Person(id=person_id, org_id=org_id, roles=[], language="en", active=True)
-        session.add(person)
-    elif person.org_id != org_id:
-        return None  # a person never moves between tenants: ignore a confused event
-    if "email" in data:
-        person.email = _text(data["email"], 320)
-    if "name" in data:
-        person.name = _text(data["name"], 200)
-    if "title" in data:
-        person.title = _text(data["title"], 200)
-    if "roles" in data:
-        person.roles = sorted({str(role) for role in (data["roles"] or [])})
-    if "manager_id" in data:
-        manager_id = as_uuid(data["manager_id"])
-        person.manager_id = manager_id if manager_id != person_id else None
-    if "is_leadership" in data:
-        person.is_leadership = bool(data["is_leadership"])
-    if "start_date" in data:
-        person.start_date = _as_date(data["start_date"])
-    if "location" in data:
-        person.location = _text(data["location"], 200)
-    if "language" in data:
-        person.language = str(data["language"] or "en")[:16]
-    if deactivated:
-        person.active = False
-    elif "active" in data:
-        person.active = bool(data["active"])
-    await session.flush()
-    return person
+async def upsert_person(session: AsyncSession, vault: Vault, event: PersonEvent) -> Person | None:
+    """Create or update a person from `upstander.person.*` (the kit's projection: absent
+    fields keep their value; a deactivation switches the person off but keeps their place in
+    reporting lines). None when the event was ignored (another organisation's person)."""
+    change = await directory.upsert_person(
+        session, Person, event, vault=vault, normalise=_NORMALISE
+    )
+    return change.person if change is not None else None
 
 
 async def managers_above(

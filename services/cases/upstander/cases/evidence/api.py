@@ -29,6 +29,7 @@ from upstander.cases.models import CustodyAction, EvidenceCustody, EvidenceItem
 from upstander.cases.settings import Settings
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import PageParams, page_params
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["evidence"])
 
@@ -120,6 +121,7 @@ _DOWNLOAD_HEADERS = {
 @router.post(
     "/cases/{case_id}/evidence",
     operation_id="create_evidence",
+    dependencies=[require_scope(Scope.CASES_WRITE, Scope.CASES_CONTENT)],
     summary="Add evidence to a case",
     description=(
         "Upload a file as evidence (`multipart/form-data`: a `file` part, and `description`, "
@@ -171,6 +173,7 @@ async def create_evidence(
 @router.get(
     "/cases/{case_id}/evidence",
     operation_id="list_evidence",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="List a case's evidence",
     description=(
         "The case's evidence, oldest first. Page with `limit` and `cursor`. Reading the list "
@@ -197,6 +200,7 @@ async def list_evidence(
 @router.get(
     "/cases/{case_id}/evidence/{evidence_id}",
     operation_id="get_evidence",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="Get a piece of evidence and its chain of custody",
     description=(
         "One item of the case's evidence with its whole chain of custody, oldest first: who "
@@ -233,6 +237,7 @@ async def _stream(
 @router.get(
     "/cases/{case_id}/evidence/{evidence_id}/content",
     operation_id="download_evidence",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="Download a piece of evidence",
     description=(
         "The file, decrypted and streamed chunk by chunk, always as an attachment. "

@@ -21,6 +21,7 @@ from upstander.cases.problems import merge_responses, problem_example
 from upstander.cases.roles import EXPORTERS
 from upstander.kit.auth import Principal, staff_or_client
 from upstander.kit.errors import problem_responses
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["export"])
 
@@ -55,6 +56,7 @@ def _send(file: IO[bytes]) -> Iterator[bytes]:
 @router.get(
     "/cases/{case_id}/export",
     operation_id="export_case",
+    dependencies=[require_scope(Scope.CASES_EXPORT)],
     summary="Export a case file (signed ZIP)",
     description=(
         "The whole case file as one ZIP: `case.json`, `report.json` (and the reporter's "
@@ -146,6 +148,7 @@ async def list_export_keys(keys: ExportKeys, response: Response) -> ExportKeySet
 @router.post(
     "/exports/verify",
     operation_id="verify_export",
+    dependencies=[require_scope(Scope.CASES_EXPORT)],
     summary="Verify an export bundle",
     description=(
         "Upload a bundle (multipart, field `bundle`) to check it against this deployment's "

@@ -28,7 +28,7 @@ from upstander.cases.assignments.schemas import AssignmentOut, ShareOut
 from upstander.cases.assignments.service import list_assignments
 from upstander.cases.audit.schemas import AuditEntryOut
 from upstander.cases.cases.schemas import CaseOut
-from upstander.cases.cases.service import actor_of
+from upstander.cases.cases.service import acting_person, actor_of
 from upstander.cases.checkins.schemas import CheckinOut
 from upstander.cases.checkins.service import list_checkins
 from upstander.cases.evidence.schemas import Actor, CustodyOut, EvidenceDetail
@@ -114,14 +114,19 @@ async def check_exportable(
     """`Forbidden` unless the caller may export the case (reviewers and admins; a case
     manager only while assigned to it); `Shredded` (410) once its data key is destroyed. The
     case itself comes through `visible_case` (a tombstone or a hidden case is 404 before)."""
-    if not principal.has_role(Role.REVIEWER, Role.ADMIN):
+    roles, person_id = principal.roles, principal.person_id
+    if principal.kind == PrincipalKind.CLIENT and not principal.roles:
+        # A client granted `cases:export` exports what the person who registered it may.
+        owner = await acting_person(session, principal)
+        roles, person_id = (owner.roles, owner.id) if owner else (frozenset(), None)
+    if not roles & {Role.REVIEWER, Role.ADMIN}:
         assigned = None
-        if principal.has_role(Role.CASE_MANAGER) and principal.kind == PrincipalKind.STAFF:
+        if Role.CASE_MANAGER in roles and person_id is not None:
             assigned = await session.scalar(
                 select(CaseAssignment.id)
                 .where(
                     CaseAssignment.case_id == case.id,
-                    CaseAssignment.person_id == principal.person_id,
+                    CaseAssignment.person_id == person_id,
                 )
                 .limit(1)
             )

@@ -19,6 +19,7 @@ from upstander.cases.interviews.schemas import (
 from upstander.cases.interviews.service import InterviewRecord
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import PageParams, page_params
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["interviews"])
 
@@ -31,6 +32,7 @@ _WHO = (
 @router.post(
     "/cases/{case_id}/interviews",
     operation_id="create_interview",
+    dependencies=[require_scope(Scope.CASES_WRITE, Scope.CASES_CONTENT)],
     summary="Record an interview",
     description=(
         "Record an interview held for the case: who was interviewed (a person of your "
@@ -72,6 +74,7 @@ async def create_interview(
 @router.get(
     "/cases/{case_id}/interviews",
     operation_id="list_interviews",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="List a case's interviews",
     description=(
         "The case's interviews as they read now (each one's current version), oldest "
@@ -94,6 +97,7 @@ async def list_interviews(
 @router.get(
     "/cases/{case_id}/interviews/{interview_id}",
     operation_id="get_interview",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="Get an interview with its versions",
     description=(
         "One interview: its current record, and every version (the original and each "
@@ -118,6 +122,7 @@ async def get_interview(
 @router.post(
     "/cases/{case_id}/interviews/{interview_id}/versions",
     operation_id="correct_interview",
+    dependencies=[require_scope(Scope.CASES_WRITE, Scope.CASES_CONTENT)],
     summary="Correct an interview",
     description=(
         "Give an interview a new version: name only the fields that change (the others "

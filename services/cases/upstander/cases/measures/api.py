@@ -19,6 +19,7 @@ from upstander.cases.measures.schemas import (
     MeasureOut,
 )
 from upstander.kit.errors import problem_responses
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["measures"])
 
@@ -26,6 +27,7 @@ router = case_router(tags=["measures"])
 @router.post(
     "/cases/{case_id}/interim-measures",
     operation_id="create_interim_measure",
+    dependencies=[require_scope(Scope.CASES_WRITE)],
     summary="Record an interim measure",
     description=(
         "`no_contact`, `schedule_change`, `reporting_line_change`, `leave`, `remote_work` or "
@@ -61,6 +63,7 @@ async def create_interim_measure(case: VisibleCase, body: MeasureIn, ctx: CaseCt
 @router.get(
     "/cases/{case_id}/interim-measures",
     operation_id="list_interim_measures",
+    dependencies=[require_scope(Scope.CASES_READ)],
     summary="A case's interim measures",
     response_model=MeasureList,
     responses=problem_responses(401, 403, 404, 422),
@@ -74,6 +77,7 @@ async def list_interim_measures(case: VisibleCase, ctx: CaseCtx) -> MeasureList:
 @router.post(
     "/cases/{case_id}/corrective-actions",
     operation_id="create_corrective_action",
+    dependencies=[require_scope(Scope.CASES_WRITE)],
     summary="Record a corrective action and its deadline",
     description=(
         "The description is sealed under the case's key. The deadline scheduler warns before "
@@ -101,6 +105,7 @@ async def create_corrective_action(case: VisibleCase, body: ActionIn, ctx: CaseC
 @router.get(
     "/cases/{case_id}/corrective-actions",
     operation_id="list_corrective_actions",
+    dependencies=[require_scope(Scope.CASES_READ)],
     summary="A case's corrective actions",
     response_model=ActionList,
     responses=problem_responses(401, 403, 404, 422),
@@ -114,6 +119,7 @@ async def list_corrective_actions(case: VisibleCase, ctx: CaseCtx) -> ActionList
 @router.post(
     "/cases/{case_id}/corrective-actions/{action_id}/completion",
     operation_id="complete_corrective_action",
+    dependencies=[require_scope(Scope.CASES_WRITE)],
     summary="Mark a corrective action done",
     response_model=ActionOut,
     responses=problem_responses(401, 403, 404, 409, 422),
@@ -132,6 +138,7 @@ async def complete_corrective_action(
 @router.patch(
     "/cases/{case_id}/corrective-actions/{action_id}",
     operation_id="update_corrective_action",
+    dependencies=[require_scope(Scope.CASES_WRITE)],
     summary="Change a corrective action",
     description=(
         "Description, owner, due date or status. `status` moves `open → in_progress → done` "

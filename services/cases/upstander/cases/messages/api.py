@@ -11,6 +11,7 @@ from upstander.cases.models import AuthorKind
 from upstander.kit.auth import PrincipalKind
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import PageParams, page_params
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["messages"])
 
@@ -18,6 +19,7 @@ router = case_router(tags=["messages"])
 @router.get(
     "/cases/{case_id}/messages",
     operation_id="list_case_messages",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="List a case's messages",
     description=(
         "The conversation with the reporter, oldest first. Page with `limit` and `cursor`."
@@ -38,6 +40,7 @@ async def list_case_messages(
 @router.post(
     "/cases/{case_id}/messages",
     operation_id="create_case_message",
+    dependencies=[require_scope(Scope.CASES_WRITE, Scope.CASES_CONTENT)],
     summary="Write to the reporter",
     description=(
         "Send the reporter a message. They read it with their receipt code and see it as "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from upstander.cases.cases.service import restricted_person_ids
 from upstander.cases.models import AuthorKind, Case, CaseReport, Message, ReporterMode
 from upstander.kit.clock import for_reporter
+from upstander.kit.contracts import CaseMessagePosted
 from upstander.kit.crypto import Vault
 from upstander.kit.events import EventBus
 from upstander.kit.pagination import PageParams, paginate
@@ -64,16 +64,15 @@ async def post_message(
     )
     session.add(message)
     await session.flush()
-    data: dict[str, Any] = {
-        "case_id": str(case.id),
-        "number": case.number,
-        "author": author.value,
-        "restricted_person_ids": await restricted_person_ids(session, case.id),
-    }
-    if author == AuthorKind.HANDLER:
-        notice = await reporter_notice(session, case)
-        if notice is not None:
-            data["reporter_notice"] = notice
+    notice = await reporter_notice(session, case) if author == AuthorKind.HANDLER else None
+    # No `reporter_notice` key at all when there is none (exclude_none).
+    data = CaseMessagePosted(
+        case_id=case.id,
+        number=case.number,
+        author=author.value,
+        restricted_person_ids=await restricted_person_ids(session, case.id),
+        reporter_notice=notice,
+    ).model_dump(mode="json", exclude_none=True)
     # Sealed in the outbox (catalogue.SENSITIVE_TYPES): it may carry the reporter's address.
     await events.publish(
         session, MESSAGE_POSTED, f"case/{case.id}", data, org_id=case.org_id, at=event_at

@@ -17,6 +17,7 @@ from upstander.cases.notes.schemas import (
 )
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import PageParams, page_params
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["notes"])
 
@@ -29,6 +30,7 @@ _WHO = (
 @router.post(
     "/cases/{case_id}/notes",
     operation_id="create_note",
+    dependencies=[require_scope(Scope.CASES_WRITE, Scope.CASES_CONTENT)],
     summary="Write an investigation note",
     description=(
         "Add a note to the case's investigation file, sealed under the case's key. A note is "
@@ -50,6 +52,7 @@ async def create_note(case: LockedCase, note: NoteIn, ctx: CaseCtx) -> NoteDetai
 @router.get(
     "/cases/{case_id}/notes",
     operation_id="list_notes",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="List a case's notes",
     description=(
         "The case's notes as they read now (each note's current version), oldest first. "
@@ -70,6 +73,7 @@ async def list_notes(
 @router.get(
     "/cases/{case_id}/notes/{note_id}",
     operation_id="get_note",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="Get a note with its versions",
     description=(
         "One note: its current text, and every version (the original and each correction, "
@@ -89,6 +93,7 @@ async def get_note(case: VisibleCase, note_id: uuid.UUID, ctx: CaseCtx) -> NoteD
 @router.post(
     "/cases/{case_id}/notes/{note_id}/versions",
     operation_id="correct_note",
+    dependencies=[require_scope(Scope.CASES_WRITE, Scope.CASES_CONTENT)],
     summary="Correct a note",
     description=(
         "Give a note a new version: its full corrected text, and optionally why. The note "

@@ -22,6 +22,7 @@ from upstander.cases.report.schemas import (
     ReportOut,
 )
 from upstander.kit.errors import problem_responses
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["report"])
 
@@ -67,6 +68,7 @@ _IDENTITY_DESCRIPTION = (
 @router.get(
     "/cases/{case_id}/report",
     operation_id="get_case_report",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="Read what the reporter gave",
     description=(
         "Everything the reporter gave: description, when and where, people involved, "
@@ -90,6 +92,7 @@ async def get_case_report(case: VisibleCase, ctx: CaseCtx, response: Response) -
 @router.get(
     "/cases/{case_id}/attachments",
     operation_id="list_case_attachments",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="List the reporter's attachments",
     description=(
         "The files the reporter attached, oldest first, with `status`: a file is downloadable "
@@ -124,6 +127,7 @@ _DOWNLOAD_HEADERS: dict[str, Any] = {
 @router.get(
     "/cases/{case_id}/attachments/{attachment_id}/content",
     operation_id="get_case_attachment_content",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="Download a reporter's attachment",
     description=(
         "The file's bytes, streamed, always as a download (`Content-Disposition: attachment`). "
@@ -185,6 +189,7 @@ _IDENTITY_RESPONSES = merge_responses(
 @router.get(
     "/cases/{case_id}/reporter-identity",
     operation_id="get_reporter_identity",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="Read who the reporter is (with a reason)",
     description=_IDENTITY_DESCRIPTION
     + " Prefer `POST` (`read_reporter_identity`): a reason in a query string can end up in "
@@ -214,6 +219,7 @@ async def get_reporter_identity(
 @router.post(
     "/cases/{case_id}/reporter-identity",
     operation_id="read_reporter_identity",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="Read who the reporter is (reason in the body)",
     description=_IDENTITY_DESCRIPTION,
     response_model=ReporterIdentityOut,

@@ -25,7 +25,6 @@ background whenever the outbox relay does (`relay_background`); tests call `run_
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import random
@@ -36,9 +35,8 @@ from typing import Protocol
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from upstander.cases.models import (
     AttachmentFileStatus,
@@ -51,6 +49,7 @@ from upstander.cases.models import (
 )
 from upstander.cases.report.service import CHUNK_BYTES
 from upstander.kit.clock import Clock, for_reporter
+from upstander.kit.loops import PeriodicTask
 from upstander.kit.observability import COARSE_TIME
 
 log = logging.getLogger("upstander.cases.attachments")
@@ -119,46 +118,24 @@ class AttachmentFetcher:
         self.intake_url = intake_url.rstrip("/")
         self.poll_seconds = poll_seconds
         self._is_postgres = sessionmaker.kw["bind"].dialect.name == "postgresql"
-        self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        # The kit's loop: again at once while a pass found work, woken by commits.
+        self._loop = PeriodicTask("cases-attachment-fetcher", self.run_once, interval=poll_seconds)
 
     # -- waking and looping -----------------------------------------------------------------
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def _on_commit(self, _session: Session) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     def wake_after_commit(self, session: AsyncSession) -> None:
         """Wake the loop once `session` commits (the pending rows exist from then on)."""
-        sync = session.sync_session
-        if not event.contains(sync, "after_commit", self._on_commit):
-            event.listen(sync, "after_commit", self._on_commit)
+        self._loop.wake_after_commit(session.sync_session)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="cases-attachment-fetcher")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                while await self.run_once():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("attachment fetch pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            self._wake.clear()
+        await self._loop.stop()
 
     # -- one pass -----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from upstander.cases.reporter.schemas import ReporterCaseOut
 from upstander.kit.app import make_router
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import PageParams, page_params
+from upstander.kit.scopes import reporter_token
 
 router = make_router(prefix="/cases/v1/reporter", tags=["reporter"])
 
@@ -19,6 +20,7 @@ router = make_router(prefix="/cases/v1/reporter", tags=["reporter"])
 @router.get(
     "/case",
     operation_id="get_reporter_case",
+    dependencies=[reporter_token()],
     summary="Your case",
     description="The state and legal deadlines of the case your report opened.",
     response_model=ReporterCaseOut,
@@ -31,6 +33,7 @@ async def get_reporter_case(case: ReporterCase) -> ReporterCaseOut:
 @router.get(
     "/messages",
     operation_id="list_reporter_messages",
+    dependencies=[reporter_token()],
     summary="Your conversation",
     description=(
         "Messages between you and the people handling your case, oldest first. Page with "
@@ -51,6 +54,7 @@ async def list_reporter_messages(
 @router.post(
     "/messages",
     operation_id="create_reporter_message",
+    dependencies=[reporter_token()],
     summary="Write to the people handling your case",
     status_code=201,
     response_model=ReporterMessageOut,

@@ -7,6 +7,7 @@ from upstander.cases.cases.schemas import CaseOut
 from upstander.cases.retention import service
 from upstander.cases.retention.schemas import LegalHoldIn
 from upstander.kit.errors import problem_responses
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["retention"])
 
@@ -14,6 +15,7 @@ router = case_router(tags=["retention"])
 @router.put(
     "/cases/{case_id}/legal-hold",
     operation_id="put_legal_hold",
+    dependencies=[require_scope(Scope.CASES_ADMIN)],
     summary="Put a case on legal hold, or lift the hold",
     description=(
         "Finished cases are deleted `retention_days_after_close` days after closing (see "

@@ -11,6 +11,7 @@ from upstander.cases.problems import InvalidRequest
 from upstander.cases.stats.schemas import CaseStats
 from upstander.cases.stats.service import case_stats
 from upstander.kit.errors import problem_responses
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["stats"])
 
@@ -18,6 +19,7 @@ router = case_router(tags=["stats"])
 @router.get(
     "/stats",
     operation_id="get_case_stats",
+    dependencies=[require_scope(Scope.STATS_READ)],
     summary="Statistics of your organisation's cases",
     description=(
         "Cases opened in [`from`, `to`) (both optional, ISO 8601): counts by category, "

@@ -9,6 +9,7 @@ from upstander.cases.timeline import service
 from upstander.cases.timeline.schemas import TimelinePage
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import PageParams, page_params
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["timeline"])
 
@@ -16,6 +17,7 @@ router = case_router(tags=["timeline"])
 @router.get(
     "/cases/{case_id}/timeline",
     operation_id="get_case_timeline",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="Read a case's timeline",
     description=(
         "Everything that happened on the case in one list, oldest first, so someone new to "

@@ -26,6 +26,7 @@ from upstander.cases.workflow.schemas import (
     TransitionOut,
 )
 from upstander.kit.errors import NotFound, problem_responses
+from upstander.kit.scopes import Scope, require_scope
 
 router = case_router(tags=["workflow"])
 
@@ -63,6 +64,7 @@ TRANSITION_PROBLEMS = merge_responses(
 @router.post(
     "/cases/{case_id}/transitions",
     operation_id="create_transition",
+    dependencies=[require_scope(Scope.CASES_WRITE)],
     summary="Move a case through its workflow",
     description=(
         "States: `new → triage → investigating → decision → closed`; `referred` (to an "
@@ -114,6 +116,7 @@ async def create_transition(
 @router.get(
     "/cases/{case_id}/transitions",
     operation_id="list_transitions",
+    dependencies=[require_scope(Scope.CASES_READ)],
     summary="A case's workflow history",
     description="Every transition of the case, oldest first: who, when, from, to and why.",
     response_model=TransitionList,
@@ -129,6 +132,7 @@ async def list_transitions(case: VisibleCase, ctx: CaseCtx) -> TransitionList:
 @router.patch(
     "/cases/{case_id}",
     operation_id="update_case",
+    dependencies=[require_scope(Scope.CASES_WRITE)],
     summary="Change a case's severity or priority",
     description=(
         "Send `If-Match` with the ETag of `get_case`; a stale one is refused with 412 "
@@ -157,6 +161,7 @@ async def update_case(
 @router.post(
     "/cases/{case_id}/allegations",
     operation_id="create_allegation",
+    dependencies=[require_scope(Scope.CASES_WRITE, Scope.CASES_CONTENT)],
     summary="Record an allegation",
     description=(
         "The description is sealed under the case's key. The subjects are involved people "
@@ -186,6 +191,7 @@ async def create_allegation(case: LockedCase, body: AllegationIn, ctx: CaseCtx) 
 @router.get(
     "/cases/{case_id}/allegations",
     operation_id="list_allegations",
+    dependencies=[require_scope(Scope.CASES_CONTENT)],
     summary="A case's allegations and findings",
     response_model=AllegationList,
     responses=problem_responses(401, 403, 404, 422),
@@ -200,6 +206,7 @@ async def list_allegations(case: VisibleCase, ctx: CaseCtx) -> AllegationList:
 @router.put(
     "/cases/{case_id}/allegations/{allegation_id}/finding",
     operation_id="set_finding",
+    dependencies=[require_scope(Scope.CASES_WRITE, Scope.CASES_CONTENT)],
     summary="Write the finding on an allegation",
     description=(
         "While the case is `investigating` or in `decision`. The rationale is sealed under "
@@ -239,6 +246,7 @@ async def set_finding(
 @router.post(
     "/cases/{case_id}/links",
     operation_id="create_case_link",
+    dependencies=[require_scope(Scope.CASES_WRITE)],
     summary="Link two cases",
     description=(
         "`same_subject` or `retaliation_follow_up`. You must be able to see both cases; a "
@@ -264,6 +272,7 @@ async def create_case_link(case: VisibleCase, body: LinkIn, ctx: CaseCtx) -> Lin
 @router.get(
     "/cases/{case_id}/links",
     operation_id="list_case_links",
+    dependencies=[require_scope(Scope.CASES_READ)],
     summary="Cases linked to a case",
     description="Both directions; links to cases hidden from you are left out.",
     response_model=LinkList,

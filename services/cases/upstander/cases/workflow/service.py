@@ -61,6 +61,7 @@ from upstander.cases.problems import (
     TransitionBlocked,
 )
 from upstander.kit.auth import Principal
+from upstander.kit.contracts import CaseRerouted, CaseStatusChanged, RoutedCaseEvent
 from upstander.kit.crypto import Vault
 from upstander.kit.errors import Conflict, NotFound
 from upstander.kit.events import EventBus
@@ -81,8 +82,8 @@ FINISHED = (S.CLOSED, S.REFERRED, S.DISMISSED)
 OPEN_FOR_ALLEGATIONS = (S.NEW, S.TRIAGE, S.INVESTIGATING, S.DECISION)
 OPEN_FOR_FINDINGS = (S.INVESTIGATING, S.DECISION)
 
-STATUS_CHANGED = "upstander.case.status_changed"
-REROUTED = "upstander.case.rerouted"
+STATUS_CHANGED = CaseStatusChanged.EVENT_TYPE
+REROUTED = CaseRerouted.EVENT_TYPE
 
 # The automatic acknowledgment, in the reporter's language (English when unknown).
 ACKNOWLEDGMENTS = {
@@ -119,19 +120,24 @@ async def _flush_case(session: AsyncSession) -> None:
 
 
 async def _publish(
-    session: AsyncSession, events: EventBus, case: Case, type_: str, **extra: Any
+    session: AsyncSession,
+    events: EventBus,
+    case: Case,
+    contract: type[RoutedCaseEvent],
+    **extra: Any,
 ) -> None:
+    data = contract(
+        case_id=case.id,
+        number=case.number,
+        routed_to=case.routed_to.value,
+        restricted_person_ids=await restricted_person_ids(session, case.id),
+        **extra,
+    )
     await events.publish(
         session,
-        type_,
+        contract.EVENT_TYPE,
         f"case/{case.id}",
-        {
-            "case_id": str(case.id),
-            "number": case.number,
-            "routed_to": case.routed_to.value,
-            **extra,
-            "restricted_person_ids": await restricted_person_ids(session, case.id),
-        },
+        data.model_dump(mode="json"),
         org_id=case.org_id,
     )
 
@@ -290,7 +296,7 @@ async def transition(
     session.add(record)
     await _flush_case(session)
     await _publish(
-        session, events, case, STATUS_CHANGED, **{"from": previous.value, "to": to.value}
+        session, events, case, CaseStatusChanged, **{"from": previous.value, "to": to.value}
     )
     return record
 
@@ -400,7 +406,7 @@ async def escalate_routing(
         case.routed_to = RoutedTo.REVIEWERS
         case.updated_at = now
         await _flush_case(session)
-        await _publish(session, events, case, REROUTED)
+        await _publish(session, events, case, CaseRerouted)
 
 
 async def reroute_for_person(

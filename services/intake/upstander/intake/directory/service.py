@@ -12,17 +12,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.intake.models import DirectoryPerson
+from upstander.kit import directory
+from upstander.kit.contracts import PersonEvent
 
 
-async def record_person(
-    session: AsyncSession, person_id: uuid.UUID, org_id: uuid.UUID, *, now: datetime
-) -> None:
-    """Know that `person_id` is a person of `org_id` (idempotent). A person never moves
-    between organisations: an event saying otherwise is ignored. Only flushes."""
-    person = await session.get(DirectoryPerson, person_id)
-    if person is None:
-        session.add(DirectoryPerson(id=person_id, org_id=org_id, created_at=now, updated_at=now))
-        await session.flush()
+async def record_person(session: AsyncSession, event: PersonEvent, *, now: datetime) -> None:
+    """Know that the event's person is a person of its organisation (the kit's projection:
+    idempotent; a person never moves between organisations, so an event saying otherwise is
+    ignored). Only flushes."""
+    await directory.upsert_person(
+        session, DirectoryPerson, event, defaults={"created_at": now, "updated_at": now}
+    )
 
 
 async def foreign_people(

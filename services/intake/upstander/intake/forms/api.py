@@ -19,6 +19,7 @@ from upstander.kit.app import make_router
 from upstander.kit.auth import Principal, Role, require_roles
 from upstander.kit.db import get_session
 from upstander.kit.errors import PreconditionFailed, problem_responses
+from upstander.kit.scopes import Scope, require_scope
 
 router = make_router(prefix="/intake/v1", tags=["forms"])
 
@@ -82,6 +83,7 @@ async def get_form(
 @router.put(
     "/forms/{org}",
     operation_id="put_form",
+    dependencies=[require_scope(Scope.FORMS_WRITE)],
     summary="Set your organisation's reporting form",
     description=(
         "Admins only. Replaces the whole form of the caller's organisation, published at "

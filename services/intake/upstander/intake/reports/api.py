@@ -26,6 +26,7 @@ from upstander.kit.app import make_router
 from upstander.kit.auth import Principal, optional_principal, reporter, service_caller
 from upstander.kit.db import CommittingRoute, get_session
 from upstander.kit.errors import Forbidden, problem_responses
+from upstander.kit.scopes import Scope, allows, reporter_token
 
 router = make_router(prefix="/intake/v1", tags=["reports"])
 internal_router = APIRouter(
@@ -37,6 +38,9 @@ internal_router = APIRouter(
 OPENAPI_MODELS = (ReportIn,)
 _REPORT_REF = {"$ref": "#/components/schemas/ReportIn"}
 _SUBMISSION_BODY: dict[str, Any] = {
+    # No token (`{}`), or for an identified report a person's token (narrowed or not, it must
+    # allow `intake:write`).
+    "security": [{}, {"OAuth2": ["intake:write"]}, {"BearerJWT": ["intake:write"]}],
     "requestBody": {
         "required": True,
         "content": {
@@ -57,7 +61,7 @@ _SUBMISSION_BODY: dict[str, Any] = {
                 "encoding": {"report": {"contentType": "application/json"}},
             },
         },
-    }
+    },
 }
 
 _THANKS = {
@@ -130,6 +134,8 @@ async def create_report(
         # Only here is a token read at all: anonymous and confidential reports ignore one.
         principal = await optional_principal(request)
         reporter_person_id = service.identified_reporter(principal, form.org_id)
+        if principal is not None and not allows(principal, Scope.INTAKE_WRITE):
+            raise Forbidden("This token was narrowed to scopes that do not include intake:write.")
     submitted = await service.submit_report(
         session,
         vault=request.app.state.vault,
@@ -156,6 +162,7 @@ async def create_report(
 @router.post(
     "/reporter/attachments",
     operation_id="create_reporter_attachment",
+    dependencies=[reporter_token()],
     summary="Attach a file to your report",
     description=(
         "For the reporter, with the token `POST /auth/receipt` gave them: add a file "

@@ -32,6 +32,7 @@ from upstander.intake.reports.files import NewAttachment
 from upstander.intake.reports.schemas import ReportIn
 from upstander.kit.auth import Principal, PrincipalKind
 from upstander.kit.clock import for_reporter
+from upstander.kit.contracts import AttachmentAdded, AttachmentMeta, ReportSubmitted
 from upstander.kit.crypto import DataKeyMissing, Vault
 from upstander.kit.errors import Conflict, Forbidden, NotFound, ProblemError, Unauthorized
 from upstander.kit.events import EventBus
@@ -127,37 +128,38 @@ def _content(body: ReportIn, reporter_person_id: uuid.UUID | None) -> dict[str, 
     return {**written, "reporter": reporter}
 
 
-def attachment_summary(attachment: Attachment) -> dict[str, Any]:
-    return {
-        "attachment_id": str(attachment.id),
-        "filename": attachment.filename,
-        "content_type": attachment.content_type,
-        "size": attachment.size,
-    }
+def attachment_summary(attachment: Attachment) -> AttachmentMeta:
+    return AttachmentMeta(
+        attachment_id=attachment.id,
+        filename=attachment.filename,
+        content_type=attachment.content_type,
+        size=attachment.size,
+    )
 
 
 def submitted_event_data(
     report: Report, content: dict[str, Any], org_slug: str, attachments: Sequence[Attachment]
 ) -> dict[str, Any]:
-    """`upstander.report.submitted` data, exactly as docs/events.md fixes it."""
-    return {
-        "report_id": str(report.id),
-        "org_id": str(report.org_id),
-        "org_slug": org_slug,
-        "mode": report.mode,
-        "submitted_at": report.submitted_at.isoformat(),
-        "language": content["language"],
-        "categories": content["categories"],
-        "description": content["description"],
-        "occurred_at": content["occurred_at"],
-        "location": content["location"],
-        "people_involved": content["people_involved"],
-        "witnesses": content["witnesses"],
-        "desired_outcome": content["desired_outcome"],
-        "excluded_person_ids": content["excluded_person_ids"],
-        "reporter": content["reporter"],
-        "attachments": [attachment_summary(a) for a in attachments],
-    }
+    """`upstander.report.submitted` data: the shared contract (upstander.kit.contracts), which
+    cases reads with the same model."""
+    return ReportSubmitted(
+        report_id=report.id,
+        org_id=report.org_id,
+        org_slug=org_slug,
+        mode=report.mode,
+        submitted_at=report.submitted_at,
+        language=content["language"],
+        categories=content["categories"],
+        description=content["description"],
+        occurred_at=content["occurred_at"],
+        location=content["location"],
+        people_involved=content["people_involved"],
+        witnesses=content["witnesses"],
+        desired_outcome=content["desired_outcome"],
+        excluded_person_ids=content["excluded_person_ids"],
+        reporter=content["reporter"],
+        attachments=[attachment_summary(a) for a in attachments],
+    ).model_dump(mode="json")
 
 
 def _new_attachment(
@@ -282,11 +284,11 @@ async def add_attachment(
         session,
         ATTACHMENT_ADDED,
         f"report/{report_id}",
-        {
-            "report_id": str(report_id),
-            "org_id": str(row.org_id),
-            **attachment_summary(attachment),
-        },
+        AttachmentAdded(
+            report_id=report_id,
+            org_id=row.org_id,
+            **attachment_summary(attachment).model_dump(),
+        ).model_dump(mode="json"),
         org_id=row.org_id,
         at=now,
     )

@@ -13,6 +13,7 @@ from upstander.kit.auth import Principal, require_roles
 from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import Page, PageParams, page_params
+from upstander.kit.scopes import Scope, require_scope
 from upstander.notify.deliveries import service
 from upstander.notify.deliveries.schemas import DeliveryOut
 
@@ -22,6 +23,7 @@ router = make_router(prefix="/notify/v1/deliveries", tags=["deliveries"])
 @router.get(
     "",
     operation_id="list_deliveries",
+    dependencies=[require_scope(Scope.NOTIFICATIONS_MANAGE)],
     summary="Every notification tried in your org: what, to whom, how, outcome (no content)",
     response_model=Page[DeliveryOut],
     responses=problem_responses(400),

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from upstander.kit import directory
+from upstander.kit.contracts import OrgEvent, PersonEvent
 from upstander.kit.crypto import Vault
 from upstander.notify.models import Org, Person
 
 SUPPORTED_LANGUAGES = ("en", "es")
-
-
-def _uuid(value: Any) -> uuid.UUID | None:
-    if value in (None, ""):
-        return None
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except ValueError:
-        return None
 
 
 def normalise_language(value: Any) -> str:
@@ -31,61 +24,27 @@ def normalise_language(value: Any) -> str:
     return primary if primary in SUPPORTED_LANGUAGES else "en"
 
 
-async def upsert_org(session: AsyncSession, data: Mapping[str, Any]) -> Org | None:
-    org_id = _uuid(data.get("org_id") or data.get("id"))
-    if org_id is None:
-        return None
-    org = await session.get(Org, org_id)
-    if org is None:
-        org = Org(id=org_id, slug="", name="")
-        session.add(org)
-    org.slug = str(data.get("slug") or org.slug)[:100]
-    org.name = str(data.get("name") or org.name)[:200]
-    if "active" in data:
-        org.active = bool(data["active"])
-    await session.flush()
-    return org
+def _blank_is_none(value: str | None) -> str | None:
+    return value or None
 
 
-async def upsert_person(
-    session: AsyncSession,
-    vault: Vault,
-    data: Mapping[str, Any],
-    *,
-    org_id: uuid.UUID | None,
-    deactivated: bool = False,
-) -> Person | None:
-    """Create or update a person from a `upstander.person.*` event (fields absent from the
-    event keep their value); a deactivation only switches the person off."""
-    person_id = _uuid(data.get("person_id") or data.get("id"))
-    org_id = _uuid(data.get("org_id")) or org_id
-    if person_id is None or org_id is None:
-        return None
-    person = await session.get(Person, person_id)
-    if person is None:
-        await vault.create_key(session, org_id=org_id, owner_id=person_id)
-        person = Person(id=person_id, org_id=org_id, roles=[], language="en", active=True)
-        session.add(person)
-    elif person.org_id != org_id:
-        return None  # a person never moves between tenants; ignore a confused event
-    if "email" in data:
-        person.email = str(data["email"]) if data["email"] else None
-    if "name" in data:
-        person.name = str(data["name"]) if data["name"] else None
-    if "roles" in data:
-        person.roles = sorted({str(r) for r in (data["roles"] or [])})
-    if "manager_id" in data:
-        person.manager_id = _uuid(data["manager_id"])
-    if "is_leadership" in data:
-        person.is_leadership = bool(data["is_leadership"])
-    if "language" in data:
-        person.language = normalise_language(data["language"])
-    if deactivated:
-        person.active = False
-    elif "active" in data:
-        person.active = bool(data["active"])
-    await session.flush()
-    return person
+# An empty text is no value; a language is one notify writes in.
+_NORMALISE = {"email": _blank_is_none, "name": _blank_is_none, "language": normalise_language}
+
+
+async def upsert_org(session: AsyncSession, event: OrgEvent) -> Org:
+    """Create or update an organisation from `upstander.org.*` (the kit's projection)."""
+    return await directory.upsert_org(session, Org, event)
+
+
+async def upsert_person(session: AsyncSession, vault: Vault, event: PersonEvent) -> Person | None:
+    """Create or update a person from `upstander.person.*` (the kit's projection: fields
+    absent from the event keep their value; a deactivation only switches the person off).
+    None when the event was ignored (another organisation's person)."""
+    change = await directory.upsert_person(
+        session, Person, event, vault=vault, normalise=_NORMALISE
+    )
+    return change.person if change is not None else None
 
 
 async def people_with_role(

@@ -13,6 +13,7 @@ from upstander.kit.auth import Principal, PrincipalKind, current_principal
 from upstander.kit.db import get_session
 from upstander.kit.errors import Forbidden, problem_responses
 from upstander.kit.pagination import Page, PageParams, page_params
+from upstander.kit.scopes import require_person
 from upstander.notify.inbox import service
 from upstander.notify.inbox.schemas import InboxMessageOut, ReadAllResult, UnreadCount
 
@@ -36,6 +37,7 @@ async def inbox_owner(principal: Principal = Depends(current_principal)) -> Inbo
 @router.get(
     "",
     operation_id="list_inbox_messages",
+    dependencies=[require_person()],
     summary="Your in-app messages, newest first",
     response_model=Page[InboxMessageOut],
     responses=problem_responses(400),
@@ -57,6 +59,7 @@ async def list_inbox_messages(
 @router.get(
     "/unread-count",
     operation_id="count_unread_inbox_messages",
+    dependencies=[require_person()],
     summary="How many of your messages are unread",
     response_model=UnreadCount,
 )
@@ -70,6 +73,7 @@ async def count_unread_inbox_messages(
 @router.post(
     "/read-all",
     operation_id="mark_all_inbox_messages_read",
+    dependencies=[require_person()],
     summary="Mark every message in your inbox as read",
     response_model=ReadAllResult,
 )
@@ -87,6 +91,7 @@ async def mark_all_inbox_messages_read(
 @router.post(
     "/{message_id}/read",
     operation_id="mark_inbox_message_read",
+    dependencies=[require_person()],
     summary="Mark one of your messages as read",
     response_model=InboxMessageOut,
 )

@@ -9,6 +9,7 @@ from upstander.kit.app import make_router
 from upstander.kit.auth import Principal, current_principal
 from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
+from upstander.kit.scopes import require_person
 from upstander.notify.inbox.api import InboxOwner, inbox_owner
 from upstander.notify.models import Person, Preference
 from upstander.notify.preferences import service
@@ -41,6 +42,7 @@ def _out(row: Preference | None, roles: set[str]) -> PreferencesOut:
 @router.get(
     "",
     operation_id="get_preferences",
+    dependencies=[require_person()],
     summary="Your notification preferences (defaults until you set them)",
     response_model=PreferencesOut,
 )
@@ -56,6 +58,7 @@ async def get_preferences(
 @router.put(
     "",
     operation_id="put_preferences",
+    dependencies=[require_person()],
     summary="Replace your notification preferences",
     response_model=PreferencesOut,
     responses=problem_responses(422),

@@ -12,6 +12,7 @@ from upstander.kit.app import make_router
 from upstander.kit.auth import Principal, require_roles
 from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
+from upstander.kit.scopes import Scope, require_scope
 from upstander.notify.rules import service
 from upstander.notify.rules.defaults import Rule
 from upstander.notify.rules.schemas import EVENT_TYPE_PATTERN, RuleIn, RuleList, RuleOut
@@ -39,6 +40,7 @@ def _out(rule: Rule) -> RuleOut:
 @router.get(
     "",
     operation_id="list_notification_rules",
+    dependencies=[require_scope(Scope.NOTIFICATIONS_MANAGE)],
     summary="Which events reach whom, through which channels (defaults and your overrides)",
     response_model=RuleList,
 )
@@ -51,6 +53,7 @@ async def list_notification_rules(
 @router.put(
     "/{event_type}",
     operation_id="put_notification_rule",
+    dependencies=[require_scope(Scope.NOTIFICATIONS_MANAGE)],
     summary="Override the rule for an event type (or pattern) in your org",
     response_model=RuleOut,
     responses=problem_responses(400),
@@ -77,6 +80,7 @@ async def put_notification_rule(
 @router.delete(
     "/{event_type}",
     operation_id="delete_notification_rule",
+    dependencies=[require_scope(Scope.NOTIFICATIONS_MANAGE)],
     summary="Drop your override; the shipped default applies again",
     status_code=204,
     response_class=Response,

@@ -13,6 +13,7 @@ from upstander.kit.auth import Principal, require_roles
 from upstander.kit.db import after_commit, get_session
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import Page, PageParams, page_params
+from upstander.kit.scopes import Scope, require_scope
 from upstander.notify.models import WebhookDelivery
 from upstander.notify.webhooks import service
 from upstander.notify.webhooks.schemas import (
@@ -63,6 +64,7 @@ def _wake(request: Request) -> None:
 @router.post(
     "",
     operation_id="create_webhook",
+    dependencies=[require_scope(Scope.WEBHOOKS_MANAGE)],
     summary="Add a webhook endpoint; its signing secret is returned once",
     description=(
         "Admins only. You become the endpoint's owner (an API client's owner, for a client "
@@ -99,6 +101,7 @@ async def create_webhook(
 @router.get(
     "",
     operation_id="list_webhooks",
+    dependencies=[require_scope(Scope.WEBHOOKS_MANAGE)],
     summary="Your org's webhook endpoints",
     response_model=Page[WebhookOut],
     responses=problem_responses(400),
@@ -117,6 +120,7 @@ async def list_webhooks(
 @router.get(
     "/{webhook_id}",
     operation_id="get_webhook",
+    dependencies=[require_scope(Scope.WEBHOOKS_MANAGE)],
     summary="One webhook endpoint",
     response_model=WebhookOut,
 )
@@ -133,6 +137,7 @@ async def get_webhook(
 @router.patch(
     "/{webhook_id}",
     operation_id="update_webhook",
+    dependencies=[require_scope(Scope.WEBHOOKS_MANAGE)],
     summary="Change an endpoint's URL, event types or description; pause or re-enable it",
     description=(
         "Admins only. Whoever changes an endpoint becomes its owner (an empty body claims an "
@@ -164,6 +169,7 @@ async def update_webhook(
 @router.delete(
     "/{webhook_id}",
     operation_id="delete_webhook",
+    dependencies=[require_scope(Scope.WEBHOOKS_MANAGE)],
     summary="Remove an endpoint, its delivery log and its secrets",
     status_code=204,
     response_class=Response,
@@ -182,6 +188,7 @@ async def delete_webhook(
 @router.post(
     "/{webhook_id}/rotate-secret",
     operation_id="rotate_webhook_secret",
+    dependencies=[require_scope(Scope.WEBHOOKS_MANAGE)],
     summary="Issue a new signing secret; the old one stays valid for 24 hours",
     response_model=SecretRotated,
 )
@@ -202,6 +209,7 @@ async def rotate_webhook_secret(
 @router.get(
     "/{webhook_id}/deliveries",
     operation_id="list_webhook_deliveries",
+    dependencies=[require_scope(Scope.WEBHOOKS_MANAGE)],
     summary="The endpoint's delivery log, newest first",
     description=(
         "Each delivery's latest state and its tries (`attempts_log`: time, response code, "
@@ -227,6 +235,7 @@ async def list_webhook_deliveries(
 @router.post(
     "/{webhook_id}/deliveries/{delivery_id}/replay",
     operation_id="replay_webhook_delivery",
+    dependencies=[require_scope(Scope.WEBHOOKS_MANAGE)],
     summary="Send one delivery again (same webhook-id), e.g. a dead letter",
     status_code=202,
     response_model=WebhookDeliveryOut,
@@ -250,6 +259,7 @@ async def replay_webhook_delivery(
 @router.post(
     "/{webhook_id}/replay",
     operation_id="replay_webhook_deliveries",
+    dependencies=[require_scope(Scope.WEBHOOKS_MANAGE)],
     summary="Send again what has not got through since a time (optionally everything)",
     description=(
         "Dead letters and deliveries waiting for their next retry, created since `since`, are "

@@ -13,6 +13,7 @@ from upstander.kit.auth import Principal, require_roles, staff_or_client
 from upstander.kit.db import get_session
 from upstander.kit.errors import UnsupportedMediaType, problem_responses
 from upstander.kit.pagination import Page, PageParams, page_params
+from upstander.kit.scopes import Scope, require_scope
 from upstander.training.access import MANAGERS, clock_of
 from upstander.training.completions import service
 from upstander.training.completions.schemas import CompletionCreate, CompletionOut, ImportResult
@@ -30,6 +31,7 @@ CSV_EXAMPLE = (
 @router.post(
     "",
     operation_id="create_completion",
+    dependencies=[require_scope(Scope.TRAINING_WRITE)],
     summary="Record a completion (trainer, admin)",
     status_code=status.HTTP_201_CREATED,
     response_model=CompletionOut,
@@ -49,6 +51,7 @@ async def create_completion(
 @router.post(
     "/imports",
     operation_id="import_completions",
+    dependencies=[require_scope(Scope.TRAINING_WRITE)],
     summary="Import completions from a CSV file (trainer, admin); re-importing is harmless",
     description=(
         "Columns: `email`, `course` (id, title or xAPI activity id), `completed_at` "
@@ -82,6 +85,7 @@ async def import_completions(
 @router.get(
     "",
     operation_id="list_completions",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="List completions, newest first (a person sees their own; trainers everyone's)",
     response_model=Page[CompletionOut],
     responses=problem_responses(400),
@@ -114,6 +118,7 @@ async def list_completions(
 @router.get(
     "/{completion_id}",
     operation_id="get_completion",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="Get a completion",
     response_model=CompletionOut,
 )

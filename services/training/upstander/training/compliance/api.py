@@ -15,6 +15,7 @@ from upstander.kit.auth import Principal, staff_or_client
 from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, cursor_query
+from upstander.kit.scopes import Scope, require_scope
 from upstander.training.access import clock_of
 from upstander.training.compliance import service
 from upstander.training.compliance.engine import Item, Status
@@ -66,6 +67,7 @@ def _out(result: service.PersonCompliance) -> PersonCompliance:
 @router.get(
     "/compliance",
     operation_id="list_compliance",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="Each person's training and policy status, leadership first",
     description=VISIBILITY,
     response_model=CompliancePage,
@@ -88,6 +90,7 @@ async def list_compliance(
 @router.get(
     "/compliance/summary",
     operation_id="summarise_compliance",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="Compliance roll-ups by organisation, role, location and team",
     description=VISIBILITY,
     response_model=ComplianceSummary,
@@ -149,6 +152,7 @@ def _cell(value: object) -> str:
 @router.get(
     "/compliance.csv",
     operation_id="export_compliance",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="The compliance view as CSV: one row per person and item",
     description=VISIBILITY,
     response_class=Response,

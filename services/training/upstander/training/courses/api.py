@@ -12,6 +12,7 @@ from upstander.kit.auth import Principal, Role, require_roles, staff_or_client
 from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import Page, PageParams, page_params
+from upstander.kit.scopes import Scope, require_scope
 from upstander.training.courses import service
 from upstander.training.courses.schemas import CourseCreate, CourseOut, CourseUpdate
 from upstander.training.models import Course, CourseKind
@@ -39,6 +40,7 @@ def _location(course: Course) -> str:
 @router.get(
     "",
     operation_id="list_courses",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="List the organisation's courses",
     response_model=Page[CourseOut],
     responses=problem_responses(400),
@@ -61,6 +63,7 @@ async def list_courses(
 @router.post(
     "",
     operation_id="create_course",
+    dependencies=[require_scope(Scope.TRAINING_WRITE)],
     summary="Add a course to the catalogue (trainer, admin)",
     status_code=status.HTTP_201_CREATED,
     response_model=CourseOut,
@@ -81,6 +84,7 @@ async def create_course(
 @router.get(
     "/{course_id}",
     operation_id="get_course",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="Get a course",
     response_model=CourseOut,
 )
@@ -98,6 +102,7 @@ async def get_course(
 @router.patch(
     "/{course_id}",
     operation_id="update_course",
+    dependencies=[require_scope(Scope.TRAINING_WRITE)],
     summary="Change a course (trainer, admin); send If-Match to avoid lost updates",
     response_model=CourseOut,
     responses=problem_responses(400, 412, 413, 415),
@@ -118,6 +123,7 @@ async def update_course(
 @router.delete(
     "/{course_id}",
     operation_id="archive_course",
+    dependencies=[require_scope(Scope.TRAINING_WRITE)],
     summary="Archive a course (trainer, admin); it stays readable for past completions",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,

@@ -13,6 +13,7 @@ from upstander.kit.auth import Principal, require_roles
 from upstander.kit.db import get_session
 from upstander.kit.errors import NotFound, problem_responses
 from upstander.kit.pagination import Page, PageParams, page_params, paginate
+from upstander.kit.scopes import Scope, require_scope
 from upstander.training.access import READERS, org_of
 from upstander.training.models import Person
 from upstander.training.people.schemas import PersonOut
@@ -23,6 +24,7 @@ router = make_router(prefix="/training/v1/people", tags=["people"])
 @router.get(
     "",
     operation_id="list_people",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="List the people training knows about (trainer, admin, auditor)",
     response_model=Page[PersonOut],
     responses=problem_responses(400),
@@ -45,6 +47,7 @@ async def list_people(
 @router.get(
     "/{person_id}",
     operation_id="get_person",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="Get a person (trainer, admin, auditor)",
     response_model=PersonOut,
 )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from datetime import date, datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from upstander.kit.errors import BadRequest
+from upstander.kit import directory
+from upstander.kit.contracts import InvalidEvent, PersonEvent, parse_data
 from upstander.training.compliance.engine import PersonLike
 from upstander.training.compliance.store import refresh_items
 from upstander.training.models import Person
@@ -18,22 +19,20 @@ from upstander.training.models import Person
 SUPERVISOR_ROLES = frozenset({"supervisor", "manager"})
 
 
-def _uuid(value: Any) -> uuid.UUID | None:
-    if value in (None, ""):
+def _location(value: str | None) -> str | None:
+    """Locations compare as upper-case codes (`ca` is `CA`)."""
+    if not value or not value.strip():
         return None
-    return uuid.UUID(str(value))
+    return value.strip().upper()
 
 
-def _date(value: Any) -> date | None:
-    if value in (None, ""):
-        return None
-    return date.fromisoformat(str(value)[:10])
-
-
-def _location(value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    return str(value).strip().upper()[:64]
+# The people table has no null email or name: an absent one is empty.
+_NORMALISE = {
+    "email": lambda value: (value or "").lower(),
+    "name": lambda value: value or "",
+    "title": lambda value: value or None,
+    "location": _location,
+}
 
 
 async def apply_person_event(
@@ -41,61 +40,48 @@ async def apply_person_event(
     *,
     event_type: str,
     org_id: uuid.UUID | None,
-    data: dict[str, Any],
+    data: Mapping[str, Any],
     at: datetime,
 ) -> Person | None:
-    """Upsert the person an event describes; return it, or None for an older event."""
-    try:
-        person_id = uuid.UUID(str(data["person_id"]))
-        org = _uuid(data.get("org_id")) or org_id
-        if org is None:
-            raise ValueError("no org")
-        manager_id = _uuid(data.get("manager_id"))
-        start_date = _date(data.get("start_date"))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise BadRequest("The person event is malformed.") from exc
+    """`apply_person` for an event's type and raw data (`InvalidEvent` if malformed)."""
+    event = parse_data(event_type, data, org_id=org_id)
+    if not isinstance(event, PersonEvent):
+        raise InvalidEvent(f"{event_type} is not a person event.", fields=["type"])
+    return await apply_person(session, event, at=at)
 
-    person = await session.get(Person, person_id)
-    if person is not None and person.org_id != org:
-        raise BadRequest("The person event names another organisation.")
-    if person is not None and person.last_event_at > at:
-        return None  # a newer event already applied
 
-    roles = [str(role)[:64] for role in (data.get("roles") or [])][:32]
-    location = _location(data.get("location"))
-    active = event_type != "upstander.person.deactivated" and bool(data.get("active", True))
-    flag = bool(data.get("is_supervisor")) or bool(SUPERVISOR_ROLES.intersection(roles))
-    old_manager = None
-    if person is None:
-        person = Person(
-            id=person_id,
-            org_id=org,
-            created_at=at,
-            is_supervisor=False,
-            location_since=None,
-        )
-        session.add(person)
-    else:
-        old_manager = person.manager_id
-        if location != person.location:
-            person.location_since = at
-    person.email = str(data.get("email") or person.email or "")[:320].lower()
-    person.name = str(data.get("name") or "")[:200]
-    person.title = str(data["title"])[:200] if data.get("title") else None
-    person.roles = roles
-    person.manager_id = manager_id
-    person.is_leadership = bool(data.get("is_leadership"))
-    person.supervisor_flag = flag
-    person.start_date = start_date
-    person.location = location
-    person.active = active
-    person.last_event_at = at
+async def apply_person(session: AsyncSession, event: PersonEvent, *, at: datetime) -> Person | None:
+    """Upsert the person an event describes (the kit's projection: an older event than the
+    last applied one, or one naming another organisation, is ignored); return it, or None
+    when ignored. Then their supervisor status and compliance items, and their managers'."""
+    change = await directory.upsert_person(
+        session,
+        Person,
+        event,
+        at=at,
+        defaults={
+            "email": "",
+            "name": "",
+            "created_at": at,
+            "updated_at": at,
+            "is_supervisor": False,
+            "location_since": None,
+        },
+        normalise=_NORMALISE,
+    )
+    if change is None:
+        return None
+    person = change.person
+    old_manager = change.previous.get("manager_id", person.manager_id)
+    if "location" in change.previous:
+        person.location_since = at
+    person.supervisor_flag = bool(SUPERVISOR_ROLES.intersection(person.roles or []))
     person.updated_at = at
     await session.flush()
-    touched = {person_id, old_manager, manager_id}
-    await refresh_supervisors(session, org, touched, at)
+    touched = {person.id, old_manager, person.manager_id}
+    await refresh_supervisors(session, person.org_id, touched, at)
     # Their own items, and their managers' (whose supervisor status may have changed).
-    await refresh_items(session, org, people=touched, requirements=None, policies=None)
+    await refresh_items(session, person.org_id, people=touched, requirements=None, policies=None)
     return person
 
 

@@ -12,6 +12,7 @@ from upstander.kit.auth import Principal, require_roles, staff_or_client
 from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import Page, PageParams, page_params
+from upstander.kit.scopes import Scope, require_person, require_scope
 from upstander.training.access import MANAGERS, clock_of
 from upstander.training.policies import service
 from upstander.training.policies.schemas import (
@@ -29,6 +30,7 @@ editors = require_roles(*MANAGERS)
 @router.post(
     "",
     operation_id="create_policy",
+    dependencies=[require_scope(Scope.TRAINING_WRITE)],
     summary="Create a policy (trainer, admin); publish its text as a version",
     status_code=status.HTTP_201_CREATED,
     response_model=PolicyOut,
@@ -48,6 +50,7 @@ async def create_policy(
 @router.get(
     "",
     operation_id="list_policies",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="List the organisation's policies",
     response_model=Page[PolicyOut],
     responses=problem_responses(400),
@@ -66,6 +69,7 @@ async def list_policies(
 @router.get(
     "/{policy_id}",
     operation_id="get_policy",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="Get a policy",
     response_model=PolicyOut,
 )
@@ -80,6 +84,7 @@ async def get_policy(
 @router.post(
     "/{policy_id}/versions",
     operation_id="publish_policy_version",
+    dependencies=[require_scope(Scope.TRAINING_WRITE)],
     summary="Publish the next version (trainer, admin); everyone must acknowledge it",
     status_code=status.HTTP_201_CREATED,
     response_model=VersionOut,
@@ -108,6 +113,7 @@ async def publish_policy_version(
 @router.get(
     "/{policy_id}/versions",
     operation_id="list_policy_versions",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="List a policy's versions, oldest first",
     response_model=Page[VersionOut],
     responses=problem_responses(400),
@@ -127,6 +133,7 @@ async def list_policy_versions(
 @router.get(
     "/{policy_id}/versions/{number}",
     operation_id="get_policy_version",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="Get one version of a policy",
     response_model=VersionOut,
 )
@@ -143,6 +150,7 @@ async def get_policy_version(
 @router.post(
     "/{policy_id}/versions/{number}/acknowledge",
     operation_id="acknowledge_policy_version",
+    dependencies=[require_person()],
     summary="Acknowledge the current version yourself (201 the first time, then 200)",
     status_code=status.HTTP_201_CREATED,
     response_model=AcknowledgmentOut,
@@ -167,6 +175,7 @@ async def acknowledge_policy_version(
 @router.get(
     "/{policy_id}/acknowledgments",
     operation_id="list_policy_acknowledgments",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="Who acknowledged (trainers see everyone, a person their own)",
     response_model=Page[AcknowledgmentOut],
     responses=problem_responses(400),

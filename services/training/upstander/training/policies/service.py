@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.kit.auth import Principal
+from upstander.kit.contracts import PolicyVersionPublished
 from upstander.kit.errors import Conflict, NotFound
 from upstander.kit.events import EventBus
 from upstander.kit.pagination import PageParams, paginate
@@ -75,15 +76,15 @@ async def publish_version(
     await refresh_items(session, policy.org_id, policies=[policy.id])
     await events.publish(
         session,
-        "upstander.policy.version_published",
+        PolicyVersionPublished.EVENT_TYPE,
         f"policy/{policy.id}",
-        {
-            "policy_id": str(policy.id),
-            "org_id": str(policy.org_id),
-            "title": policy.title,
-            "version": number,
-            "due_days": data.due_days,
-        },
+        PolicyVersionPublished(
+            policy_id=policy.id,
+            org_id=policy.org_id,
+            title=policy.title,
+            version=number,
+            due_days=data.due_days,
+        ).model_dump(mode="json"),
         org_id=policy.org_id,
     )
     return version

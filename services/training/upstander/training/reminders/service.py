@@ -9,7 +9,6 @@ whose unique key makes a second pass (or a second replica) send nothing twice.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -21,17 +20,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from upstander.kit.clock import Clock
+from upstander.kit.contracts import (
+    CourseReminder,
+    OverdueCourse,
+    PolicyAcknowledgmentDue,
+    SupervisorDigest,
+    TrainingDueSoon,
+    TrainingOverdue,
+)
 from upstander.kit.events import EventBus
+from upstander.kit.loops import PeriodicTask
 from upstander.training.compliance.engine import Item, PersonLike, Status
 from upstander.training.compliance.service import current_versions, organisation_compliance
 from upstander.training.models import Policy, ReminderKind, ReminderSent, Requirement
 
 log = logging.getLogger("upstander.training.reminders")
 
-DUE_SOON = "upstander.training.due_soon"
-OVERDUE = "upstander.training.overdue"
-ACKNOWLEDGMENT_DUE = "upstander.policy.acknowledgment_due"
-SUPERVISOR_DIGEST = "upstander.training.supervisor_digest"
+DUE_SOON = TrainingDueSoon.EVENT_TYPE
+OVERDUE = TrainingOverdue.EVENT_TYPE
+ACKNOWLEDGMENT_DUE = PolicyAcknowledgmentDue.EVENT_TYPE
+SUPERVISOR_DIGEST = SupervisorDigest.EVENT_TYPE
 
 EVENT_TYPES = {
     ReminderKind.DUE_SOON: DUE_SOON,
@@ -80,28 +88,29 @@ def reminders_for(
         if item.due_at is None:
             continue
         if item.kind == "course" and item.requirement_id is not None:
-            data = {
-                "person_id": str(person.id),
-                "requirement_id": str(item.requirement_id),
-                "course_id": str(item.course_id),
-                "due_at": item.due_at.isoformat(),
-            }
+            contract: type[CourseReminder]
             if item.status in (Status.OVERDUE, Status.EXPIRED):
-                kind = ReminderKind.OVERDUE
+                kind, contract = ReminderKind.OVERDUE, TrainingOverdue
             elif item.status in (Status.DUE, Status.COMPLIANT) and item.due_at - now <= window:
-                kind = ReminderKind.DUE_SOON
+                kind, contract = ReminderKind.DUE_SOON, TrainingDueSoon
             else:
                 continue
+            data = contract(
+                person_id=person.id,
+                requirement_id=item.requirement_id,
+                course_id=item.course_id,
+                due_at=item.due_at,
+            ).model_dump(mode="json")
             found.append(Reminder(person, item.requirement_id, kind, item.due_at, data))
         elif item.kind == "policy" and item.status in (Status.DUE, Status.OVERDUE):
             assert item.policy_id is not None and item.policy_version is not None
             version_id = versions[(item.policy_id, item.policy_version)]
-            data = {
-                "person_id": str(person.id),
-                "policy_id": str(item.policy_id),
-                "policy_version": item.policy_version,
-                "due_at": item.due_at.isoformat(),
-            }
+            data = PolicyAcknowledgmentDue(
+                person_id=person.id,
+                policy_id=item.policy_id,
+                policy_version=item.policy_version,
+                due_at=item.due_at,
+            ).model_dump(mode="json")
             found.append(
                 Reminder(person, version_id, ReminderKind.ACKNOWLEDGMENT_DUE, item.due_at, data)
             )
@@ -186,7 +195,7 @@ async def remind_organisation(
     }
     for supervisor_id in sorted(s for s in supervisors if s is not None):
         overdue = [
-            {"person_id": str(person.id), "course_id": str(course_id)}
+            OverdueCourse(person_id=person.id, course_id=course_id)
             for person in sorted(people, key=lambda p: str(p.id))
             if person.manager_id == supervisor_id
             for course_id in sorted(overdue_courses[person.id], key=str)
@@ -195,7 +204,7 @@ async def remind_organisation(
             session,
             SUPERVISOR_DIGEST,
             f"person/{supervisor_id}",
-            {"supervisor_id": str(supervisor_id), "overdue": overdue},
+            SupervisorDigest(supervisor_id=supervisor_id, overdue=overdue).model_dump(mode="json"),
             org_id=org_id,
         )
         result.count(SUPERVISOR_DIGEST)
@@ -221,7 +230,12 @@ class ReminderScheduler:
         self.interval_seconds = interval_seconds
         self.initial_delay_seconds = initial_delay_seconds
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask(
+            "training-reminders",
+            self._pass,
+            interval=interval_seconds,
+            initial_delay=initial_delay_seconds,
+        )
 
     async def run_once(self) -> PassResult:
         """Send what is due now; each organisation in its own transaction."""
@@ -251,24 +265,18 @@ class ReminderScheduler:
                     log.info("reminders already sent elsewhere", extra={"org_id": str(org_id)})
             return result
 
+    @property
+    def running(self) -> bool:
+        return self._loop.running
+
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="training-reminders")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
-    async def _loop(self) -> None:
-        await asyncio.sleep(self.initial_delay_seconds)
-        while True:
-            try:
-                result = await self.run_once()
-                log.info("reminders sent", extra={"sent": result.sent})
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reminder pass failed")
-            await asyncio.sleep(self.interval_seconds)
+    async def _pass(self) -> bool:
+        """The kit loop's step (failures are logged by the loop, by type only)."""
+        result = await self.run_once()
+        log.info("reminders sent", extra={"sent": result.sent})
+        return False

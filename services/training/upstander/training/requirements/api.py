@@ -12,6 +12,7 @@ from upstander.kit.auth import Principal, require_roles, staff_or_client
 from upstander.kit.db import get_session
 from upstander.kit.errors import problem_responses
 from upstander.kit.pagination import Page, PageParams, page_params
+from upstander.kit.scopes import Scope, require_scope
 from upstander.training.access import MANAGERS, READERS, clock_of
 from upstander.training.requirements import service
 from upstander.training.requirements.presets import PRESETS, Preset
@@ -57,6 +58,7 @@ def _preset_out(preset: Preset) -> PresetOut:
 @router.get(
     "/requirements",
     operation_id="list_requirements",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="List the organisation's training requirements",
     response_model=Page[RequirementOut],
     responses=problem_responses(400),
@@ -78,6 +80,7 @@ async def list_requirements(
 @router.post(
     "/requirements",
     operation_id="create_requirement",
+    dependencies=[require_scope(Scope.TRAINING_WRITE)],
     summary="Require a course of an audience (trainer, admin)",
     status_code=status.HTTP_201_CREATED,
     response_model=RequirementOut,
@@ -101,6 +104,7 @@ async def create_requirement(
 @router.get(
     "/requirements/{requirement_id}",
     operation_id="get_requirement",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="Get a requirement",
     response_model=RequirementOut,
 )
@@ -118,6 +122,7 @@ async def get_requirement(
 @router.patch(
     "/requirements/{requirement_id}",
     operation_id="update_requirement",
+    dependencies=[require_scope(Scope.TRAINING_WRITE)],
     summary="Change or retire a requirement (trainer, admin)",
     response_model=RequirementOut,
     responses=problem_responses(400, 412, 413, 415),
@@ -140,6 +145,7 @@ async def update_requirement(
 @router.get(
     "/requirement-presets",
     operation_id="list_requirement_presets",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="State rules that can be adopted as requirements",
     response_model=PresetList,
 )
@@ -152,6 +158,7 @@ async def list_requirement_presets(
 @router.post(
     "/requirements/presets/{key}/adopt",
     operation_id="adopt_requirement_preset",
+    dependencies=[require_scope(Scope.TRAINING_WRITE)],
     summary="Adopt a preset: add its courses if missing and its requirements (idempotent)",
     response_model=PresetAdoption,
 )
@@ -175,6 +182,7 @@ async def adopt_requirement_preset(
 @router.post(
     "/requirements/{requirement_id}/exemptions",
     operation_id="create_exemption",
+    dependencies=[require_scope(Scope.TRAINING_WRITE)],
     summary="Excuse a person from a requirement (trainer, admin)",
     status_code=status.HTTP_201_CREATED,
     response_model=ExemptionOut,
@@ -193,6 +201,7 @@ async def create_exemption(
 @router.get(
     "/requirements/{requirement_id}/exemptions",
     operation_id="list_exemptions",
+    dependencies=[require_scope(Scope.TRAINING_READ)],
     summary="Who is excused from a requirement (trainer, admin, auditor)",
     response_model=Page[ExemptionOut],
     responses=problem_responses(400),

@@ -20,6 +20,8 @@ from upstander.kit.app import make_router
 from upstander.kit.auth import Principal, PrincipalKind, current_principal
 from upstander.kit.db import get_session
 from upstander.kit.errors import BadRequest, Forbidden, problem_responses
+from upstander.kit.scopes import Scope as ApiScope
+from upstander.kit.scopes import require_scope
 from upstander.training.access import clock_of, org_of
 from upstander.training.settings import Settings
 from upstander.training.xapi import service
@@ -163,7 +165,7 @@ STATEMENT_BODY = {
     summary="Store one statement under the given id (the same id again: same content only)",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    dependencies=[Depends(xapi_version)],
+    dependencies=[Depends(xapi_version), require_scope(ApiScope.XAPI_WRITE)],
     responses=problem_responses(400, 409, 413, 415),
     openapi_extra=STATEMENT_BODY,
 )
@@ -197,7 +199,7 @@ async def put_statement(
     operation_id="post_xapi_statements",
     summary="Store one statement or a list of them (all or nothing); returns their ids",
     response_model=list[str],
-    dependencies=[Depends(xapi_version)],
+    dependencies=[Depends(xapi_version), require_scope(ApiScope.XAPI_WRITE)],
     responses=problem_responses(400, 409, 413, 415),
     openapi_extra=STATEMENT_BODY,
 )
@@ -285,7 +287,7 @@ def _more_link(request: Request, cursor: str | None) -> str:
         "returned through `voidedStatementId`. `more` is the path of the next page."
     ),
     response_model=StatementResult | dict[str, Any],
-    dependencies=[Depends(xapi_version)],
+    dependencies=[Depends(xapi_version), require_scope(ApiScope.XAPI_READ)],
     responses=problem_responses(400, 404),
 )
 async def get_statements(
