@@ -280,3 +280,27 @@ async def test_proxied_routes_stay_out_of_the_gateway_schema(
     app = edge_app(settings, routing)
 
     assert not [p for p in app.openapi()["paths"] if p.startswith("/cases")]
+
+
+def test_whitespace_around_a_header_value_is_not_forwarded() -> None:
+    """`Authorization: Bearer ` (a script whose token variable is empty) once reached the
+    upstream client as a value with a trailing space, which it refuses to send: a 502."""
+    from starlette.requests import Request
+
+    from upstander.gateway.proxy.router import upstream_request_headers
+
+    request = Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/cases/v1/cases",
+            "query_string": b"",
+            "headers": [(b"authorization", b"Bearer "), (b"x-note", b"\t padded \t")],
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8000),
+        }
+    )
+    headers = dict(upstream_request_headers(request, "cases"))
+    assert headers["authorization"] == "Bearer"
+    assert headers["x-note"] == "padded"

@@ -93,7 +93,11 @@ def upstream_request_headers(
     request: Request, service: str, *, trust_forwarded: bool = False
 ) -> list[tuple[str, str]]:
     """The headers the service receives for `request`."""
-    incoming = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
+    # Whitespace around a field value is not part of it (RFC 9110 §5.5); the server keeps a
+    # trailing space (`Authorization: Bearer `) that the upstream client would refuse to send.
+    incoming = [
+        (k.decode("latin-1"), v.decode("latin-1").strip(" \t")) for k, v in request.scope["headers"]
+    ]
     anonymous = service in ANONYMOUS_SERVICES
     prior_forwarded_for = [v for k, v in incoming if k.lower() == "x-forwarded-for"]
     headers = [
