@@ -138,7 +138,7 @@ async def test_handlers_read_the_report_and_its_file_and_nobody_else_does(
     staff = await platform.auth("staff@demo.example")
     for url in case_urls(case_id, attachment["id"]):
         response = await platform.gateway.get(url, headers=staff)
-        assert response.status_code == 403, (url, response.text)  # no handler role at all
+        assert response.status_code == 404, (url, response.text)  # no handler role: as if hidden
     # Intake's internal route is not reachable through the gateway.
     internal = await platform.gateway.get(
         f"/intake/internal/reports/{filed['report_id']}/attachments/{attachment['id']}/content"
