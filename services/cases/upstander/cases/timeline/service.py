@@ -499,114 +499,75 @@ async def checkins_answered(
     ]
 
 
-async def notes(
-    session: AsyncSession, case: Case, position: Position | None, limit: int
-) -> list[TimelineItem]:
-    kind, model = TimelineKind.NOTE, CaseNote
-    rows = await _rows(
-        session,
-        case,
-        model,
-        kind,
-        model.created_at,
-        position,
-        limit,
-        (model.author_kind, model.author_id, model.current_version),
-    )
-    return [
-        _item(
+def _versioned_records(kind: TimelineKind, model: Any) -> Source:
+    """A source of records kept in versions (notes, interviews): one item per record."""
+
+    async def source(
+        session: AsyncSession, case: Case, position: Position | None, limit: int
+    ) -> list[TimelineItem]:
+        rows = await _rows(
+            session,
+            case,
+            model,
             kind,
-            r.id,
-            r.created_at,
-            _actor(r.author_kind, r.author_id),
-            version=r.current_version,
+            model.created_at,
+            position,
+            limit,
+            (model.author_kind, model.author_id, model.current_version),
         )
-        for r in rows
-    ]
+        return [
+            _item(
+                kind,
+                r.id,
+                r.created_at,
+                _actor(r.author_kind, r.author_id),
+                version=r.current_version,
+            )
+            for r in rows
+        ]
+
+    return source
 
 
-async def note_versions(
-    session: AsyncSession, case: Case, position: Position | None, limit: int
-) -> list[TimelineItem]:
-    """Corrections of notes (version 1 is the `note` item itself)."""
-    kind, model = TimelineKind.NOTE_VERSION, CaseNoteVersion
-    rows = await _rows(
-        session,
-        case,
-        model,
-        kind,
-        model.created_at,
-        position,
-        limit,
-        (model.note_id, model.number, model.author_kind, model.author_id),
-        (model.number > 1,),
-    )
-    return [
-        _item(
+def _corrections(kind: TimelineKind, model: Any, record: Any) -> Source:
+    """A source of a versioned record's corrections (version 1 is the record's own item);
+    `record` is the version table's column naming its record."""
+
+    async def source(
+        session: AsyncSession, case: Case, position: Position | None, limit: int
+    ) -> list[TimelineItem]:
+        rows = await _rows(
+            session,
+            case,
+            model,
             kind,
-            r.id,
-            r.created_at,
-            _actor(r.author_kind, r.author_id),
-            record_id=r.note_id,
-            version=r.number,
+            model.created_at,
+            position,
+            limit,
+            (record, model.number, model.author_kind, model.author_id),
+            (model.number > 1,),
         )
-        for r in rows
-    ]
+        return [
+            _item(
+                kind,
+                r.id,
+                r.created_at,
+                _actor(r.author_kind, r.author_id),
+                record_id=getattr(r, record.key),
+                version=r.number,
+            )
+            for r in rows
+        ]
+
+    return source
 
 
-async def interviews(
-    session: AsyncSession, case: Case, position: Position | None, limit: int
-) -> list[TimelineItem]:
-    kind, model = TimelineKind.INTERVIEW, CaseInterview
-    rows = await _rows(
-        session,
-        case,
-        model,
-        kind,
-        model.created_at,
-        position,
-        limit,
-        (model.author_kind, model.author_id, model.current_version),
-    )
-    return [
-        _item(
-            kind,
-            r.id,
-            r.created_at,
-            _actor(r.author_kind, r.author_id),
-            version=r.current_version,
-        )
-        for r in rows
-    ]
-
-
-async def interview_versions(
-    session: AsyncSession, case: Case, position: Position | None, limit: int
-) -> list[TimelineItem]:
-    """Corrections of interview records (version 1 is the `interview` item itself)."""
-    kind, model = TimelineKind.INTERVIEW_VERSION, CaseInterviewVersion
-    rows = await _rows(
-        session,
-        case,
-        model,
-        kind,
-        model.created_at,
-        position,
-        limit,
-        (model.interview_id, model.number, model.author_kind, model.author_id),
-        (model.number > 1,),
-    )
-    return [
-        _item(
-            kind,
-            r.id,
-            r.created_at,
-            _actor(r.author_kind, r.author_id),
-            record_id=r.interview_id,
-            version=r.number,
-        )
-        for r in rows
-    ]
+notes = _versioned_records(TimelineKind.NOTE, CaseNote)
+note_versions = _corrections(TimelineKind.NOTE_VERSION, CaseNoteVersion, CaseNoteVersion.note_id)
+interviews = _versioned_records(TimelineKind.INTERVIEW, CaseInterview)
+interview_versions = _corrections(
+    TimelineKind.INTERVIEW_VERSION, CaseInterviewVersion, CaseInterviewVersion.interview_id
+)
 
 
 async def evidence(
