@@ -19,10 +19,21 @@ from test_notices import deliveries_for, inbox_of, mail_files, person
 from upstander.kit.clock import FrozenClock
 from upstander.notify.models import Channel, Delivery, DeliveryStatus, InboxMessage, Outbox
 
+DUE = "2026-03-16T10:00:00+00:00"
 REMINDERS = [
-    ("upstander.training.due_soon", {"course_id": str(uuid.uuid4())}),
-    ("upstander.training.overdue", {"course_id": str(uuid.uuid4())}),
-    ("upstander.policy.acknowledgment_due", {"policy_id": str(uuid.uuid4())}),
+    # Whole payloads, as training publishes them (notify reads them through the contracts).
+    (
+        "upstander.training.due_soon",
+        {"course_id": str(uuid.uuid4()), "requirement_id": str(uuid.uuid4()), "due_at": DUE},
+    ),
+    (
+        "upstander.training.overdue",
+        {"course_id": str(uuid.uuid4()), "requirement_id": str(uuid.uuid4()), "due_at": DUE},
+    ),
+    (
+        "upstander.policy.acknowledgment_due",
+        {"policy_id": str(uuid.uuid4()), "policy_version": 1, "due_at": DUE},
+    ),
 ]
 SENTENCE = "You have a new message about your report. Sign in with your receipt code to read it."
 
@@ -74,7 +85,12 @@ async def test_reminders_make_one_digest_email_a_day_and_one_inbox_message_each(
     clock.advance(timedelta(hours=3))
     await events.publish(
         "upstander.training.due_soon",
-        {"person_id": learner["person_id"], "course_id": str(uuid.uuid4())},
+        {
+            "person_id": learner["person_id"],
+            "course_id": str(uuid.uuid4()),
+            "requirement_id": str(uuid.uuid4()),
+            "due_at": DUE,
+        },
         org_id=org,
     )
     await app.state.worker.run_once()

@@ -76,7 +76,12 @@ async def test_a_restriction_cancels_unsent_emails_and_digest_entries_about_the_
     manager = people["manager"]
     case = new_case("DEMO-2026-0203")
     await case_event(events, org, case)  # the worker has not run: the emails are queued
-    learner_reminder = {"person_id": manager["person_id"], "course_id": str(uuid.uuid4())}
+    learner_reminder = {
+        "person_id": manager["person_id"],
+        "course_id": str(uuid.uuid4()),
+        "requirement_id": str(uuid.uuid4()),
+        "due_at": "2026-03-16T10:00:00+00:00",
+    }
     await events.publish("upstander.training.due_soon", learner_reminder, org_id=org)
     async with app.state.sessionmaker() as session, session.begin():
         # A digest entry about the case (an org's rule could batch case reminders).

@@ -18,6 +18,9 @@ from upstander.notify.models import Channel, Delivery, DeliveryStatus
 
 RULES = "/notify/v1/rules"
 PREFERENCES = "/notify/v1/preferences"
+# Whole payloads, as their publishers send them (notify reads them through the contracts).
+DUE = "2026-03-16T10:00:00+00:00"
+DEADLINE = {"deadline": "acknowledge", "due_at": DUE}
 EMITTED = [
     "upstander.case.opened",
     "upstander.case.message_posted",
@@ -116,7 +119,7 @@ async def test_a_pattern_rule_reaches_a_role_but_never_a_restricted_person(
     staff = await person(events, org, ["staff"])
     restricted = await person(events, org, ["staff", "case_manager"])
     manager = await person(events, org, ["case_manager"])
-    data = case_opened(org, restricted_person_ids=[restricted["person_id"]])
+    data = case_opened(org, restricted_person_ids=[restricted["person_id"]], **DEADLINE)
     await events.publish("upstander.case.deadline_approaching", data, org_id=org)
     assert [m.kind for m in await inbox_of(app, staff)] == ["case.deadline_approaching"]
     assert [m.kind for m in await inbox_of(app, manager)] == ["case.deadline_approaching"]
@@ -153,7 +156,12 @@ async def test_training_reminders_reach_the_person_and_the_digest_their_supervis
     course = str(uuid.uuid4())
     await events.publish(
         "upstander.training.overdue",
-        {"person_id": learner["person_id"], "course_id": course, "requirement_id": course},
+        {
+            "person_id": learner["person_id"],
+            "course_id": course,
+            "requirement_id": course,
+            "due_at": DUE,
+        },
         org_id=org,
         source="/training",
     )
@@ -231,7 +239,12 @@ async def test_preferences_choose_channels_per_kind_and_language(app, client, ca
     assert (await client.put(PREFERENCES, json=body, headers=me.headers)).status_code == 200
     await events.publish(
         "upstander.training.due_soon",
-        {"person_id": data["person_id"], "course_id": str(uuid.uuid4())},
+        {
+            "person_id": data["person_id"],
+            "course_id": str(uuid.uuid4()),
+            "requirement_id": str(uuid.uuid4()),
+            "due_at": DUE,
+        },
         org_id=org,
     )
     (message,) = await inbox_of(app, data)
@@ -272,7 +285,8 @@ async def test_quiet_hours_hold_back_email_but_not_the_inbox_or_urgent_notices(
     morning = datetime(2026, 3, 3, 7, 0, tzinfo=madrid).astimezone(UTC)
     assert queued.status == DeliveryStatus.PENDING and queued.next_attempt_at == morning
 
-    await events.publish("upstander.case.deadline_missed", opened, org_id=org)  # urgent
+    missed = {**opened, **DEADLINE}
+    await events.publish("upstander.case.deadline_missed", missed, org_id=org)  # urgent
     await app.state.worker.run_once()
     (urgent,) = mail_files(app, data["email"])
     assert "deadline was missed" in urgent["Subject"]

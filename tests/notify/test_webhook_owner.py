@@ -30,6 +30,8 @@ from upstander.notify.webhooks.dispatcher import SCHEDULE
 
 PATH = "/notify/v1/webhooks"
 RECEIVER = "http://owners.test"
+# A `case.status_changed`'s move, as cases publishes it (its contract requires one).
+MOVED = {"from": "new", "to": "triage"}
 
 
 @dataclass
@@ -93,6 +95,7 @@ async def test_an_endpoint_whose_owner_the_case_is_hidden_from_gets_nothing_of_i
         hidden,
         "upstander.case.status_changed",
         restricted=[str(admin.person_id)],
+        **MOVED,
     )
     await case_event(events, admin.org_id, visible)
     await deliver(world)
@@ -118,8 +121,10 @@ async def test_a_restriction_added_after_registration_applies_from_the_next_even
     await restrict(events, admin.org_id, case, [str(admin.person_id)])
     # A later event that does not list the owner (stale, or from a path that forgot): notify
     # remembers the restriction it heard.
-    await case_event(events, admin.org_id, case, "upstander.case.message_posted", routed_to=None)
-    await case_event(events, admin.org_id, case, "upstander.case.status_changed")
+    await case_event(
+        events, admin.org_id, case, "upstander.case.message_posted", routed_to=None, author="system"
+    )
+    await case_event(events, admin.org_id, case, "upstander.case.status_changed", **MOVED)
     await deliver(world)
     assert len(world.receiver.at("later")) == 1
     # The delivery it got before is withdrawn: nothing about the case is left to replay.
@@ -194,7 +199,12 @@ async def test_an_endpoint_without_an_owner_gets_no_case_events_until_someone_cl
     await case_event(events, admin.org_id, case)
     await events.publish(
         "upstander.training.due_soon",
-        {"person_id": str(uuid.uuid4()), "course_id": str(uuid.uuid4())},
+        {
+            "person_id": str(uuid.uuid4()),
+            "course_id": str(uuid.uuid4()),
+            "requirement_id": str(uuid.uuid4()),
+            "due_at": "2026-03-16T10:00:00+00:00",
+        },
         org_id=admin.org_id,
         source="/training",
     )
@@ -295,7 +305,9 @@ async def test_owners_see_cases_by_role_and_route_and_lose_them_when_deactivated
     rerouted = new_case("DEMO-2026-0113")
     await case_event(events, org, rerouted)
     await case_event(events, org, rerouted, "upstander.case.rerouted", routed_to="reviewers")
-    await case_event(events, org, rerouted, "upstander.case.message_posted", routed_to=None)
+    await case_event(
+        events, org, rerouted, "upstander.case.message_posted", routed_to=None, author="system"
+    )
     await deliver(world)
     assert len([r for r in world.receiver.at("route-admin") if b"0113" in r.body]) == 1
     assert len([r for r in world.receiver.at("route-reviewer") if b"0113" in r.body]) == 3

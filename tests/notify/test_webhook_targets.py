@@ -175,7 +175,11 @@ async def test_a_refused_delivery_is_logged_without_detail(
     try:
         await events.publish(
             "upstander.case.opened",
-            {"case_id": str(uuid.uuid4()), "number": "DEMO-2026-0009"},
+            {
+                "case_id": str(uuid.uuid4()),
+                "number": "DEMO-2026-0009",
+                "routed_to": "case_managers",
+            },
             org_id=admin.org_id,
         )
         assert await app.state.worker.run_once() >= 1

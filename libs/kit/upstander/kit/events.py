@@ -159,6 +159,12 @@ class CloudEvent(BaseModel):
     subject: str | None = Field(default=None, examples=["report/5f0c1b9e"])
     time: datetime
     datacontenttype: str = "application/json"
+    # The contract (type and version) `data` follows: its JSON Schema's `$id`
+    # (`upstander.kit.contracts.schema_uri`). Absent: version 1.
+    dataschema: str | None = Field(
+        default=None,
+        examples=["https://upstander.dev/events/schemas/upstander.report.submitted.v1.json"],
+    )
     orgid: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
@@ -300,7 +306,7 @@ class EventBus:
             payload = self.keyring.unwrap(
                 row.sealed_with, payload, _aad(row.event_id, row.destination)
             )
-        return {
+        envelope: dict[str, Any] = {
             "specversion": "1.0",
             "id": str(row.event_id),
             "source": row.source,
@@ -308,9 +314,25 @@ class EventBus:
             "subject": row.subject,
             "time": row.time.isoformat(),
             "datacontenttype": "application/json",
-            "orgid": str(row.org_id) if row.org_id else None,
-            "data": json.loads(payload),
         }
+        dataschema = data_schema(row.type)
+        if dataschema is not None:
+            envelope["dataschema"] = dataschema
+        envelope["orgid"] = str(row.org_id) if row.org_id else None
+        envelope["data"] = json.loads(payload)
+        return envelope
+
+
+def data_schema(event_type: str) -> str | None:
+    """The CloudEvents `dataschema` of an event of `event_type` as this code publishes it: the
+    JSON Schema `$id` of its contract's latest version (what publishers build their data with:
+    `upstander.kit.contracts`), or None for a type without a contract. Consumers read the
+    version from it (`contracts.version_of`)."""
+    # The contracts import this module (CloudEvent, PermanentEventError): import them late.
+    from upstander.kit.contracts import latest_version, schema_uri
+
+    version = latest_version(event_type)
+    return schema_uri(event_type, version) if version is not None else None
 
 
 def _is_coarse(moment: datetime) -> bool:

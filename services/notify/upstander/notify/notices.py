@@ -2,7 +2,13 @@
 says who those people are now, and their preferences say which channels and when. Inbox
 messages are written at once; emails are queued for the worker (held back by quiet hours,
 or batched into the daily digest for reminders). A notice names a case number or says a
-training is due and links to where the work is: never content, never names."""
+training is due and links to where the work is: never content, never names.
+
+Event data is read through the shared contracts (`upstander.kit.contracts`), never by hand:
+`notice_data` parses it with the type's model, so a case event's `case_id`, `number`,
+`routed_to` and `restricted_person_ids`, a reminder's `person_id` or a digest's
+`supervisor_id` are typed fields. Data that breaks its contract is an `InvalidEvent` (a dead
+letter at once, the fields at fault named); a type without a contract tells nobody."""
 
 from __future__ import annotations
 
@@ -16,7 +22,13 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from upstander.kit.contracts import CaseMessagePosted, parse_event
+from upstander.kit.contracts import (
+    CaseEvent,
+    CaseMessagePosted,
+    EventData,
+    contract_for,
+    parse_event,
+)
 from upstander.kit.errors import ProblemError
 from upstander.kit.events import CloudEvent
 from upstander.notify.directory.service import (
@@ -37,7 +49,7 @@ from upstander.notify.models import (
     InboxMessage,
 )
 from upstander.notify.preferences.service import Effective, effective_for, kind_of, mandatory_for
-from upstander.notify.restrictions import hidden_from
+from upstander.notify.restrictions import hidden_from_case
 from upstander.notify.rules.defaults import DIGEST_TYPES, ROLE_PREFIX
 from upstander.notify.rules.defaults import Recipient as Spec
 from upstander.notify.rules.service import rule_for
@@ -62,22 +74,26 @@ class MailUnavailable(ProblemError):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
 
 
-def _uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except (TypeError, ValueError):
-        return None
-
-
 def case_link(app_base_url: str, case_id: uuid.UUID | str) -> str:
     return f"{app_base_url.rstrip('/')}/cases/{case_id}"
 
 
-def notice_params(data: Mapping[str, Any]) -> dict[str, str]:
+def notice_data(event: CloudEvent) -> EventData | None:
+    """The event's data as its contract's model (the version its `dataschema` names), or None
+    for a type no contract names (nobody is told of it). Data that breaks the contract raises
+    `InvalidEvent`: a dead letter at once, never a retry."""
+    if contract_for(event.type) is None:
+        return None
+    return parse_event(event)
+
+
+def notice_params(data: EventData | Mapping[str, Any]) -> dict[str, str]:
     """Identifiers from the event data (`*_id`, the case number, a due date), and how many
-    items a list holds: enough for a template, nothing that could be content."""
+    items a list holds: enough for a template, nothing that could be content. Typed data is
+    read as its contract writes it (field aliases included: `from`, `to`)."""
+    values = data.model_dump(mode="json", by_alias=True) if isinstance(data, EventData) else data
     params: dict[str, str] = {}
-    for key, value in data.items():
+    for key, value in values.items():
         if isinstance(value, list) and key == "overdue":
             params["count"] = str(len(value))
         if not isinstance(value, str | int) or isinstance(value, bool):
@@ -89,27 +105,32 @@ def notice_params(data: Mapping[str, Any]) -> dict[str, str]:
     return params
 
 
+def _stated_route(data: EventData) -> str | None:
+    """Where a case event says its case is routed (`RoutedCaseEvent.routed_to`), if it says."""
+    stated = getattr(data, "routed_to", None)
+    return stated if stated in ROLE_FOR_ROUTE else None
+
+
 async def _route_of(
     session: AsyncSession,
-    data: Mapping[str, Any],
+    data: CaseEvent,
     org_id: uuid.UUID,
-    case_id: uuid.UUID,
-    number: str,
 ) -> str:
     """The routing of a case: from the event if it says, else as remembered from its opening.
     Unknown routing goes to case managers (the default route)."""
-    stated = data.get("routed_to")
+    case_id, number = data.case_id, data.number[:NUMBER_MAX]
+    stated = _stated_route(data)
     route = await session.get(CaseRoute, case_id)
     if route is not None and route.org_id != org_id:
         route = None
-    if stated in ROLE_FOR_ROUTE:
+    if stated is not None:
         if route is None:
             session.add(CaseRoute(id=case_id, org_id=org_id, number=number, routed_to=stated))
         elif route.routed_to != stated:
             # A rerouted case: later events that do not say (a reporter's message) must reach
             # the new group, and webhook owners are checked against it.
-            route.routed_to = str(stated)
-        return str(stated)
+            route.routed_to = stated
+        return stated
     return route.routed_to if route is not None else CASE_MANAGERS
 
 
@@ -117,21 +138,27 @@ async def remember_route(session: AsyncSession, event: CloudEvent) -> None:
     """Remember where a case event says its case is routed, whatever the event's rule (a
     `case.rerouted` tells nobody by default): later events that do not say reach the right
     group, and webhook owners are checked against it."""
-    data, org_id = event.data, event.org_id
-    case_id = _uuid(data.get("case_id"))
-    if org_id is None or case_id is None or not event.type.startswith("upstander.case."):
+    if event.org_id is None or not event.type.startswith("upstander.case."):
         return
-    if data.get("routed_to") not in ROLE_FOR_ROUTE:
+    data = notice_data(event)
+    if not isinstance(data, CaseEvent) or _stated_route(data) is None:
         return
-    await _route_of(session, data, org_id, case_id, notice_params(data).get("number", ""))
+    await _route_of(session, data, event.org_id)
     await session.flush()
+
+
+def _uuid_field(data: EventData, name: str) -> uuid.UUID | None:
+    """A typed id field of the contract, where the contract has it (`person_id` of a
+    reminder or an assignment, `supervisor_id` of a digest)."""
+    value = getattr(data, name, None)
+    return value if isinstance(value, uuid.UUID) else None
 
 
 async def resolve_recipients(
     session: AsyncSession,
     org_id: uuid.UUID,
     specs: tuple[str, ...],
-    data: Mapping[str, Any],
+    data: EventData,
     *,
     route: str | None,
 ) -> list[Recipient]:
@@ -139,17 +166,16 @@ async def resolve_recipients(
     (the event's `restricted_person_ids`, and every `case.restricted` notify heard since)."""
     roles: set[str] = set()
     ids: set[uuid.UUID] = set()
-    subject = _uuid(data.get("person_id"))
+    subject = _uuid_field(data, "person_id")
     for spec in specs:
         if spec.startswith(ROLE_PREFIX):
             roles.add(spec.removeprefix(ROLE_PREFIX))
         elif spec == Spec.CASE_HANDLERS and route is not None:
             roles.add(ROLE_FOR_ROUTE[route])
-            ids.update(u for u in map(_uuid, data.get("handler_ids") or []) if u)
         elif spec == Spec.PERSON_SELF and subject is not None:
             ids.add(subject)
         elif spec == Spec.SUPERVISOR_OF_SUBJECT:
-            supervisor = _uuid(data.get("supervisor_id"))
+            supervisor = _uuid_field(data, "supervisor_id")
             if supervisor is None and subject is not None:
                 supervisor = await manager_of(session, org_id, subject)
             if supervisor is not None:
@@ -160,7 +186,12 @@ async def resolve_recipients(
         ]
     else:
         people = await active_people(session, org_id, ids)
-    restricted = await hidden_from(session, org_id, data)
+    if isinstance(data, CaseEvent):
+        restricted = await hidden_from_case(
+            session, org_id, data.case_id, data.restricted_person_ids
+        )
+    else:
+        restricted = set()
     return [p for p in people if p.id not in restricted]
 
 
@@ -170,10 +201,12 @@ async def notify(
     """Apply the event's rule. Returns how many people were told. Repeats of the same event
     tell nobody twice (the deliveries' unique key, checked up front)."""
     org_id = event.org_id
-    data = event.data
     if org_id is None:
         return 0
-    if event.type == MESSAGE_POSTED and data.get("author") != "reporter":
+    data = notice_data(event)
+    if data is None:
+        return 0
+    if isinstance(data, CaseMessagePosted) and data.author != "reporter":
         return 0
     rule = await rule_for(session, org_id, event.type)
     if rule is None or not rule.recipients or not rule.channels:
@@ -183,11 +216,10 @@ async def notify(
     route = None
     case_id: uuid.UUID | None = None
     if kind.startswith("case."):
-        case_id = _uuid(data.get("case_id"))
-        number = params.get("number", "")
-        if case_id is None or not number:
-            return 0
-        route = await _route_of(session, data, org_id, case_id, number)
+        if not isinstance(data, CaseEvent) or not data.number:
+            return 0  # `case.restricted` (not a notice) has no number
+        case_id = data.case_id
+        route = await _route_of(session, data, org_id)
     people = await resolve_recipients(session, org_id, rule.recipients, data, route=route)
     if not people:
         return 0
@@ -329,11 +361,12 @@ async def notify_reporter(
     sentence, now, and keep no address (the log row holds its sha256 only). Anonymous
     reporters (no `reporter_notice`) hear nothing. Returns whether an email went out."""
     org_id = event.org_id
-    if event.type != MESSAGE_POSTED or event.data.get("author") != "handler" or org_id is None:
+    if event.type != MESSAGE_POSTED or org_id is None:
         return False
-    # The notice as cases builds it (the shared contract): a malformed one is an InvalidEvent.
-    notice = parse_event(event, CaseMessagePosted).reporter_notice
-    if notice is None or notice.channel != "email":
+    # The message as cases builds it (the shared contract): a malformed one is an InvalidEvent.
+    posted = parse_event(event, CaseMessagePosted)
+    notice = posted.reporter_notice
+    if posted.author != "handler" or notice is None or notice.channel != "email":
         return False
     address = notice.address.strip()
     if "@" not in address or len(address) > 320 or any(c in address for c in "\r\n<>,;"):

@@ -68,8 +68,24 @@ async def hidden_from(
 ) -> set[uuid.UUID]:
     """Everyone the case of an event's `data` is hidden from: the event's own
     `restricted_person_ids` and every restriction announced for the case since."""
-    restricted = uuids(data.get("restricted_person_ids"))
-    case_id = as_uuid(data.get("case_id"))
+    return await hidden_from_case(
+        session,
+        org_id,
+        as_uuid(data.get("case_id")),
+        uuids(data.get("restricted_person_ids")),
+    )
+
+
+async def hidden_from_case(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    case_id: uuid.UUID | None,
+    restricted_person_ids: Collection[uuid.UUID] = (),
+) -> set[uuid.UUID]:
+    """Everyone case `case_id` is hidden from: the ids an event carried
+    (`restricted_person_ids` of a parsed case event) and every restriction announced for the
+    case since. No case (a training or policy event): the ids given only."""
+    restricted = set(restricted_person_ids)
     if case_id is not None:
         restricted |= set(
             await session.scalars(

@@ -73,7 +73,7 @@ def schema_uri(event_type: str, version: int) -> str:
 
 def version_of(event: CloudEvent) -> int:
     """The contract version an event says its data follows (its `dataschema`), else 1."""
-    dataschema = (event.model_extra or {}).get("dataschema")
+    dataschema = event.dataschema
     if dataschema in (None, ""):
         return 1
     found = _SCHEMA_NAME.search(str(dataschema).rsplit("/", 1)[-1])

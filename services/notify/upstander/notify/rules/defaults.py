@@ -11,7 +11,7 @@ class Recipient(StrEnum):
     """Who a rule reaches, resolved from the directory projection when the event arrives.
     `role:<role>` (any role) is the fourth form."""
 
-    CASE_HANDLERS = "case_handlers"  # the case's route group, plus `handler_ids` in the data
+    CASE_HANDLERS = "case_handlers"  # the case's route group (`routed_to`, or remembered)
     SUPERVISOR_OF_SUBJECT = "supervisor_of_subject"  # data.supervisor_id, else person's manager
     PERSON_SELF = "person_self"  # data.person_id
 
