@@ -10,7 +10,7 @@ STAMP := .venv/.upstander-installed
 # mypy over the packages that have code (a member folder may still be empty while it grows).
 MYPY_DIRS = $(foreach dir,libs/kit/upstander gateway/upstander $(wildcard services/*/upstander),$(if $(shell find $(dir) -name '*.py' -print -quit 2>/dev/null),$(dir)))
 
-.PHONY: help install run test lint fmt migrate bench clean
+.PHONY: help install run test lint fmt migrate bench conformance clean
 
 help:
 	@echo "make install   create .venv from uv.lock (uv sync --all-packages --frozen)"
@@ -20,6 +20,7 @@ help:
 	@echo "make fmt       ruff format and ruff check --fix"
 	@echo "make migrate   upgrade every app's database to head"
 	@echo "make bench     gateway overhead (through the gateway vs direct); training compliance at 10k people"
+	@echo "make conformance  the ADL xAPI LRS conformance suite against a live platform (>= 95%)"
 	@echo "make clean     remove var/*.db and var/mail"
 
 install: $(STAMP)
@@ -52,6 +53,12 @@ bench: install
 	$(RUN) python bench/gateway_overhead.py $(BENCH_ARGS)
 	$(RUN) python bench/training_compliance.py
 	$(RUN) python bench/token_revocation.py
+
+# The ADL xAPI LRS conformance suite against a live platform on throw-away databases
+# (needs node and npm; node_modules cached in ~/.cache/upstander). CONFORMANCE_ARGS: e.g.
+# --backend postgresql. Fails under 95% passing; docs/xapi.md lists the known failures.
+conformance: install
+	$(RUN) python scripts/xapi_conformance.py $(CONFORMANCE_ARGS)
 
 clean:
 	rm -f var/*.db var/*.db-wal var/*.db-shm

@@ -346,6 +346,9 @@ class XapiStatement(IdMixin, OrgMixin, TimestampMixin, Model):
     # The statement a voiding statement voids (StatementRef), so late targets are voided too.
     voids: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
     voided: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The statement a StatementRef object points at (queries return statements that target a
+    # match; migration 0004).
+    object_ref: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
 
 
 # ----------------------------------------------------------------------------- reminders
@@ -390,3 +393,6 @@ Outbox, Inbox = event_tables(Model)
 # The latest access change of each person, API client and org the gateway announced: tokens
 # signed before it are refused (upstander.kit.revocation).
 AccessRecord = access_table(Model)
+
+# The LRS documents, attachments, links and activities (migration 0004).
+from upstander.training.xapi import models as xapi_models  # noqa: E402, F401

@@ -9,10 +9,14 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from upstander.kit.errors import BadRequest
+from upstander.training.xapi.validation import TIMESTAMP as TIMESTAMP_PATTERN
+from upstander.training.xapi.validation import UUID as UUID_PATTERN
+from upstander.training.xapi.validation import InvalidStatement, check_statement
+
+__all__ = ["InvalidStatement"]
 
 VERSIONS = ("1.0.3", "1.0.0")
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
@@ -53,13 +57,6 @@ SUBSTATEMENT_KEYS = frozenset(
 LRS_KEYS = frozenset({"stored", "authority", "version"})
 
 
-class InvalidStatement(BadRequest):
-    """A statement the LRS refuses (xAPI: 400 Bad Request)."""
-
-    slug = "xapi-invalid-statement"
-    title = "Invalid xAPI statement"
-
-
 @dataclass(frozen=True)
 class ParsedStatement:
     statement_id: uuid.UUID
@@ -86,8 +83,8 @@ def is_iri(value: Any) -> bool:
 
 
 def parse_uuid(value: Any, where: str) -> uuid.UUID:
-    if not isinstance(value, str):
-        raise _fail(where, "must be a UUID string.")
+    if not isinstance(value, str) or not UUID_PATTERN.match(value):
+        raise _fail(where, "must be a UUID.")
     try:
         return uuid.UUID(value)
     except ValueError as exc:
@@ -95,14 +92,23 @@ def parse_uuid(value: Any, where: str) -> uuid.UUID:
 
 
 def parse_timestamp(value: Any, where: str) -> datetime:
-    """ISO 8601 date-time; without a zone it is taken as UTC."""
-    if not isinstance(value, str) or "T" not in value.upper():
+    """ISO 8601 date-time (RFC 3339 shapes); without a zone it is taken as UTC."""
+    match = TIMESTAMP_PATTERN.match(value) if isinstance(value, str) else None
+    if match is None:
         raise _fail(where, "must be an ISO 8601 date-time.")
+    year, month, day, hour, minute = (int(match.group(i)) for i in range(1, 6))
+    second = min(int(match.group(6) or 0), 59)
+    micro = int((match.group(7) or "0")[:6].ljust(6, "0"))
+    zone = match.group(8) or "Z"
     try:
-        moment = datetime.fromisoformat(value.replace("z", "Z"))
+        moment = datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
     except ValueError as exc:
         raise _fail(where, "must be an ISO 8601 date-time.") from exc
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if zone.upper() != "Z":
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        moment = moment - offset if zone[0] == "+" else moment + offset
+    return moment
 
 
 def duration_minutes(value: Any, where: str) -> int:
@@ -261,8 +267,7 @@ def parse_statement(raw: Any, *, where: str | None = None) -> ParsedStatement:
 
 
 def _parse_statement(raw: Any) -> ParsedStatement:
-    if not isinstance(raw, dict):
-        raise _fail("statement", "must be a JSON object.")
+    check_statement(raw)
     unknown = set(raw) - STATEMENT_KEYS
     if unknown:
         raise _fail("statement", f"unknown properties {sorted(unknown)}.")

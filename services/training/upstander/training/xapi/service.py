@@ -5,23 +5,30 @@ activity into completions."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, insert, or_, select, update
+from sqlalchemy import Select, and_, delete, exists, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from upstander.kit.errors import BadRequest, Conflict, NotFound
 from upstander.kit.pagination import decode_cursor as decode_keyset_cursor
 from upstander.training.compliance.store import refresh_items
 from upstander.training.models import Completion, CompletionSource, Course, Person, XapiStatement
+from upstander.training.xapi import content
+from upstander.training.xapi.models import XapiActivity, XapiAttachment, XapiStatementLink
 from upstander.training.xapi.schemas import (
     COMPLETION_VERBS,
     VOIDED,
     ParsedStatement,
+    agent_identifier,
+    canonical,
     mbox_sha1,
     parse_statement,
     same_statement,
@@ -40,6 +47,19 @@ class StatementFilters:
     since: datetime | None = None
     until: datetime | None = None
     ascending: bool = False
+    related_agents: bool = False
+    related_activities: bool = False
+
+
+@dataclass
+class Attachments:
+    """The parts of a multipart/mixed statement request: SHA-2 → (content type, content)."""
+
+    parts: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
+def value_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- writing
@@ -52,15 +72,19 @@ async def store_statements(
     *,
     authority: str,
     now: datetime,
+    attachments: Attachments | None = None,
 ) -> list[uuid.UUID]:
     """Validate every statement, then store the new ones; any error stores nothing. Returns
-    the ids in the order sent (a statement sent again unchanged is accepted, not stored twice)."""
+    the ids in the order sent (a statement sent again unchanged is accepted, not stored twice).
+    `attachments` holds the multipart parts; every attachment without a `fileUrl` needs one."""
     if len(raw_statements) > MAX_BATCH:
         raise BadRequest(f"Send at most {MAX_BATCH} statements at a time.")
     parsed = [
         parse_statement(raw, where=f"statements[{index}]" if len(raw_statements) > 1 else None)
         for index, raw in enumerate(raw_statements)
     ]
+    parts = (attachments or Attachments()).parts
+    content.check_attachments([s.body for s in parsed], parts)
     fresh: dict[uuid.UUID, ParsedStatement] = {}
     for statement in parsed:
         earlier = fresh.get(statement.statement_id)
@@ -86,29 +110,52 @@ async def store_statements(
 
     await _check_voiding(session, org_id, fresh)
     if fresh:
-        await session.execute(
-            insert(XapiStatement),
-            [
+        rows: list[dict[str, Any]] = []
+        links: list[dict[str, Any]] = []
+        for s in fresh.values():
+            row_id = uuid.uuid4()
+            body = content.normalised(s.body)
+            rows.append(
                 {
-                    "id": uuid.uuid4(),
+                    "id": row_id,
                     "org_id": org_id,
                     "statement_id": s.statement_id,
-                    "body": s.body,
+                    "body": body,
                     "stored": now,
                     "authority": authority[:64],
                     "actor": s.actor,
                     "object_agent": s.object_agent,
                     "verb_id": s.verb_id[:500],
-                    "activity_id": s.activity_id,
+                    "activity_id": s.activity_id[:500] if s.activity_id else None,
                     "registration": s.registration,
                     "voids": s.voids,
                     "voided": False,
+                    "object_ref": _object_ref(body),
                     "created_at": now,
                     "updated_at": now,
                 }
-                for s in fresh.values()
-            ],
-        )
+            )
+            for kind, value, related in _mentions(body, authority):
+                links.append(
+                    {
+                        "id": uuid.uuid4(),
+                        "org_id": org_id,
+                        "statement_row": row_id,
+                        "kind": kind,
+                        "value_hash": value_hash(value),
+                        "related": related,
+                    }
+                )
+        try:
+            await session.execute(insert(XapiStatement), rows)
+        except IntegrityError as exc:
+            raise Conflict(
+                "A statement of this batch was stored meanwhile; send it again."
+            ) from exc
+        if links:
+            await session.execute(insert(XapiStatementLink), links)
+        await _store_parts(session, org_id, parts, now)
+        await _remember_activities(session, org_id, [row["body"] for row in rows], now)
         touched = await _record_completions(session, org_id, list(fresh.values()), authority, now)
         touched |= await _apply_voiding(session, org_id, list(fresh.values()), now)
         if touched:
@@ -119,6 +166,198 @@ async def store_statements(
                 courses={course_id for _, course_id in touched},
             )
     return [statement.statement_id for statement in parsed]
+
+
+def _object_ref(body: dict[str, Any]) -> uuid.UUID | None:
+    target = body.get("object") or {}
+    if target.get("objectType") == "StatementRef":
+        return uuid.UUID(target["id"])
+    return None
+
+
+def _agent_keys(agent: Any) -> list[str]:
+    """The canonical identifier of an Agent or identified Group, and of a Group's members."""
+    if not isinstance(agent, dict):
+        return []
+    keys = []
+    key = canonical(agent_identifier(agent, "agent"))
+    if key is not None:
+        keys.append(key)
+    for member in agent.get("member") or []:
+        member_key = canonical(agent_identifier(member, "member"))
+        if member_key is not None:
+            keys.append(member_key)
+    return keys
+
+
+def _context_activities(context: Any) -> list[str]:
+    found: list[str] = []
+    for items in ((context or {}).get("contextActivities") or {}).values():
+        for item in items if isinstance(items, list) else [items]:
+            found.append(item["id"])
+    return found
+
+
+def _mentions(body: dict[str, Any], authority: str) -> set[tuple[str, str, bool]]:
+    """(kind, value, related) for every agent and activity the statement mentions."""
+    found: set[tuple[str, str, bool]] = set()
+
+    def agents(agent: Any, related: bool) -> None:
+        # A Group's members match as the Group does.
+        for key in _agent_keys(agent):
+            found.add(("agent", key, related))
+
+    def activities(target: Any, related: bool) -> None:
+        if isinstance(target, dict) and target.get("objectType", "Activity") == "Activity":
+            found.add(("activity", target["id"], related))
+
+    def walk(statement: dict[str, Any], nested: bool) -> None:
+        agents(statement.get("actor"), nested)
+        target = statement.get("object") or {}
+        if target.get("objectType") in ("Agent", "Group"):
+            agents(target, nested)
+        activities(target, nested)
+        context = statement.get("context") or {}
+        agents(context.get("instructor"), True)
+        agents(context.get("team"), True)
+        for activity_id in _context_activities(context):
+            found.add(("activity", activity_id, True))
+        if target.get("objectType") == "SubStatement":
+            walk(target, True)
+
+    walk(body, False)
+    found.add(("agent", f"account:{AUTHORITY_HOME}|{authority}"[:600], True))
+    # Every plain match is a related match too.
+    return found | {(kind, value, True) for kind, value, _ in found}
+
+
+async def _store_parts(
+    session: AsyncSession, org_id: uuid.UUID, parts: dict[str, tuple[str, bytes]], now: datetime
+) -> None:
+    if not parts:
+        return
+    known = set(
+        (
+            await session.scalars(
+                select(XapiAttachment.sha2).where(
+                    XapiAttachment.org_id == org_id, XapiAttachment.sha2.in_(list(parts))
+                )
+            )
+        ).all()
+    )
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "org_id": org_id,
+            "sha2": sha2,
+            "content_type": content_type[:255],
+            "length": len(data),
+            "content": data,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for sha2, (content_type, data) in parts.items()
+        if sha2 not in known
+    ]
+    for row in rows:
+        try:
+            async with session.begin_nested():
+                await session.execute(insert(XapiAttachment), [row])
+        except IntegrityError:
+            pass  # the same content, stored by a concurrent request
+
+
+async def _remember_activities(
+    session: AsyncSession, org_id: uuid.UUID, bodies: list[dict[str, Any]], now: datetime
+) -> None:
+    """Merge each activity definition the statements carry into the Activities resource."""
+    definitions: dict[str, dict[str, Any]] = {}
+
+    def collect(target: Any) -> None:
+        if isinstance(target, dict) and target.get("objectType", "Activity") == "Activity":
+            merged = definitions.setdefault(target["id"], {})
+            content.merge_definition(merged, target.get("definition") or {})
+
+    def walk(statement: dict[str, Any]) -> None:
+        target = statement.get("object") or {}
+        collect(target)
+        for items in ((statement.get("context") or {}).get("contextActivities") or {}).values():
+            for item in items if isinstance(items, list) else [items]:
+                collect(item)
+        if target.get("objectType") == "SubStatement":
+            walk(target)
+
+    for body in bodies:
+        walk(body)
+    for activity_id, definition in definitions.items():
+        key = value_hash(activity_id)
+        row = await session.scalar(
+            select(XapiActivity).where(XapiActivity.org_id == org_id, XapiActivity.key_hash == key)
+        )
+        if row is None:
+            try:
+                async with session.begin_nested():
+                    session.add(
+                        XapiActivity(
+                            org_id=org_id,
+                            key_hash=key,
+                            activity_id=activity_id,
+                            definition=definition,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                continue
+            except IntegrityError:  # a concurrent request recorded it first: merge into it
+                row = await session.scalar(
+                    select(XapiActivity).where(
+                        XapiActivity.org_id == org_id, XapiActivity.key_hash == key
+                    )
+                )
+        if row is not None and definition:
+            merged = dict(row.definition or {})
+            content.merge_definition(merged, definition)
+            row.definition = merged
+            row.updated_at = now
+    await session.flush()
+
+
+async def get_activity(
+    session: AsyncSession, org_id: uuid.UUID, activity_id: str
+) -> dict[str, Any]:
+    row = await session.scalar(
+        select(XapiActivity).where(
+            XapiActivity.org_id == org_id, XapiActivity.key_hash == value_hash(activity_id)
+        )
+    )
+    if row is None:
+        raise NotFound("No statement mentions this activity.")
+    activity: dict[str, Any] = {"objectType": "Activity", "id": row.activity_id}
+    if row.definition:
+        activity["definition"] = row.definition
+    return activity
+
+
+async def attachment_parts(
+    session: AsyncSession, org_id: uuid.UUID, statements: list[dict[str, Any]]
+) -> list[tuple[str, str, bytes]]:
+    """(sha2, content type, content) of the attachments these statements carry, once each."""
+    wanted: list[str] = []
+    for statement in statements:
+        for attachment in statement.get("attachments") or []:
+            if attachment["sha2"].lower() not in wanted:
+                wanted.append(attachment["sha2"].lower())
+    if not wanted:
+        return []
+    rows = {
+        row.sha2: row
+        for row in await session.scalars(
+            select(XapiAttachment).where(
+                XapiAttachment.org_id == org_id, XapiAttachment.sha2.in_(wanted)
+            )
+        )
+    }
+    return [(sha2, rows[sha2].content_type, rows[sha2].content) for sha2 in wanted if sha2 in rows]
 
 
 async def _check_voiding(
@@ -333,22 +572,20 @@ async def query_statements(
     *,
     limit: int,
     cursor: str | None,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Statements that match, by stored time (newest first unless ascending); voided
-    statements are left out. Returns a page and the cursor of the next one."""
+) -> tuple[list[dict[str, Any]], str | None, datetime | None]:
+    """Statements that match, by stored time (newest first unless ascending), and those that
+    target a match with a StatementRef; voided statements are left out. Returns a page, the
+    cursor of the next one, and the newest stored time on the page."""
+    matches = _matching(org_id, filters, XapiStatement)
     statement: Select[Any] = select(XapiStatement).where(
         XapiStatement.org_id == org_id, XapiStatement.voided.is_(False)
     )
-    if filters.agent is not None:
-        statement = statement.where(
-            or_(XapiStatement.actor == filters.agent, XapiStatement.object_agent == filters.agent)
+    if matches is not None:
+        target = aliased(XapiStatement)
+        referenced = select(target.statement_id).where(
+            target.org_id == org_id, *(_matching(org_id, filters, target) or [])
         )
-    if filters.verb is not None:
-        statement = statement.where(XapiStatement.verb_id == filters.verb)
-    if filters.activity is not None:
-        statement = statement.where(XapiStatement.activity_id == filters.activity)
-    if filters.registration is not None:
-        statement = statement.where(XapiStatement.registration == filters.registration)
+        statement = statement.where(or_(and_(*matches), XapiStatement.object_ref.in_(referenced)))
     if filters.since is not None:
         statement = statement.where(XapiStatement.stored > filters.since)
     if filters.until is not None:
@@ -372,4 +609,33 @@ async def query_statements(
         statement = statement.order_by(XapiStatement.stored.desc(), XapiStatement.id.desc())
     rows: list[XapiStatement] = list((await session.scalars(statement.limit(limit + 1))).all())
     more = encode_cursor(rows[limit - 1].stored, rows[limit - 1].id) if len(rows) > limit else None
-    return [representation(row) for row in rows[:limit]], more
+    page = rows[:limit]
+    newest = max((row.stored for row in page), default=None)
+    return [representation(row) for row in page], more, newest
+
+
+def _matching(org_id: uuid.UUID, filters: StatementFilters, table: Any) -> list[Any] | None:
+    """The filter conditions (agent, verb, activity, registration) on `table`, or None."""
+    conditions: list[Any] = []
+    if filters.agent is not None:
+        conditions.append(_linked(org_id, table, "agent", filters.agent, filters.related_agents))
+    if filters.verb is not None:
+        conditions.append(table.verb_id == filters.verb)
+    if filters.activity is not None:
+        conditions.append(
+            _linked(org_id, table, "activity", filters.activity, filters.related_activities)
+        )
+    if filters.registration is not None:
+        conditions.append(table.registration == filters.registration)
+    return conditions or None
+
+
+def _linked(org_id: uuid.UUID, table: Any, kind: str, value: str, related: bool) -> Any:
+    link = aliased(XapiStatementLink)
+    return exists().where(
+        link.org_id == org_id,
+        link.statement_row == table.id,
+        link.kind == kind,
+        link.value_hash == value_hash(value),
+        link.related.is_(related),
+    )
