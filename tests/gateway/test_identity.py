@@ -318,8 +318,10 @@ async def test_same_email_in_two_orgs_needs_the_org_slug(
             "password": "two-jobs-password",
         },
     )
+    # Told plainly, to whoever knows the password (tests/gateway/test_orgs_api.py has more).
     assert ambiguous.status_code == 400
-    assert ambiguous.json()["error"] == "invalid_grant"
+    assert ambiguous.json()["error"] == "invalid_request"
+    assert ambiguous.json()["type"].endswith("/org-required")
     token = await password_token(gateway, "twice@example.org", "two-jobs-password", org="beta")
     assert token["access_token"]
 

@@ -89,16 +89,23 @@ async def test_the_authorization_server_metadata_says_what_is_true(gateway: http
     assert document["jwks_uri"] == base + "/.well-known/jwks.json"
     assert document["revocation_endpoint"] == base + REVOKE
     assert document["introspection_endpoint"] == base + INTROSPECT
-    assert document["grant_types_supported"] == ["password", "client_credentials", "refresh_token"]
+    assert document["grant_types_supported"] == [
+        "authorization_code",
+        "password",
+        "client_credentials",
+        "refresh_token",
+    ]
     assert document["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "none",
     ]
     assert "none" in document["revocation_endpoint_auth_methods_supported"]
     assert document["scopes_supported"] == list(CATALOGUE)
-    # No browser flow yet: no authorization endpoint, no response types, no implicit grant.
-    assert "authorization_endpoint" not in document
-    assert document["response_types_supported"] == []
+    # The browser flow is the authorization code with PKCE (S256), and no implicit grant.
+    assert document["authorization_endpoint"] == base + "/auth/authorize"
+    assert document["response_types_supported"] == ["code"]
+    assert document["code_challenge_methods_supported"] == ["S256"]
 
 
 async def test_the_openid_configuration_agrees_with_the_rfc_8414_document(
@@ -462,6 +469,14 @@ async def test_a_revoked_access_token_is_refused_on_every_route_and_before_any_p
         assert 'error="invalid_token"' in response.headers["www-authenticate"]
     # Only that token: the client's other token still works.
     assert (await gateway.get(PEOPLE, headers=bearer(other))).status_code == 200
+    # Routes that take no token answer as documented, whatever stale token a probe carries.
+    health = await gateway.get("/healthz", headers=bearer(token))
+    metadata = await gateway.get("/.well-known/oauth-authorization-server", headers=bearer(token))
+    assert health.status_code in (200, 503), health.text
+    assert health.headers["content-type"] != "application/problem+json" or (
+        health.json()["type"] != "https://upstander.dev/problems/token-revoked"
+    )
+    assert metadata.status_code == 200, metadata.text
 
 
 async def test_revoking_an_unknown_token_is_200_as_the_rfc_says(gateway: httpx.AsyncClient):
@@ -621,6 +636,8 @@ async def test_the_gateways_operations_declare_the_scopes_they_need(gateway_app:
 
     assert flows["clientCredentials"]["tokenUrl"] == TOKEN
     assert flows["password"]["tokenUrl"] == TOKEN
+    assert flows["authorizationCode"]["authorizationUrl"] == "/auth/authorize"
+    assert flows["authorizationCode"]["tokenUrl"] == TOKEN
     assert set(flows["clientCredentials"]["scopes"]) == set(CATALOGUE)
     assert document["components"]["securitySchemes"]["BearerJWT"]["scheme"] == "bearer"
     assert {"OAuth2": ["people:read"]} in people["get"]["security"]

@@ -146,6 +146,7 @@ def test_the_declaration_is_the_operations_security() -> None:
     assert "security" not in document["paths"]["/undeclared"]["get"]
     assert set(document["components"]["securitySchemes"]["OAuth2"]["flows"]) == {
         "clientCredentials",
+        "authorizationCode",
         "password",
     }
 

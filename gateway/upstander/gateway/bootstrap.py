@@ -14,7 +14,7 @@ from upstander.gateway.auth.tokens import SERVICE_SCOPE
 from upstander.gateway.identity import service
 from upstander.gateway.identity.schemas import ClientCreate, PersonCreate
 from upstander.gateway.models import ApiClient, Org, Person
-from upstander.gateway.settings import Settings
+from upstander.gateway.settings import DEV_OPERATOR_SECRET, Settings
 from upstander.kit.auth import Principal, PrincipalKind, Role
 
 log = logging.getLogger("upstander.gateway.bootstrap")
@@ -73,6 +73,7 @@ class DemoCredentials:
     emails: list[str] = field(default_factory=list)
     client_id: str = DEMO_CLIENT_ID
     client_secret: str = DEMO_CLIENT_SECRET
+    operator: str = ""
 
     def banner(self) -> str:
         lines = [
@@ -80,6 +81,8 @@ class DemoCredentials:
             f"  org: {self.org_slug}   password for every person: {self.password}",
             *(f"  {email}" for email in self.emails),
             f"  API client: {self.client_id} / {self.client_secret}",
+            # The platform operator (identity/orgs.py): creates and suspends organisations.
+            *([f"  platform operator: {self.operator}"] if self.operator else []),
         ]
         return "\n".join(lines)
 
@@ -142,12 +145,19 @@ async def bootstrap_demo(session: AsyncSession, settings: Settings) -> DemoCrede
         org_id=org.id,
         roles=frozenset({Role.ADMIN}),
     )
-    await service.create_client(
+    demo_client, _secret = await service.create_client(
         session,
         registrar,
         ClientCreate(name="Demo integration", scopes=["cases:read", "training:write"]),
         client_id=DEMO_CLIENT_ID,
         client_secret=DEMO_CLIENT_SECRET,
     )
+    # The first-party demo tool keeps the password grant (docs/auth.md, "Password grant").
+    demo_client.allow_password_grant = True
     log.info("demo organisation created")
-    return DemoCredentials(org_slug=org.slug, password=password, emails=emails)
+    operator = (
+        ""
+        if settings.operator_client_secret
+        else f"{settings.operator_client_id} / {DEV_OPERATOR_SECRET} (scope platform:orgs)"
+    )
+    return DemoCredentials(org_slug=org.slug, password=password, emails=emails, operator=operator)

@@ -9,6 +9,8 @@ from pydantic import Field
 from upstander.kit.settings import KitSettings
 
 DEV_DEMO_PASSWORD = "upstander-demo"
+# The dev-mode platform operator's secret: public (it is in the repository), refused elsewhere.
+DEV_OPERATOR_SECRET = "demo-operator-secret"
 
 
 class Settings(KitSettings):
@@ -34,7 +36,38 @@ class Settings(KitSettings):
     # Retired signing keys stay in the JWKS this long, so tokens signed before a rotation verify.
     signing_key_retention_seconds: int = Field(default=24 * 3600, ge=3600)
 
+    # The platform operator (identity/orgs.py, docs/auth.md "Platform operators"): an API
+    # client above every organisation, with scope `platform:orgs`, kept in step with these at
+    # each start. No secret: no operator (an existing one is deactivated). Dev mode has one,
+    # `platform-operator` / `demo-operator-secret`, like the demo's other credentials.
+    operator_client_id: str = Field(default="platform-operator", min_length=3, max_length=100)
+    operator_client_secret: str | None = Field(default=None, min_length=16, max_length=256)
+    # An organisation's first admin is invited by a one-time link: this base, then
+    # `#token=<token>` (a fragment: never sent to a server, never in an access log). Default:
+    # the gateway's `/invite` page. It stays valid this long.
+    invitation_url: str | None = Field(default=None, max_length=500)
+    invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=300, le=30 * 24 * 3600)
+
+    # Browser origins every organisation may call the API from; each organisation and client
+    # adds its own through the API (edge/cors.py; docs/auth.md, "CORS").
     cors_origins: list[str] = Field(default_factory=list)
+    # How long the CORS layer keeps the origins the organisations and clients allow before
+    # reading them again (a change made through this replica applies at once).
+    cors_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+
+    # Browser sign-in (auth/authorize.py, auth/sso.py; docs/auth.md).
+    authorization_code_ttl_seconds: int = Field(default=60, ge=10, le=600)
+    # The password grant without a client that allows it (`allow_password_grant`): for the
+    # demo and first-party tools. None: allowed in dev mode only.
+    password_grant_without_client: bool | None = None
+    # Single sign-on: how long a sign-in at an organisation's provider may take, the timeout
+    # of each call to the provider, and the least time between two fetches of its keys when
+    # an ID token names a key it has not published (key rotation). Plain-http issuers are
+    # accepted only for loopback addresses in dev mode (a local test provider).
+    sso_login_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    sso_http_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    sso_jwks_refetch_seconds: float = Field(default=10.0, ge=0, le=3600)
+    sso_discovery_cache_seconds: float = Field(default=3600.0, ge=0)
     max_body_bytes: int = 25 * 1024 * 1024
 
     # Requests per minute on /auth/*: per source address, and per client id or username.
@@ -80,3 +113,14 @@ class Settings(KitSettings):
     receipt_org_failures_per_minute: int = Field(default=30, ge=1)
     receipt_suspect_failures: int = Field(default=3, ge=1)
     receipt_failure_memory_seconds: float = Field(default=900.0, gt=0)
+
+    @property
+    def password_grant_open(self) -> bool:
+        """May a person use the password grant without a client that allows it?"""
+        if self.password_grant_without_client is not None:
+            return self.password_grant_without_client
+        return self.mode == "dev"
+
+    def default_secrets(self) -> dict[str, str]:
+        # Production refuses the dev operator's secret, like the kit's own dev secrets.
+        return {**super().default_secrets(), "operator_client_secret": DEV_OPERATOR_SECRET}

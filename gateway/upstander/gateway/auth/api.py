@@ -18,6 +18,11 @@ from fastapi.security import HTTPBasic
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from upstander.gateway.auth.authorize import (
+    authorization_code_grant,
+    code_client,
+    password_org,
+)
 from upstander.gateway.auth.keys import KeyStore
 from upstander.gateway.auth.oauth import (
     INTROSPECTION_PATH,
@@ -121,14 +126,20 @@ class ServerMetadata(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     issuer: str = Field(examples=["https://api.upstander.example"])
+    authorization_endpoint: str | None = Field(
+        default=None, examples=["https://api.upstander.example/auth/authorize"]
+    )
     token_endpoint: str = Field(examples=["https://api.upstander.example/auth/token"])
     jwks_uri: str = Field(examples=["https://api.upstander.example/.well-known/jwks.json"])
     revocation_endpoint: str
     introspection_endpoint: str
     grant_types_supported: list[str] = Field(
-        examples=[["password", "client_credentials", "refresh_token"]]
+        examples=[["authorization_code", "password", "client_credentials", "refresh_token"]]
     )
-    response_types_supported: list[str] = Field(examples=[[]])
+    response_types_supported: list[str] = Field(examples=[["code"]])
+    response_modes_supported: list[str] | None = Field(default=None, examples=[["query"]])
+    code_challenge_methods_supported: list[str] | None = Field(default=None, examples=[["S256"]])
+    authorization_response_iss_parameter_supported: bool | None = None
     token_endpoint_auth_methods_supported: list[str] = Field(
         examples=[["client_secret_basic", "client_secret_post"]]
     )
@@ -281,10 +292,14 @@ def _no_store(response: Response) -> None:
     operation_id="create_token",
     summary="Exchange credentials for an access token (OAuth 2.0)",
     description=(
-        "Form-encoded (`application/x-www-form-urlencoded`). Grants: `password` "
-        "(`username` = email, `password`, optional `org` slug when the email is in several "
-        "organisations), `client_credentials` (`client_id` and `client_secret` as form fields "
-        "or HTTP Basic), `refresh_token` (rotating: the old refresh token stops working). "
+        "Form-encoded (`application/x-www-form-urlencoded`). Grants: `authorization_code` "
+        "(`code`, `redirect_uri`, `code_verifier` and `client_id`: the end of the browser "
+        "sign-in that `GET /auth/authorize` starts; a public client sends no secret), "
+        "`password` (`username` = email, `password`, optional `org` slug when the email is in "
+        "several organisations; a `client_id` must allow the password grant, and without one "
+        "it is for first-party tools only), `client_credentials` (`client_id` and "
+        "`client_secret` as form fields or HTTP Basic), `refresh_token` (rotating: the old "
+        "refresh token stops working). "
         "`scope` (space-separated) narrows the token to some of the scopes the client was "
         "granted or the person's roles hold; an unknown or ungranted one is `invalid_scope`.\n\n"
         "Errors are RFC 6749 §5.2 objects (`error`, `error_description`) that are also RFC "
@@ -311,12 +326,29 @@ async def create_token(
         str | None,
         Form(max_length=1024, description="Space-separated scopes.", examples=["people:write"]),
     ] = None,
+    code: Annotated[
+        str | None, Form(max_length=256, description="authorization_code: the code.")
+    ] = None,
+    redirect_uri: Annotated[
+        str | None,
+        Form(max_length=2000, description="authorization_code: as in the authorization request."),
+    ] = None,
+    code_verifier: Annotated[
+        str | None, Form(max_length=128, description="authorization_code: the PKCE verifier.")
+    ] = None,
     session: AsyncSession = Depends(get_session),
     issuer: TokenIssuer = Depends(get_token_issuer),
 ) -> TokenResponse:
     issued: IssuedToken
     await _limit_account(request, grant_type, username, client_id)
     if grant_type == "password":
+        org = await password_org(
+            session,
+            request.app.state.settings,
+            _client_credentials(request, client_id, client_secret),
+            client_id,
+            org,
+        )
         issued = await password_grant(
             session,
             issuer,
@@ -324,6 +356,18 @@ async def create_token(
             password=_required(password, "password"),
             org_slug=org,
             scope=scope,
+        )
+    elif grant_type == "authorization_code":
+        client = await code_client(
+            session, _client_credentials(request, client_id, client_secret), client_id
+        )
+        issued = await authorization_code_grant(
+            session,
+            issuer,
+            client,
+            code=_required(code, "code"),
+            redirect_uri=_required(redirect_uri, "redirect_uri"),
+            code_verifier=_required(code_verifier, "code_verifier"),
         )
     elif grant_type == "client_credentials":
         credentials = _client_credentials(request, client_id, client_secret)
@@ -339,7 +383,7 @@ async def create_token(
     else:
         raise OAuthError(
             "unsupported_grant_type",
-            "Supported grants: password, client_credentials, refresh_token.",
+            "Supported grants: authorization_code, password, client_credentials, refresh_token.",
         )
     _no_store(response)
     return TokenResponse(

@@ -219,8 +219,9 @@ def document_oauth_errors(app: FastAPI) -> None:
 
 # ----------------------------------------------------------------------------- discovery
 
-GRANT_TYPES = ("password", "client_credentials", "refresh_token")
+GRANT_TYPES = ("authorization_code", "password", "client_credentials", "refresh_token")
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+AUTHORIZE_PATH = "/auth/authorize"
 
 
 def base_url(request: Request, issuer: str) -> str:
@@ -232,18 +233,24 @@ def base_url(request: Request, issuer: str) -> str:
 
 
 def server_metadata(request: Request, issuer: str) -> dict[str, Any]:
-    """RFC 8414 authorization-server metadata: only what is true of this server. There is no
-    authorization endpoint (no browser flow yet), hence no response types."""
+    """RFC 8414 authorization-server metadata: only what is true of this server. The browser
+    flow is the authorization code with PKCE (S256) alone: no implicit flow; public clients
+    authenticate with `none` (their PKCE verifier)."""
     base = base_url(request, issuer)
     return {
         "issuer": issuer,
+        "authorization_endpoint": base + AUTHORIZE_PATH,
         "token_endpoint": base + TOKEN_PATH,
         "jwks_uri": base + JWKS_PATH,
         "revocation_endpoint": base + REVOCATION_PATH,
         "introspection_endpoint": base + INTROSPECTION_PATH,
         "grant_types_supported": list(GRANT_TYPES),
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        # RFC 9207: the authorization response names its issuer (`iss`), against mix-ups.
+        "authorization_response_iss_parameter_supported": True,
+        "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
         # Revoking needs no client: holding the token is proof enough to end it.
         "revocation_endpoint_auth_methods_supported": ["none", *CLIENT_AUTH_METHODS],
         "introspection_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),

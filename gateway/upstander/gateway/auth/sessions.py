@@ -389,18 +389,27 @@ def _revoked_body(path: str, request_id: str | None) -> bytes:
     return json.dumps(problem).encode()
 
 
+_TOKENLESS_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def _takes_no_token(path: str) -> bool:
+    return path in _TOKENLESS_PATHS or path.startswith(("/auth/", "/.well-known/"))
+
+
 class RevokedTokenMiddleware:
     """Refuse (401 `token-revoked`) a bearer token whose `jti` or sign-in (`sid`) was revoked,
     for the gateway's own routes and everything it proxies. `/auth/*` is left alone (logging
-    out twice is fine). The token is only read here to find its entry; the routes and the
-    services verify it."""
+    out twice is fine), and so are the routes that take no token at all (`/healthz`,
+    `/readyz`, `/.well-known/*`): a probe that happens to carry a stale token gets the answer
+    it asked for, not an undocumented 401. The token is only read here to find its entry; the
+    routes and the services verify it."""
 
     def __init__(self, app: ASGIApp, *, gateway: FastAPI) -> None:
         self.app = app
         self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/auth/"):
+        if scope["type"] != "http" or _takes_no_token(scope["path"]):
             await self.app(scope, receive, send)
             return
         keys = self._keys(scope)

@@ -24,7 +24,7 @@ from upstander.gateway.settings import Settings
 from upstander.kit.auth import ALGORITHM, PrincipalKind
 from upstander.kit.clock import Clock
 from upstander.kit.revocation import ACCESS_VERSION_CLAIM
-from upstander.kit.scopes import CATALOGUE, PLATFORM_SCOPES, scopes_for_roles
+from upstander.kit.scopes import CATALOGUE, OPERATOR_SCOPES, PLATFORM_SCOPES, scopes_for_roles
 
 SERVICE_SCOPE = "events:publish"
 REPORTER_SCOPE = "reporter"
@@ -294,6 +294,29 @@ def _narrowed(requested: str | None, held: frozenset[str], whose: str) -> str:
     return " ".join(names)
 
 
+# How many accounts of one email (in as many organisations) a sign-in without `org` tries.
+MAX_ACCOUNTS_PER_EMAIL = 5
+AMBIGUOUS_ACCOUNT = (
+    "This email has an account in several organisations: send `org`, the slug of the "
+    "organisation to sign in to."
+)
+
+
+async def _refuse_ambiguous_account(people: list[Person], password: str) -> None:
+    """The same email in several organisations and no `org`. Told plainly (problem type
+    `org-required`, `error=invalid_request`) only to whoever knows the password of one of
+    those accounts; anyone else gets the usual `invalid_grant`, so the answer names no
+    organisation and tells a stranger nothing it would not otherwise."""
+    for candidate in people:
+        matches, _ = await verify_secret(candidate.password_hash, password)
+        if matches:
+            error = OAuthError("invalid_request", AMBIGUOUS_ACCOUNT)
+            error.slug, error.title = "org-required", "Organisation required"
+            error.extra["parameter"] = "org"
+            raise error
+    raise OAuthError("invalid_grant", INVALID_CREDENTIALS)
+
+
 async def password_grant(
     session: AsyncSession,
     issuer: TokenIssuer,
@@ -308,16 +331,19 @@ async def password_grant(
         .join(Org, Org.id == Person.org_id)
         .where(Person.email == username.strip().lower(), Person.active.is_(True))
         .where(Org.active.is_(True))
-        .limit(2)
+        .limit(MAX_ACCOUNTS_PER_EMAIL)
     )
     if org_slug:
         statement = statement.where(Org.slug == org_slug.strip().lower())
     # An unknown scope is refused before any password is checked (it says nothing of anyone).
     requested_scopes(scope)
     people = list((await session.scalars(statement)).all())
+    if len(people) > 1:
+        await _refuse_ambiguous_account(people, password)
     person = people[0] if len(people) == 1 else None
-    # Always one Argon2 verification, so an unknown or ambiguous account takes as long as a
-    # wrong password, and the answer is the same: no oracle for who has an account.
+    # Always one Argon2 verification, so an unknown account takes as long as a wrong
+    # password, and the answer is the same: no oracle for who has an account. (An email in
+    # several organisations without `org` was answered above, told only to its password.)
     matches, needs_rehash = await verify_secret(
         person.password_hash if person is not None else None, password
     )
@@ -339,6 +365,8 @@ def _client_scopes(client: ApiClient) -> frozenset[str]:
     catalogue, from before it existed, grants nothing); a platform service its own."""
     if client.kind == "service":
         return frozenset({SERVICE_SCOPE})
+    if client.kind == "operator":  # the platform operator (identity/orgs.py): its own scopes
+        return frozenset(s for s in client.scopes or [] if s in OPERATOR_SCOPES)
     return frozenset(s for s in client.scopes or [] if s in CATALOGUE)
 
 
@@ -364,7 +392,8 @@ async def authenticate_client(
     matches, needs_rehash = await verify_secret(
         client.secret_hash if client is not None else None, client_secret
     )
-    if client is None or not matches:
+    # A public client (a browser or mobile app) keeps no secret: none authenticates it.
+    if client is None or not matches or client.public:
         raise OAuthError("invalid_client", "Client authentication failed.", status=401)
     if client.org_id is not None:
         org = await session.get(Org, client.org_id)

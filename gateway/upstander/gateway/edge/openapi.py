@@ -7,6 +7,7 @@ import asyncio
 import copy
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -190,6 +191,227 @@ def merge_openapi(
     return merged
 
 
+# ----------------------------------------------------------------------------- for generators
+#
+# What every operation shares, said once here rather than in each service: the headers the
+# edge and the kit honour, and the answers they may give to any request. Generated clients
+# (openapi-python-client, openapi-typescript; tests/contract/test_openapi_generators.py) then
+# know them, and a generator never meets two schemas of one title or an array of nothing.
+
+PROBLEM_REF = "#/components/schemas/Problem"
+XAPI_PREFIX = "/training/v1/xapi/"
+XAPI_ABOUT = "/training/v1/xapi/about"
+WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+# The token endpoints are authenticated by client credentials and never replayed.
+NOT_IDEMPOTENT_PREFIXES = ("/auth/",)
+
+IDEMPOTENCY_KEY = "IdempotencyKey"
+XAPI_VERSION = "XExperienceApiVersion"
+XAPI_VERSION_OPTIONAL = "XExperienceApiVersionOptional"
+RETRY_AFTER = {
+    "description": "Seconds to wait before trying again.",
+    "schema": {"type": "integer", "minimum": 0},
+    "example": 30,
+}
+PARAMETERS: dict[str, dict[str, Any]] = {
+    IDEMPOTENCY_KEY: {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": (
+            "Any unique string (a UUID) to make a retried write safe: the first response to "
+            "a key is stored for 24 hours and replayed to retries with "
+            "`Idempotent-Replayed: true`. The same key with a different request is 422 "
+            "(`idempotency-key-reused`); one still being processed is 409. Keys belong to "
+            "the caller's token; writes without a token are never replayed."
+        ),
+        # No example: a key is fresh for each write (a tool reusing one would be refused).
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    },
+    XAPI_VERSION: {
+        "name": "X-Experience-API-Version",
+        "in": "header",
+        "required": True,
+        "description": "The xAPI version of the request (1.0.x); the LRS answers 400 "
+        "without it and states its own version in every response.",
+        "schema": {"type": "string", "pattern": r"^1\.0(\.\d+)?$"},
+        "example": "1.0.3",
+    },
+    XAPI_VERSION_OPTIONAL: {
+        "name": "X-Experience-API-Version",
+        "in": "header",
+        "required": False,
+        "description": "Optional here: `/about` says which versions the LRS speaks.",
+        "schema": {"type": "string", "pattern": r"^1\.0(\.\d+)?$"},
+        "example": "1.0.3",
+    },
+}
+XAPI_VERSION_HEADER = {
+    "description": "The xAPI version of the LRS's answer.",
+    "schema": {"type": "string"},
+    "example": "1.0.3",
+}
+
+
+def _problem_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": PROBLEM_REF}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _may_be_a_problem(responses: dict[str, Any], status: str, description: str) -> None:
+    """`status` documented, with a problem among its media types."""
+    response = responses.setdefault(status, _problem_response(description))
+    response.setdefault("content", {}).setdefault(
+        "application/problem+json", {"schema": {"$ref": PROBLEM_REF}}
+    )
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in (document.get("paths") or {}).items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS and isinstance(operation, dict):
+                yield path, method, operation
+
+
+def _has_parameter(operation: dict[str, Any], name: str, ref: str) -> bool:
+    for parameter in operation.get("parameters") or []:
+        if parameter.get("$ref") == ref:
+            return True
+        if parameter.get("in") == "header" and str(parameter.get("name", "")).lower() == name:
+            return True
+    return False
+
+
+def _add_parameter(operation: dict[str, Any], key: str) -> None:
+    ref = _ref("parameters", key)
+    if not _has_parameter(operation, PARAMETERS[key]["name"].lower(), ref):
+        operation.setdefault("parameters", []).append({"$ref": ref})
+
+
+def _takes_a_token(operation: dict[str, Any]) -> bool:
+    return any(requirement for requirement in operation.get("security") or [])
+
+
+def _unique_titles(schemas: dict[str, Any]) -> None:
+    """Generators name a model by its schema's `title`: two components with one title (a
+    service's `PersonOut` renamed `training_PersonOut` keeps the title `PersonOut`) would be
+    two classes of one name. The later one takes its component name as its title."""
+    seen: set[str] = set()
+    for name, schema in schemas.items():
+        if not isinstance(schema, dict):
+            continue
+        title = schema.get("title", name)
+        if title in seen:
+            schema["title"] = title = name
+        seen.add(title)
+
+
+def _arrays_of_something(node: Any) -> None:
+    """An array schema without `items` means any items (JSON Schema); say so, for the
+    generators that want `items`."""
+    if isinstance(node, dict):
+        if node.get("type") == "array" and "items" not in node and "prefixItems" not in node:
+            node["items"] = {}
+        for value in node.values():
+            _arrays_of_something(value)
+    elif isinstance(node, list):
+        for item in node:
+            _arrays_of_something(item)
+
+
+def _pascal(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_"))
+
+
+def _shared_request_schemas(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A body taken as several media types (`application/scim+json` and `application/json`)
+    with one inline schema: the schema becomes a component that each refers to, so a
+    generator makes one model, not one per media type of the same name."""
+    content = (operation.get("requestBody") or {}).get("content") or {}
+    inline = [
+        media
+        for media in content.values()
+        if isinstance(media.get("schema"), dict)
+        and "$ref" not in media["schema"]
+        and media["schema"].get("type") == "object"
+    ]
+    if len(inline) < 2 or len({_canonical(media["schema"]) for media in inline}) != 1:
+        return
+    name = _pascal(str(operation.get("operationId") or "Request")) + "Body"
+    while name in schemas and _canonical(schemas[name]) != _canonical(inline[0]["schema"]):
+        name += "_"
+    schemas[name] = {"title": name, **inline[0]["schema"]}
+    for media in inline:
+        media["schema"] = {"$ref": _ref("schemas", name)}
+
+
+def polish(document: dict[str, Any]) -> dict[str, Any]:
+    """Document, on every operation: 429 with `Retry-After` (the edge's rate limits) and 500
+    and 503 as problems; `Idempotency-Key` on every write that takes a token (the kit's
+    middleware on the gateway honours it for any of them); `X-Experience-API-Version` on the
+    xAPI operations. Then make schema titles unique and give item-less arrays their `items`.
+    In place; returns the document."""
+    components: dict[str, Any] = document.setdefault("components", {})
+    schemas: dict[str, Any] = components.setdefault("schemas", {})
+    schemas.setdefault(
+        "Problem",
+        {
+            "title": "Problem",
+            "type": "object",
+            "description": "An RFC 9457 problem.",
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+            },
+            "additionalProperties": True,
+        },
+    )
+    parameters: dict[str, Any] = components.setdefault("parameters", {})
+    for key, parameter in PARAMETERS.items():
+        parameters.setdefault(key, copy.deepcopy(parameter))
+
+    for path, method, operation in _operations(document):
+        _shared_request_schemas(operation, schemas)
+        responses: dict[str, Any] = operation.setdefault("responses", {})
+        _may_be_a_problem(responses, "429", "Too many requests: wait `Retry-After` seconds.")
+        responses["429"].setdefault("headers", {}).setdefault(
+            "Retry-After", copy.deepcopy(RETRY_AFTER)
+        )
+        _may_be_a_problem(responses, "500", "Internal error (a bug; reported).")
+        responses.setdefault("503", _problem_response("Unavailable for now: retry later."))
+        if (
+            method in WRITE_METHODS
+            and _takes_a_token(operation)
+            and not path.startswith(NOT_IDEMPOTENT_PREFIXES)
+        ):
+            _add_parameter(operation, IDEMPOTENCY_KEY)
+            # A malformed key; the key's request still running; the key with another request.
+            # The kit answers these as problems, whatever else the operation answers with.
+            _may_be_a_problem(responses, "400", "Bad request.")
+            _may_be_a_problem(responses, "409", "Conflict.")
+            _may_be_a_problem(responses, "422", "Validation error.")
+        if path.startswith(XAPI_PREFIX) or path == XAPI_ABOUT:
+            _add_parameter(operation, XAPI_VERSION_OPTIONAL if path == XAPI_ABOUT else XAPI_VERSION)
+            _may_be_a_problem(responses, "400", "Bad request (e.g. no xAPI version).")
+            for status, response in responses.items():
+                if isinstance(response, dict) and str(status).startswith("2"):
+                    response.setdefault("headers", {}).setdefault(
+                        "X-Experience-API-Version", copy.deepcopy(XAPI_VERSION_HEADER)
+                    )
+
+    _unique_titles(schemas)
+    _arrays_of_something(document.get("paths"))
+    _arrays_of_something(schemas)
+    return document
+
+
 class MergedOpenAPI:
     """Fetches the services' documents and merges them with the gateway's, with a cache."""
 
@@ -233,7 +455,7 @@ class MergedOpenAPI:
             fetched = await asyncio.gather(*(self._fetch(name) for name in self.services))
             documents = {n: d for n, d in zip(self.services, fetched, strict=True) if d}
             missing = [n for n, d in zip(self.services, fetched, strict=True) if not d]
-            self._cached = merge_openapi(self.app.openapi(), documents, missing)
+            self._cached = polish(merge_openapi(self.app.openapi(), documents, missing))
             self._expires = self._now() + (PARTIAL_CACHE_SECONDS if missing else self.ttl)
             return self._cached
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from upstander.gateway.edge.cors import ALLOWED_HEADERS as CORS_ALLOWED_HEADERS
+from upstander.gateway.edge.cors import EXPOSED_HEADERS as CORS_EXPOSED_HEADERS
+from upstander.gateway.edge.cors import install_cors
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 # Swagger UI loads its script and styles from jsDelivr and boots with an inline script.
@@ -19,19 +22,21 @@ DOCS_CSP = (
     "connect-src 'self'; "
     "frame-ancestors 'none'"
 )
+# The reporter page (/r/..., docs/reporter-page.md): its own styles and one small script.
+REPORTER_PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+# The invitation page (/invite, identity/orgs.py): its own script, calls to this origin only.
+INVITE_PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; form-action 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+INVITE_PAGE_PATHS = frozenset({"/invite", "/invite.js"})
 HSTS = "max-age=63072000; includeSubDomains"
-EXPOSED_HEADERS = ["X-Request-ID", "ETag", "Retry-After", "Location"]
-ALLOWED_HEADERS = [
-    "Authorization",
-    "Content-Type",
-    "Idempotency-Key",
-    "If-Match",
-    "If-None-Match",
-    "X-Request-ID",
-    "traceparent",
-    "tracestate",
-    "Accept-Language",
-]
+# The CORS lists live with the CORS layer (edge/cors.py).
+EXPOSED_HEADERS = list(CORS_EXPOSED_HEADERS)
+ALLOWED_HEADERS = list(CORS_ALLOWED_HEADERS)
 
 _FIXED = (
     (b"x-content-type-options", b"nosniff"),
@@ -60,7 +65,16 @@ class SecurityHeadersMiddleware:
         path: str = scope["path"]
         auth_path = path.startswith("/auth/")
         authorised = any(name == b"authorization" for name, _ in scope["headers"])
-        csp = (DOCS_CSP if is_docs_path(path) else API_CSP).encode()
+        reporter_page = path.startswith("/r/")
+        csp = (
+            DOCS_CSP
+            if is_docs_path(path)
+            else REPORTER_PAGE_CSP
+            if reporter_page
+            else INVITE_PAGE_CSP
+            if path in INVITE_PAGE_PATHS
+            else API_CSP
+        ).encode()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -99,17 +113,8 @@ def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
 def install_security(app: FastAPI, settings: Any) -> None:
     """CORS for `settings.cors_origins` (none when empty) and the security headers, added as
     the outermost middleware so every response (errors and preflights included) gets them."""
-    origins = list(getattr(settings, "cors_origins", []) or [])
-    if origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=origins,
-            allow_credentials=False,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=ALLOWED_HEADERS,
-            expose_headers=EXPOSED_HEADERS,
-            max_age=600,
-        )
+    # CORS per organisation and client, and for `settings.cors_origins` (edge/cors.py).
+    install_cors(app, settings)
     app.add_middleware(
         SecurityHeadersMiddleware, production=getattr(settings, "mode", "dev") == "production"
     )

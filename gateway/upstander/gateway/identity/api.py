@@ -62,17 +62,8 @@ def _etag(response: Response, version: int) -> None:
 # --- orgs -------------------------------------------------------------------------------------
 
 
-@router.get(
-    "/orgs",
-    operation_id="list_orgs",
-    dependencies=[require_scope(Scope.ORG_READ)],
-    summary="The organisations you administer (your own)",
-    response_model=Page[OrgOut],
-    responses=problem_responses(401, 403),
-)
-async def list_orgs(session: Session, principal: Admin) -> Page[OrgOut]:
-    org = await service.get_current_org(session, principal)
-    return Page[OrgOut](items=[OrgOut.model_validate(org)], next_cursor=None)
+# `GET /identity/v1/orgs` (your own organisation; every one for a platform operator) and the
+# operators' routes are in orgs.py.
 
 
 @router.get(

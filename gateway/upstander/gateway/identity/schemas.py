@@ -181,3 +181,63 @@ class ClientCreated(ClientOut):
         description="Shown once; only its hash is stored.",
         examples=["p0Y1mK3c...kept-secret"],
     )
+
+
+# --- the organisations API (platform operators; identity/orgs.py) ------------------------------
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+
+
+class AdminInvite(RequestModel):
+    """The person invited to administer an organisation: they set their own password by the
+    one-time link."""
+
+    email: str = Field(max_length=320, pattern=EMAIL_PATTERN, examples=["chair@smith2026.example"])
+    name: str = Field(min_length=1, max_length=200, examples=["Robin Chair"])
+    language: Language = Field(default=Language.EN, examples=["en"])
+
+
+class OrgCreate(RequestModel):
+    slug: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=SLUG_PATTERN,
+        description="Lowercase letters, digits and dashes; names the organisation at sign-in "
+        "(`org`) and in the reporter's page (`/r/{slug}`). Never changes.",
+        examples=["smith-2026"],
+    )
+    name: str = Field(min_length=1, max_length=200, examples=["Smith for Senate 2026"])
+    admin: AdminInvite = Field(description="The organisation's first admin.")
+
+
+class InvitationOut(ResponseModel):
+    person_id: uuid.UUID = Field(examples=["5f0a3c1e-2b7d-4e8f-9a6b-1c2d3e4f5a6b"])
+    email: str = Field(examples=["chair@smith2026.example"])
+    url: str = Field(
+        description="The one-time link to send the person: it sets their password once, then "
+        "stops working; it expires at `expires_at`. Shown once, only its hash is stored.",
+        examples=["https://api.upstander.example/invite#token=q3J5...Xw"],
+    )
+    expires_at: datetime
+
+
+class OrgCreated(OrgOut):
+    invitation: InvitationOut = Field(description="The first admin's one-time link.")
+
+
+class InvitationAccept(RequestModel):
+    token: str = Field(
+        min_length=16,
+        max_length=200,
+        description="The `token` of the invitation link (after `#token=`).",
+        examples=["q3J5k0vQ...Xw"],
+    )
+    password: str = Field(min_length=8, max_length=256, examples=["a long passphrase"])
+
+
+class InvitationAccepted(ResponseModel):
+    org: str = Field(
+        description="The organisation's slug, for `org` at sign-in.", examples=["smith-2026"]
+    )
+    email: str = Field(examples=["chair@smith2026.example"])
+    person_id: uuid.UUID

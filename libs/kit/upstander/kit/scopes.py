@@ -22,7 +22,12 @@ from enum import StrEnum
 from typing import Any
 
 from fastapi import Depends, Request, Security
-from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
+from fastapi.openapi.models import (
+    OAuthFlowAuthorizationCode,
+    OAuthFlowClientCredentials,
+    OAuthFlowPassword,
+    OAuthFlows,
+)
 from fastapi.security import HTTPBearer, OAuth2, SecurityScopes
 
 from upstander.kit.auth import (
@@ -38,6 +43,7 @@ from upstander.kit.auth import (
 from upstander.kit.errors import Forbidden
 
 TOKEN_URL = "/auth/token"
+AUTHORIZATION_URL = "/auth/authorize"
 
 
 class Scope(StrEnum):
@@ -95,8 +101,17 @@ CATALOGUE: dict[str, str] = {
     Scope.SCIM: "SCIM 2.0 provisioning of people and groups.",
 }
 
+# The platform operators' scopes: above every organisation, so outside the catalogue an
+# organisation's admin holds and grants. Only the operator client configured in the gateway's
+# settings (`UPSTANDER_OPERATOR_CLIENT_*`, docs/auth.md "Platform operators") is issued them.
+OPERATOR_SCOPES: dict[str, str] = {
+    "platform:orgs": "Platform operators: create, list, suspend and reactivate organisations "
+    "and invite their first admin. Never held by an organisation's people or clients.",
+}
+PLATFORM_ORGS = "platform:orgs"
+
 # What the platform's own tokens carry; never granted to an organisation's client.
-PLATFORM_SCOPES = frozenset({"events:publish", "receipts:verify", "reporter"})
+PLATFORM_SCOPES = frozenset({"events:publish", "receipts:verify", "reporter", *OPERATOR_SCOPES})
 
 # Scopes every person holds whatever their roles: anyone may report.
 PERSON_SCOPES: frozenset[str] = frozenset({Scope.INTAKE_WRITE})
@@ -184,13 +199,21 @@ def narrowed_away(principal: Principal, scopes: Iterable[str]) -> list[str]:
 OAUTH2 = OAuth2(
     flows=OAuthFlows(
         clientCredentials=OAuthFlowClientCredentials(tokenUrl=TOKEN_URL, scopes=CATALOGUE),
+        authorizationCode=OAuthFlowAuthorizationCode(
+            authorizationUrl=AUTHORIZATION_URL,
+            tokenUrl=TOKEN_URL,
+            refreshUrl=TOKEN_URL,
+            scopes=CATALOGUE,
+        ),
         password=OAuthFlowPassword(tokenUrl=TOKEN_URL, scopes=CATALOGUE),
     ),
     scheme_name="OAuth2",
     description=(
         "API clients: `client_credentials` (a client holds the scopes an admin granted it). "
-        "People: `password` (first-party tools); a person's roles decide, and `scope=` narrows "
-        "the token. See docs/auth.md."
+        "People: `authorization_code` with PKCE (S256) for browser and mobile apps, signing in "
+        "with a password or the organisation's SSO; `password` only for clients allowed it "
+        "(first-party tools). A person's roles decide, the client's scopes bound, and `scope=` "
+        "narrows the token. See docs/auth.md."
     ),
     auto_error=False,
 )
