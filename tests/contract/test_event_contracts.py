@@ -472,6 +472,18 @@ async def story(platform: Platform, seen: Captured) -> None:
             headers=trainer,
         )
     )
+    # A completion recorded by hand (`training.completed`).
+    await ok(
+        await gateway.post(
+            "/training/v1/completions",
+            json={
+                "person_id": ids["investigator@demo.example"],
+                "course_id": course["id"],
+                "completed_at": platform.clock.now().isoformat(),
+            },
+            headers=trainer,
+        )
+    )
     await drain(platform, seen)
 
     # Time passes: the deadline scheduler and the reminders run (their events are read from

@@ -411,7 +411,7 @@ async def test_update_and_delete(world, client, caller, events):
     [
         {"url": "ftp://x.test/", "event_types": ["upstander.case.*"]},
         {"url": "http://x.test/", "event_types": []},
-        {"url": "http://x.test/", "event_types": ["upstander.person.*"]},
+        {"url": "http://x.test/", "event_types": ["upstander.report.*"]},
         {"url": "http://x.test/", "event_types": ["upstander.case.*"], "secret": "whsec_x"},
     ],
 )

@@ -53,6 +53,7 @@ def person_data(person: Person) -> dict[str, Any]:
         location=person.location,
         language=person.language or "en",
         active=True if person.active is None else person.active,
+        external_id=person.external_id,
     ).model_dump(mode="json")
 
 
@@ -69,6 +70,7 @@ _PERSON_FIELDS = {
     "location",
     "language",
     "active",
+    "external_id",
 }
 
 

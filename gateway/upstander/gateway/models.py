@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -53,6 +55,7 @@ class Person(IdMixin, TimestampMixin, Model):
     __table_args__ = (
         UniqueConstraint("org_id", "email", name="uq_people_org_id_email"),
         Index("ix_people_org_id_created_at_id", "org_id", "created_at", "id"),
+        UniqueConstraint("org_id", "external_id", name="uq_people_org_id_external_id"),
     )
 
     org_id: Mapped[uuid.UUID] = mapped_column(
@@ -77,6 +80,20 @@ class Person(IdMixin, TimestampMixin, Model):
     # signed before the last change (upstander.kit.revocation; bumped in events.py).
     access_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     access_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What an identity provider or HR system knows them by (SCIM `externalId`), unique per
+    # org, and the enterprise attributes SCIM provisions (docs/scim.md).
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    given_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    family_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    department: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    employee_number: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # SCIM's `userName` when it is not the email itself, and the `emails` as provisioned
+    # (the sign-in `email` is the userName if it is an address, else the primary email).
+    scim_user_name: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    scim_emails: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # Deleted over SCIM: deactivated like any leaver (records keep them), and no longer a
+    # SCIM resource (a GET is 404, RFC 7644 3.6).
+    scim_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ApiClient(IdMixin, TimestampMixin, Model):
@@ -106,6 +123,16 @@ class ApiClient(IdMixin, TimestampMixin, Model):
     created_by: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("people.id", ondelete="SET NULL"), nullable=True, index=True
     )
+    # Browser sign-in (auth/authorize.py): a public client (a frontend, a mobile app) keeps no
+    # secret and signs people in with the authorization code and PKCE at its registered
+    # redirect URIs (matched exactly); `allow_password_grant` lets a first-party tool use the
+    # password grant; `allowed_origins` may call the API from a browser (edge/cors.py).
+    public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    allow_password_grant: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    allowed_origins: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class RefreshToken(IdMixin, Model):
@@ -169,6 +196,12 @@ __all__ = [
     "SigningKey",
 ]
 
+
+# Browser sign-in, single sign-on and CORS origins (auth/authorize.py, auth/sso.py).
+from upstander.gateway.auth import store as _auth_store  # noqa: E402, F401
+
+# One-time invitations of an organisation's admins (identity/orgs.py).
+from upstander.gateway.identity import org_tables as _org_tables  # noqa: E402, F401
 
 # The gateway's outbox (directory events) and inbox (it consumes none yet, the kit needs both).
 Outbox, Inbox = event_tables(Model)

@@ -29,6 +29,8 @@ from upstander.cases.retention.api import router as retention_router
 from upstander.cases.retention.service import RetentionSweeper
 from upstander.cases.settings import Settings
 from upstander.cases.stats.api import router as stats_router
+from upstander.cases.sync import changes as _change_feed  # noqa: F401  (records the feed)
+from upstander.cases.sync.api import router as sync_router
 from upstander.cases.timeline.api import router as timeline_router
 from upstander.cases.workflow.api import router as workflow_router
 from upstander.kit.app import ServiceSpec, create_service_app
@@ -109,6 +111,7 @@ def create_app(
             audit_router,
             timeline_router,
             export_router,
+            sync_router,
         ],
         on_startup=[attach_vault, start_deadlines, start_attachment_fetcher],
         on_shutdown=[stop_attachment_fetcher, stop_deadlines],

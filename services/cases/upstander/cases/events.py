@@ -6,11 +6,13 @@ transaction as the change."""
 from __future__ import annotations
 
 from upstander.cases.cases import flows
+from upstander.cases.cases.flows import link_escrow_cases
 from upstander.cases.cases.service import extend_chains_for_person
 from upstander.cases.directory.service import upsert_org, upsert_person
 from upstander.cases.models import Case
 from upstander.cases.report.fetcher import AttachmentFetcher
 from upstander.cases.report.service import queue_attachment_files
+from upstander.cases.sync.service import release_assignments
 from upstander.cases.workflow.service import reroute_for_person
 from upstander.kit.clock import for_reporter
 from upstander.kit.contracts import (
@@ -35,6 +37,9 @@ async def on_person(event: CloudEvent, ctx: EventContext) -> None:
     if person is None:
         return
     now = ctx.clock.now()
+    if not person.active:
+        # Deprovisioned: off every open case at once (the audit trail keeps who handled it).
+        await release_assignments(session, person.org_id, person.id, now=now)
     if person.manager_id is not None:
         # A new manager (or a person named in a report before they reached the directory):
         # cases hidden from this person must now be hidden from whoever is above them too.
@@ -61,6 +66,9 @@ async def on_report_submitted(event: CloudEvent, ctx: EventContext) -> None:
         events=ctx.bus,
         clock=ctx.clock,
     )
+    if report.linked_report_ids:
+        # Released from one escrow match (intake docs/escrow.md): same subject.
+        await link_escrow_cases(ctx.session, case, report.linked_report_ids, clock=ctx.clock)
     await _queue_files(ctx, case)
 
 

@@ -938,3 +938,7 @@ class EvidenceCustody(IdMixin, OrgMixin, TimestampMixin, Model):
     note: Mapped[str | None] = mapped_column(
         EncryptedText(Model.__vault_slot__, "evidence_custody.note"), nullable=True
     )
+
+
+# HR sync: the case change feed and external references (their own module).
+from upstander.cases.sync.models import CaseChange, CaseExternalRef  # noqa: E402, F401

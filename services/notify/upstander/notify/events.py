@@ -31,6 +31,9 @@ async def on_org(event: CloudEvent, ctx: EventContext) -> None:
 
 async def on_person(event: CloudEvent, ctx: EventContext) -> None:
     await upsert_person(ctx.session, ctx.vault, parse_event(event, PersonEvent))
+    # HR systems subscribe to people's events: a copy, thinned to ids, for their webhooks.
+    if await fan_out(ctx.session, event, now=ctx.clock.now()):
+        ctx.after_commit(ctx.require("worker", Worker).wake)
 
 
 async def on_notice(event: CloudEvent, ctx: EventContext) -> None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from upstander.kit.app import ServiceSpec, create_service_app
 from upstander.kit.clock import Clock
 from upstander.kit.http import DEFAULT_CONTENT_TYPES
+from upstander.training.completions.announce import start_completion_events
 from upstander.training.completions.api import router as completions_router
 from upstander.training.compliance.api import router as compliance_router
 from upstander.training.courses.api import router as courses_router
@@ -22,6 +23,7 @@ from upstander.training.requirements.api import router as requirements_router
 from upstander.training.settings import Settings
 from upstander.training.xapi.api import XapiVersionMiddleware
 from upstander.training.xapi.api import router as xapi_router
+from upstander.training.xapi.content import XAPI_CONTENT_TYPES
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -70,9 +72,10 @@ def create_app(
             people_router,
             xapi_router,
         ],
-        on_startup=[start_reminders],
+        on_startup=[start_reminders, start_completion_events],
         on_shutdown=[stop_reminders],
-        content_types=(*DEFAULT_CONTENT_TYPES, "text/csv"),
+        # The LRS also takes statements with attachments and documents of any common type.
+        content_types=(*DEFAULT_CONTENT_TYPES, "text/csv", *XAPI_CONTENT_TYPES),
         event_tables=(Outbox, Inbox),
         access_table=AccessRecord,
         event_handlers=dict(HANDLERS),
@@ -86,7 +89,9 @@ def create_app(
             {
                 "name": "xapi",
                 "description": "An xAPI 1.0.3 Learning Record Store for LMSs: statements in, "
-                "completions out.",
+                "completions out; documents (State, Activity and Agent Profile), Agents, "
+                "Activities. LMSs may use HTTP Basic with an API client's id and secret (the "
+                "gateway turns it into the client's token; docs/xapi.md).",
             },
         ],
     )

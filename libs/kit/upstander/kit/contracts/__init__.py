@@ -63,6 +63,7 @@ from upstander.kit.contracts.training import (
     PolicyAcknowledgmentDue,
     PolicyVersionPublished,
     SupervisorDigest,
+    TrainingCompleted,
     TrainingDueSoon,
     TrainingOverdue,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "ReporterNotice",
     "RoutedCaseEvent",
     "SupervisorDigest",
+    "TrainingCompleted",
     "TrainingDueSoon",
     "TrainingOverdue",
     "Witness",

@@ -64,6 +64,13 @@ class PersonEvent(EventData):
     location: str | None = Field(default=None, max_length=64, examples=["CA"])
     language: str | None = Field(default=None, max_length=35, examples=["en"])
     active: bool = True
+    external_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="What the organisation's identity provider or HR system calls them "
+        "(SCIM `externalId`).",
+        examples=["00ujl29u0le5T6Aj10h7"],
+    )
 
 
 @contract("upstander.person.created", 1)

@@ -5,6 +5,7 @@ a version number and due dates only."""
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from pydantic import Field
 
@@ -64,3 +65,15 @@ class PolicyAcknowledgmentDue(EventData):
     policy_id: uuid.UUID
     policy_version: int = Field(ge=1)
     due_at: EventTime
+
+
+@contract("upstander.training.completed", 1)
+class TrainingCompleted(EventData):
+    """A person completed a course (recorded by hand, imported from CSV, or from an xAPI
+    statement); once per completion. Ids, a time and how it was recorded: never a score."""
+
+    completion_id: uuid.UUID
+    person_id: uuid.UUID
+    course_id: uuid.UUID
+    completed_at: EventTime
+    source: Literal["manual", "csv", "xapi"] = Field(examples=["manual"])

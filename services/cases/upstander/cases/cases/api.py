@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import Depends, Query, Response
 
 from upstander.cases.access import CaseCtx, VisibleCase, case_router
 from upstander.cases.cases import service
 from upstander.cases.cases.schemas import CaseOut, CasePage
 from upstander.cases.models import CaseStatus
-from upstander.kit.errors import problem_responses
+from upstander.cases.sync import service as sync_service
+from upstander.kit.errors import BadRequest, problem_responses
 from upstander.kit.pagination import PageParams, page_params
 from upstander.kit.scopes import Scope, require_scope
 
@@ -22,7 +25,8 @@ router = case_router(tags=["cases"])
     summary="List cases",
     description=(
         "Cases of your organisation, newest first, with their deadlines. Page with "
-        "`limit` and `cursor` (`next_cursor` of the previous page); filter with `status`. "
+        "`limit` and `cursor` (`next_cursor` of the previous page); filter with `status`, "
+        "`updated_since` and `external_ref`. "
         "Which cases you see: those you are assigned to or that a reviewer shared with "
         "you; as a case manager or admin, every case routed to case managers; as a reviewer, "
         "every case (including those routed to reviewers because they involve leadership "
@@ -36,10 +40,36 @@ router = case_router(tags=["cases"])
 async def list_cases(
     ctx: CaseCtx,
     status: CaseStatus | None = Query(None, description="Only cases in this state."),
+    updated_since: datetime | None = Query(
+        None,
+        description=(
+            "Only cases whose record (status, severity, priority, routing, deadlines...) "
+            "changed at or after this instant (ISO 8601 with a time zone). For a sync, "
+            "prefer the change feed (`GET /cases/v1/changes`), which also sees assignments."
+        ),
+        examples=["2026-11-30T00:00:00Z"],
+    ),
+    external_ref: str | None = Query(
+        None,
+        max_length=265,
+        description="Only the case another system calls this: `<system>:<id>`.",
+        examples=["workday:E-1042"],
+    ),
     page: PageParams = Depends(page_params),
 ) -> CasePage:
+    if updated_since is not None and updated_since.utcoffset() is None:
+        raise BadRequest("updated_since needs a time zone, e.g. `2026-11-30T00:00:00Z`.")
+    conditions = []
+    if external_ref is not None:
+        system, external_id = sync_service.parse_external_ref(external_ref)
+        conditions.append(sync_service.external_ref_condition(ctx.org_id, system, external_id))
     cases, next_cursor = await service.list_cases(
-        ctx.session, ctx.principal, page=page, status=status
+        ctx.session,
+        ctx.principal,
+        page=page,
+        status=status,
+        updated_since=updated_since,
+        conditions=conditions,
     )
     await ctx.audit("case.list", detail={"case_ids": [str(case.id) for case in cases]})
     return CasePage(items=[CaseOut.model_validate(case) for case in cases], next_cursor=next_cursor)

@@ -438,13 +438,19 @@ async def list_cases(
     *,
     page: PageParams,
     status: CaseStatus | None = None,
+    updated_since: datetime | None = None,
+    conditions: Collection[ColumnElement[bool]] = (),
 ) -> tuple[list[Case], str | None]:
-    """The cases `principal` may see, newest first, one keyset page at a time."""
+    """The cases `principal` may see, newest first, one keyset page at a time; with
+    `updated_since`, only those whose record changed at or after it; `conditions` narrow
+    further (an external reference)."""
     if principal.org_id is None:
         return [], None
-    statement = select(Case).where(await visibility(session, principal))
+    statement = select(Case).where(await visibility(session, principal), *conditions)
     if status is not None:
         statement = statement.where(Case.status == status)
+    if updated_since is not None:
+        statement = statement.where(Case.updated_at >= updated_since)
     return await paginate(session, statement, Case, page, descending=True)
 
 

@@ -18,6 +18,11 @@ EventPattern = Annotated[
 ]
 
 
+# Event kinds that never leave the platform (notify forwards only case, training, policy and
+# person events: webhooks.service.FORWARDED_PREFIXES).
+NEVER_FORWARDED_PREFIXES = ("upstander.org.", "upstander.report.", "upstander.access.")
+
+
 class _EventTypes(RequestModel):
     @field_validator("event_types", check_fields=False)
     @classmethod
@@ -25,8 +30,10 @@ class _EventTypes(RequestModel):
         if value is None:
             return value
         for pattern in value:
-            if pattern.startswith(("upstander.person.", "upstander.org.", "upstander.report.")):
-                raise ValueError(f"{pattern!r}: directory and report events are not forwarded")
+            # People's events are forwarded (ids only: HR systems sync on them); an
+            # organisation's and reports' never are.
+            if pattern.startswith(NEVER_FORWARDED_PREFIXES):
+                raise ValueError(f"{pattern!r}: organisation, report and access events stay in")
             if pattern == "upstander.case.restricted":
                 # It names the people a case is hidden from; it never leaves the platform.
                 raise ValueError(f"{pattern!r} is not forwarded")
@@ -38,7 +45,7 @@ class WebhookCreate(_EventTypes):
     event_types: list[EventPattern] = Field(
         min_length=1,
         max_length=50,
-        examples=[["upstander.case.*", "upstander.training.completed"]],
+        examples=[["upstander.case.*", "upstander.training.completed", "upstander.person.*"]],
         description="Event types to receive; `*` and `?` match like shell patterns.",
     )
     description: str = Field("", max_length=500, examples=["HR case system"])

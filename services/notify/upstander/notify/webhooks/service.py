@@ -42,7 +42,9 @@ from upstander.notify.webhooks.targets import TargetPolicy, check_registration
 
 ROTATION_GRACE = timedelta(hours=24)
 CASE_PREFIX = "upstander.case."
-FORWARDED_PREFIXES = (CASE_PREFIX, "upstander.training.", "upstander.policy.")
+# Person events go out thinned to ids (`person_id`, `manager_id`, `external_id`): never a
+# name, an email or a role.
+FORWARDED_PREFIXES = (CASE_PREFIX, "upstander.training.", "upstander.policy.", "upstander.person.")
 # Never forwarded, whatever an endpoint subscribes to: `case.restricted` names the people a
 # case is hidden from (the people involved and their chain).
 NOT_FORWARDED = frozenset({RESTRICTED})

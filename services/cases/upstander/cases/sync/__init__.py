@@ -1,0 +1,1 @@
+"""What an HR system syncs against: external references on cases and the case change feed."""

@@ -1,0 +1,229 @@
+"""HR sync: the case change feed, external references on cases, and what a deprovisioned
+person leaves behind (their open assignments). Plain functions over a session; they flush,
+never commit, and raise domain errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, case, exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from upstander.cases.audit.service import append
+from upstander.cases.cases.service import visibility
+from upstander.cases.models import Case, CaseAssignment, CaseStatus
+from upstander.cases.sync.models import CaseChange, CaseExternalRef
+from upstander.kit.auth import Principal
+from upstander.kit.errors import BadRequest, Conflict, NotFound
+from upstander.kit.pagination import InvalidCursor, cursor_values
+
+# Cases whose handling is over: their assignments are history, kept as they were.
+FINISHED = (CaseStatus.CLOSED, CaseStatus.REFERRED, CaseStatus.DISMISSED, CaseStatus.DELETED)
+FEED_MAX_LIMIT = 500
+
+
+# ----------------------------------------------------------------------------- deprovisioning
+
+
+async def release_assignments(
+    session: AsyncSession, org_id: uuid.UUID, person_id: uuid.UUID, *, now: datetime
+) -> int:
+    """A person left (deactivated in the directory): they no longer hold any role on an open
+    case. Each removal is written to the audit trail (`assignment.released`, by the
+    directory), so the case's history still shows who handled it; finished cases keep their
+    assignments as they were. Returns how many were released."""
+    rows = await session.execute(
+        select(CaseAssignment, Case.id)
+        .join(Case, Case.id == CaseAssignment.case_id)
+        .where(
+            CaseAssignment.org_id == org_id,
+            CaseAssignment.person_id == person_id,
+            Case.org_id == org_id,
+            Case.status.not_in(FINISHED),
+        )
+        .order_by(CaseAssignment.created_at, CaseAssignment.id)
+    )
+    released = 0
+    for assignment, case_id in rows.all():
+        await append(
+            session,
+            org_id=org_id,
+            actor_kind="system",
+            actor_id="directory",
+            action="assignment.released",
+            at=now,
+            case_id=case_id,
+            detail={
+                "person_id": str(person_id),
+                "role": str(assignment.role.value),
+                "assigned_by": assignment.assigned_by,
+                "reason": "deactivated",
+            },
+        )
+        await session.delete(assignment)
+        released += 1
+    await session.flush()
+    return released
+
+
+# ----------------------------------------------------------------------------- external refs
+
+
+def parse_external_ref(value: str) -> tuple[str, str]:
+    """`workday:E-1042` → ("workday", "E-1042"); anything else is a 400."""
+    system, _, external_id = value.partition(":")
+    if not system or not external_id:
+        raise BadRequest("external_ref is `<system>:<id>`, e.g. `workday:E-1042`.")
+    return system.strip().lower(), external_id.strip()
+
+
+def external_ref_condition(org_id: uuid.UUID, system: str, external_id: str) -> ColumnElement[bool]:
+    """The condition on `Case` for "has this external reference"."""
+    return exists().where(
+        CaseExternalRef.case_id == Case.id,
+        CaseExternalRef.org_id == org_id,
+        CaseExternalRef.system == system,
+        CaseExternalRef.external_id == external_id,
+    )
+
+
+async def external_refs(
+    session: AsyncSession, case_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[CaseExternalRef]]:
+    found: dict[uuid.UUID, list[CaseExternalRef]] = {case_id: [] for case_id in case_ids}
+    if not case_ids:
+        return found
+    rows = await session.scalars(
+        select(CaseExternalRef)
+        .where(CaseExternalRef.case_id.in_(case_ids))
+        .order_by(CaseExternalRef.system)
+    )
+    for row in rows:
+        found[row.case_id].append(row)
+    return found
+
+
+async def set_external_ref(
+    session: AsyncSession, case: Case, system: str, external_id: str, *, now: datetime
+) -> tuple[CaseExternalRef, bool]:
+    """Give `case` the reference `system:external_id` (replacing its previous one in that
+    system). Returns the row and whether anything changed. Another case of the organisation
+    holding the same reference is a 409."""
+    system = system.strip().lower()
+    taken = await session.scalar(
+        select(CaseExternalRef).where(
+            CaseExternalRef.org_id == case.org_id,
+            CaseExternalRef.system == system,
+            CaseExternalRef.external_id == external_id,
+        )
+    )
+    if taken is not None and taken.case_id != case.id:
+        raise Conflict("Another case has this external reference.", rule="external_ref_taken")
+    if taken is not None:
+        return taken, False
+    current = await session.scalar(
+        select(CaseExternalRef).where(
+            CaseExternalRef.case_id == case.id, CaseExternalRef.system == system
+        )
+    )
+    if current is not None:
+        current.external_id = external_id
+        row = current
+    else:
+        row = CaseExternalRef(
+            org_id=case.org_id,
+            case_id=case.id,
+            system=system,
+            external_id=external_id,
+            created_at=now,
+        )
+        session.add(row)
+    try:
+        await session.flush()
+    except IntegrityError as error:  # the same reference set by a concurrent request
+        raise Conflict(
+            "Another case has this external reference.", rule="external_ref_taken"
+        ) from (error)
+    return row, True
+
+
+async def delete_external_ref(session: AsyncSession, case: Case, system: str) -> None:
+    row = await session.scalar(
+        select(CaseExternalRef).where(
+            CaseExternalRef.case_id == case.id, CaseExternalRef.system == system.strip().lower()
+        )
+    )
+    if row is None:
+        raise NotFound("The case has no reference in this system.")
+    await session.delete(row)
+    await session.flush()
+
+
+# ----------------------------------------------------------------------------- the feed
+
+
+def encode_feed_cursor(seq: int) -> str:
+    raw = json.dumps(["case-changes", seq]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_feed_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    kind, seq = cursor_values(cursor, 2)
+    if kind != "case-changes" or isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise InvalidCursor()
+    return seq
+
+
+@dataclass
+class FeedEntry:
+    change: CaseChange
+    case: Case
+    refs: list[CaseExternalRef]
+
+
+async def changes(
+    session: AsyncSession, principal: Principal, *, after: int, limit: int
+) -> tuple[list[FeedEntry], int, bool]:
+    """The changes after `after` to cases the caller may see now, in commit order. Returns
+    the entries, the position to resume from (past every change read, shown or not) and
+    whether more may follow. A case hidden from the caller, or deleted, never shows.
+
+    One statement reads a window of the organisation's changes with, for each, whether the
+    caller may see the case: one snapshot, so every change up to the returned position was
+    committed and read (see sync.changes for why numbers follow commit order)."""
+    if principal.org_id is None:
+        return [], after, False
+    org_id = principal.org_id
+    visible = case((await visibility(session, principal), True), else_=False).label("visible")
+    window = limit * 4
+    rows = list(
+        (
+            await session.execute(
+                select(CaseChange, Case, visible)
+                .join(Case, and_(Case.id == CaseChange.case_id, Case.org_id == org_id))
+                .where(CaseChange.org_id == org_id, CaseChange.seq > after)
+                .order_by(CaseChange.seq)
+                .limit(window + 1)
+            )
+        ).all()
+    )
+    shown: list[tuple[CaseChange, Case]] = []
+    position, consumed = after, 0
+    for change, found_case, is_visible in rows[:window]:
+        if len(shown) == limit:
+            break
+        consumed += 1
+        position = change.seq
+        if is_visible:
+            shown.append((change, found_case))
+    more = len(rows) > consumed
+    refs = await external_refs(session, [found_case.id for _change, found_case in shown])
+    entries = [FeedEntry(change, found, refs[found.id]) for change, found in shown]
+    return entries, position, more

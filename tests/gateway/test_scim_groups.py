@@ -1,0 +1,143 @@
+"""SCIM Groups are Upstander's roles: each role is a group whose members hold it. Entra adds
+and removes members with `members` values, Okta removes with a `members[value eq ...]` path;
+either changes the person's roles. Groups cannot be renamed, deleted, or made up."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from scim_support import (
+    PATCH_OP,
+    SCIM,
+    UPSTANDER,
+    assert_scim_error,
+    create,
+    okta_user,
+    scim_headers,
+    unique_email,
+)
+
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+@pytest.fixture(scope="module")
+async def scim(gateway: httpx.AsyncClient, admin_headers: dict[str, str]) -> dict[str, str]:
+    return await scim_headers(gateway, admin_headers)
+
+
+async def _patch_group(
+    gateway: httpx.AsyncClient, scim: dict[str, str], group: str, operations: list[object]
+) -> httpx.Response:
+    return await gateway.patch(
+        f"{SCIM}/Groups/{group}",
+        json={"schemas": [PATCH_OP], "Operations": operations},
+        headers=scim,
+    )
+
+
+async def _roles(gateway: httpx.AsyncClient, scim: dict[str, str], user_id: str) -> list[str]:
+    response = await gateway.get(f"{SCIM}/Users/{user_id}", headers=scim)
+    roles: list[str] = response.json()[UPSTANDER]["roles"]
+    return roles
+
+
+async def test_every_role_is_a_group_found_by_displayname(
+    gateway: httpx.AsyncClient, scim: dict[str, str]
+) -> None:
+    listed = await gateway.get(
+        f"{SCIM}/Groups", params={"excludedAttributes": "members"}, headers=scim
+    )
+    names = {group["displayName"] for group in listed.json()["Resources"]}
+    assert {"admin", "case_manager", "investigator", "reviewer", "staff"} <= names
+    assert all("members" not in group for group in listed.json()["Resources"])
+    found = await gateway.get(
+        f"{SCIM}/Groups", params={"filter": 'displayName eq "investigator"'}, headers=scim
+    )
+    assert [group["id"] for group in found.json()["Resources"]] == ["investigator"]
+
+
+async def test_entra_adds_and_removes_members_and_okta_removes_by_value_filter(
+    gateway: httpx.AsyncClient, scim: dict[str, str]
+) -> None:
+    ana = await create(gateway, scim, okta_user(unique_email("ana")))
+    ben = await create(gateway, scim, okta_user(unique_email("ben")))
+    added = await _patch_group(
+        gateway,
+        scim,
+        "investigator",
+        [{"op": "Add", "path": "members", "value": [{"value": ana["id"]}, {"value": ben["id"]}]}],
+    )
+    assert added.status_code == 200, added.text
+    members = {member["value"] for member in added.json()["members"]}
+    assert {ana["id"], ben["id"]} <= members
+    assert "investigator" in await _roles(gateway, scim, ana["id"])
+
+    removed = await _patch_group(
+        gateway,
+        scim,
+        "investigator",
+        [{"op": "Remove", "path": "members", "value": [{"value": ana["id"]}]}],
+    )
+    assert ana["id"] not in {member["value"] for member in removed.json()["members"]}
+    assert "investigator" not in await _roles(gateway, scim, ana["id"])
+
+    okta = await _patch_group(
+        gateway,
+        scim,
+        "investigator",
+        [{"op": "remove", "path": f'members[value eq "{ben["id"]}"]'}],
+    )
+    assert okta.status_code == 200, okta.text
+    assert "investigator" not in await _roles(gateway, scim, ben["id"])
+
+
+async def test_post_claims_a_role_group_and_put_sets_its_members(
+    gateway: httpx.AsyncClient, scim: dict[str, str]
+) -> None:
+    person = await create(gateway, scim, okta_user(unique_email("trainer")))
+    claimed = await gateway.post(
+        f"{SCIM}/Groups",
+        json={"schemas": [GROUP], "displayName": "Trainer", "members": [{"value": person["id"]}]},
+        headers=scim,
+    )
+    assert claimed.status_code == 201, claimed.text
+    assert claimed.json()["id"] == "trainer"
+    assert "trainer" in await _roles(gateway, scim, person["id"])
+    replaced = await gateway.put(
+        f"{SCIM}/Groups/trainer",
+        json={"schemas": [GROUP], "displayName": "trainer", "members": []},
+        headers=scim,
+    )
+    assert replaced.status_code == 200 and replaced.json()["members"] == []
+    assert "trainer" not in await _roles(gateway, scim, person["id"])
+
+
+async def test_made_up_renamed_or_deleted_groups_are_refused(
+    gateway: httpx.AsyncClient, scim: dict[str, str]
+) -> None:
+    made_up = await gateway.post(
+        f"{SCIM}/Groups", json={"schemas": [GROUP], "displayName": "Marketing"}, headers=scim
+    )
+    assert_scim_error(made_up, 400, "invalidValue")
+    renamed = await _patch_group(
+        gateway,
+        scim,
+        "staff",
+        [{"op": "replace", "value": {"id": "staff", "displayName": "admin"}}],
+    )
+    assert_scim_error(renamed, 400, "mutability")
+    assert_scim_error(await gateway.delete(f"{SCIM}/Groups/staff", headers=scim), 400, "mutability")
+    assert_scim_error(await gateway.get(f"{SCIM}/Groups/marketing", headers=scim), 404)
+    stranger = await _patch_group(
+        gateway,
+        scim,
+        "staff",
+        [
+            {
+                "op": "add",
+                "path": "members",
+                "value": [{"value": "7b0c3f0e-6a53-4b55-9a55-3f5f0c8f2a10"}],
+            }
+        ],
+    )
+    assert_scim_error(stranger, 400, "invalidValue")
