@@ -28,6 +28,9 @@ def prod_secrets() -> dict[str, str]:
         "PROD_KEK": f"{kid}:{base64.b64encode(secrets.token_bytes(32)).decode()}",
         "PROD_SERVICE_SECRET": secrets.token_urlsafe(32),
         "PROD_RECEIPT_KEY": secrets.token_urlsafe(32),
+        # Intake's escrow blind-index key, and the Ed25519 seed signing private-record proofs.
+        "PROD_ESCROW_INDEX_KEY": secrets.token_urlsafe(32),
+        "PROD_RECORD_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         # A raw Ed25519 seed (base64 of 32 bytes) signing case exports.
         "PROD_EXPORT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
     }

@@ -576,6 +576,8 @@ def test_every_app_starts_its_production_settings_from_the_manifests(
         "kek": generated["PROD_KEK"],
         "service-secret": generated["PROD_SERVICE_SECRET"],
         "receipt-key": generated["PROD_RECEIPT_KEY"],
+        "escrow-index-key": generated["PROD_ESCROW_INDEX_KEY"],
+        "record-signing-key": generated["PROD_RECORD_SIGNING_KEY"],
         "export-signing-key": generated["PROD_EXPORT_SIGNING_KEY"],
         "nats-url": "nats://nats.internal:4222",
         "database-url": "postgresql+asyncpg://upstander:secret@db.internal:5432/app",

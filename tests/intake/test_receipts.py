@@ -112,6 +112,8 @@ def test_production_refuses_the_development_receipt_key() -> None:
         kek="k1:" + "A" * 43 + "=",
         service_secret="s" * 32,
         receipt_key="r" * 32,
+        escrow_index_key="e" * 32,  # docs/escrow.md
+        record_signing_key="c2lnbmluZy1rZXktb2YtcHJvZHVjdGlvbi0zMmJ5dGU=",
     )
     assert settings.max_attachment_bytes == 10 * 1024 * 1024
     assert "application/pdf" in settings.attachment_types

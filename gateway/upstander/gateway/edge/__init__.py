@@ -86,7 +86,13 @@ def install_rate_limits(app: FastAPI, settings: Any, *, clock: Clock | None = No
     app.state.receipt_limits = ReceiptLimits(app.state.receipt_limiter, store)
     _insert_inside(
         app,
-        Middleware(RateLimitMiddleware, limiter=app.state.auth_source_limits),
+        Middleware(
+            RateLimitMiddleware,
+            limiter=app.state.auth_source_limits,
+            # Escrow entries and private records too: guessing who is named, or a record
+            # code, is limited per source (docs/escrow.md).
+            prefixes=("/auth/", "/intake/v1/escrow", "/intake/v1/records"),
+        ),
         "RequestIdMiddleware",
         "AccessLogMiddleware",
     )

@@ -54,6 +54,7 @@ ANONYMOUS_PATHS: tuple[str, ...] = (
     "/intake/v1/reports",  # the submission
     "/intake/v1/reporter",  # the reporter's later attachments, escrow
     "/intake/v1/escrow",
+    "/intake/v1/records",  # private records (docs/escrow.md)
     "/intake/internal/receipts",  # the gateway's receipt check
     "/intake/internal/reports",  # cases fetching a report's files, seconds after it is sent
     "/cases/v1/reporter",  # the reporter's case and conversation

@@ -10,9 +10,13 @@ import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from upstander.intake.escrow.api import router as escrow_router
+from upstander.intake.escrow.service import Escrow
 from upstander.intake.events import HANDLERS
 from upstander.intake.forms.api import router as forms_router
 from upstander.intake.models import AccessRecord, DataKey, Inbox, Model, Outbox
+from upstander.intake.records.api import router as records_router
+from upstander.intake.records.sealing import Signer
 from upstander.intake.reports.api import OPENAPI_MODELS
 from upstander.intake.reports.api import internal_router as reports_internal_router
 from upstander.intake.reports.api import router as reports_router
@@ -31,6 +35,18 @@ async def attach_vault(app: FastAPI) -> None:
     Model.__vault_slot__.vault = vault
     vault.install(app.state.sessionmaker)
     app.state.vault = vault
+
+
+async def attach_escrow(app: FastAPI) -> None:
+    """The escrow's blind-index key and limits, and the private records' signing key
+    (docs/escrow.md); both secrets come from the settings only."""
+    settings = app.state.settings
+    app.state.escrow = Escrow(
+        index_key=settings.escrow_index_key,
+        max_per_org_per_day=settings.escrow_max_entries_per_org_per_day,
+        default_expiry_days=settings.escrow_default_expiry_days,
+    )
+    app.state.record_signer = Signer.from_seed(settings.record_signing_key)
 
 
 def _with_components(app: FastAPI, models: Sequence[type[BaseModel]]) -> Callable[[], Any]:
@@ -71,12 +87,23 @@ def create_app(
         ),
         metadata=Model.metadata,
         migrations_dir=MIGRATIONS_DIR,
-        routers=[forms_router, reports_router, reports_internal_router],
-        on_startup=[attach_vault],
+        routers=[
+            forms_router,
+            reports_router,
+            reports_internal_router,
+            escrow_router,
+            records_router,
+        ],
+        on_startup=[attach_vault, attach_escrow],
         max_body_bytes=settings.max_body_bytes,
         openapi_tags=[
             {"name": "forms", "description": "Reporting forms, categories and resources."},
             {"name": "reports", "description": "Submitting reports and attachments."},
+            {
+                "name": "escrow",
+                "description": "Reports held until another reporter names the same person.",
+            },
+            {"name": "records", "description": "Private, sealed, time-stamped records."},
         ],
         event_tables=(Outbox, Inbox),
         access_table=AccessRecord,

@@ -41,7 +41,21 @@ async def on_org(event: CloudEvent, ctx: EventContext) -> None:
 async def on_person(event: CloudEvent, ctx: EventContext) -> None:
     """`upstander.person.*`: only `{person_id, org_id}` is kept (see `intake.directory`); a
     malformed event is an `InvalidEvent` (a dead letter at once)."""
-    await record_person(ctx.session, parse_event(event, PersonEvent), now=ctx.clock.now())
+    from upstander.intake.escrow.service import Escrow, record_alias  # imports this module
+
+    person = parse_event(event, PersonEvent)
+    await record_person(ctx.session, person, now=ctx.clock.now())
+    escrow = ctx.resource("escrow", Escrow)
+    if escrow is not None and person.org_id is not None:
+        # Their work email's blind index, so an escrow entry naming it matches them.
+        await record_alias(
+            ctx.session,
+            escrow,
+            org_id=person.org_id,
+            person_id=person.person_id,
+            email=person.email,
+            now=ctx.clock.now(),
+        )
 
 
 HANDLERS: dict[str, Handler] = {

@@ -118,3 +118,7 @@ class DirectoryPerson(OrgMixin, TimestampMixin, Model):
     __tablename__ = "directory_people"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)  # the person id
+
+
+# The matching escrow and private records (docs/escrow.md): their own module.
+from upstander.intake.escrow.models import *  # noqa: E402, F403

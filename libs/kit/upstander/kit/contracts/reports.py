@@ -77,6 +77,32 @@ class ReportSubmitted(EventData):
     excluded_person_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
     reporter: Reporter | None = None
     attachments: list[AttachmentMeta] = Field(default_factory=list, max_length=1000)
+    linked_report_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=100,
+        description=(
+            "Reports released from the same escrow match before this one (docs/escrow.md): "
+            "cases links their cases to this one (`same_subject`)."
+        ),
+    )
+    recorded_at: EventTime | None = Field(
+        default=None,
+        description=(
+            "For a report made from a private record: the signed time of the record's first "
+            "entry (the reporter holds its proof)."
+        ),
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Only reports from the escrow or a private record carry these: other reports'
+        # data stays as it always was.
+        data: dict[str, Any] = handler(self)
+        if not data.get("linked_report_ids"):
+            data.pop("linked_report_ids", None)
+        if data.get("recorded_at") is None:
+            data.pop("recorded_at", None)
+        return data
 
 
 @contract("upstander.report.attachment_added", 1)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.audit.service import append as audit_append
@@ -22,7 +22,9 @@ from upstander.cases.directory.service import foreign_people, org_slug
 from upstander.cases.models import (
     Case,
     CaseAttachment,
+    CaseLink,
     CaseReport,
+    LinkKind,
     ReporterMode,
     RestrictionReason,
 )
@@ -201,3 +203,47 @@ async def add_attachment(
     await vault.create_key(session, org_id=org_id, owner_id=case.id, created_at=now)
     await record_attachments(session, case, [attachment], now=now)
     return case
+
+
+async def link_escrow_cases(
+    session: AsyncSession, case: Case, report_ids: Iterable[uuid.UUID], *, clock: Clock
+) -> int:
+    """Link `case` (`same_subject`) to the cases of reports released from the same escrow
+    match (intake's docs/escrow.md); a pair already linked, or a report without a case yet,
+    is skipped. Returns how many links were made."""
+    others = (
+        await session.scalars(
+            select(Case).where(
+                Case.org_id == case.org_id,
+                Case.report_id.in_(list(report_ids)),
+                Case.id != case.id,
+            )
+        )
+    ).all()
+    made = 0
+    now = for_reporter(clock.now(), case.reporter_mode)
+    for other in others:
+        existing = await session.scalar(
+            select(CaseLink.id).where(
+                CaseLink.org_id == case.org_id,
+                CaseLink.kind == LinkKind.SAME_SUBJECT,
+                or_(
+                    (CaseLink.case_id == case.id) & (CaseLink.linked_case_id == other.id),
+                    (CaseLink.case_id == other.id) & (CaseLink.linked_case_id == case.id),
+                ),
+            )
+        )
+        if existing is None:
+            session.add(
+                CaseLink(
+                    org_id=case.org_id,
+                    case_id=case.id,
+                    linked_case_id=other.id,
+                    kind=LinkKind.SAME_SUBJECT,
+                    created_by="escrow",
+                    created_at=now,
+                )
+            )
+            made += 1
+    await session.flush()
+    return made

@@ -129,6 +129,9 @@ def report_content(report: ReportSubmitted) -> dict[str, Any]:
         },
     )
     content["witnesses"] = [{**witness, "role": None} for witness in content["witnesses"]]
+    if report.recorded_at is not None:
+        # Made from a private record: the time its proof signs (intake docs/escrow.md).
+        content["recorded_at"] = report.recorded_at.isoformat()
     reporter = report.reporter
     content["reporter"] = (
         None

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.intake.directory.service import foreign_people
+from upstander.intake.escrow.receipts import receipt_row_query as escrow_receipt_row
 from upstander.intake.events import ATTACHMENT_ADDED, REPORT_SUBMITTED
 from upstander.intake.models import (
     Attachment,
@@ -159,6 +160,7 @@ def submitted_event_data(
         excluded_person_ids=content["excluded_person_ids"],
         reporter=content["reporter"],
         attachments=[attachment_summary(a) for a in attachments],
+        recorded_at=content.get("recorded_at"),
     ).model_dump(mode="json")
 
 
@@ -191,6 +193,7 @@ async def submit_report(
     files: Sequence[NewAttachment],
     receipt_key: str,
     now: datetime,
+    recorded_at: datetime | None = None,
 ) -> SubmittedReport:
     """Store a report (and its files) encrypted under a new data key of its own, and emit
     `upstander.report.submitted` in the same transaction. Anonymous and confidential reports
@@ -213,6 +216,8 @@ async def submit_report(
     report_id = uuid.uuid4()
     await vault.create_key(session, org_id=form.org_id, owner_id=report_id, created_at=now)
     content = _content(body, reporter_person_id)
+    if recorded_at is not None:  # made from a private record: its signed time
+        content["recorded_at"] = recorded_at.isoformat()
     report = Report(
         id=report_id,
         org_id=form.org_id,
@@ -335,6 +340,9 @@ async def verify_receipt(
                 .where(Report.receipt_lookup == receipts.lookup_key(code, receipt_key))
             )
         ).first()
+        if row is None:  # an escrow entry's code (docs/escrow.md) opens the entry
+            lookup = receipts.lookup_key(code, receipt_key)
+            row = (await session.execute(escrow_receipt_row(lookup))).first()
         if row is not None and row.org_slug == org_slug.strip().lower():
             stored, found = row.receipt_hash, (row.id, row.org_id)
     matches = await asyncio.to_thread(receipts.verify_code, code if stored else None, stored)
