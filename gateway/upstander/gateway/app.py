@@ -11,23 +11,36 @@ from sqlalchemy.exc import IntegrityError
 
 from upstander.gateway.auth.api import oauth_router
 from upstander.gateway.auth.api import router as auth_router
+from upstander.gateway.auth.authorize import router as authorize_router
 from upstander.gateway.auth.keys import KeyStore
+from upstander.gateway.auth.lrs_basic import install_lrs_basic
 from upstander.gateway.auth.oauth import document_oauth_errors
 from upstander.gateway.auth.receipt import router as receipt_router
 from upstander.gateway.auth.revocation import DirectoryRevocationCheck
 from upstander.gateway.auth.sessions import install_revocation_check, start_revoked_tokens
+from upstander.gateway.auth.sso import router as sso_router
+from upstander.gateway.auth.sso import start_sso, stop_sso
 from upstander.gateway.auth.tokens import TokenIssuer
+from upstander.gateway.auth.web_api import router as web_settings_router
 from upstander.gateway.bootstrap import bootstrap_demo, ensure_service_clients
 from upstander.gateway.edge import install_edge, stop_rate_limits
 from upstander.gateway.events import start_directory_events
 from upstander.gateway.identity.api import router as identity_router
+from upstander.gateway.identity.orgs import pages as invite_pages
+from upstander.gateway.identity.orgs import router as orgs_router
+from upstander.gateway.identity.orgs import start_operator_client
 from upstander.gateway.models import IdempotencyKey, Inbox, Model, Outbox
 from upstander.gateway.proxy import start_upstreams, stop_upstreams
+from upstander.gateway.scim.api import router as scim_router
 from upstander.gateway.settings import Settings
+from upstander.gateway.web import router as reporter_page_router
 from upstander.kit.app import ServiceSpec, create_service_app
 from upstander.kit.auth import TokenVerifier
 from upstander.kit.clock import Clock
 from upstander.kit.http import DEFAULT_CONTENT_TYPES
+
+# What the LRS takes besides JSON and forms: statements with attachments, documents.
+XAPI_CONTENT_TYPES = ("multipart/mixed", "application/octet-stream", "text/plain")
 
 log = logging.getLogger("upstander.gateway")
 
@@ -108,27 +121,45 @@ def create_app(
         ),
         metadata=Model.metadata,
         migrations_dir=MIGRATIONS_DIR,
-        routers=[auth_router, oauth_router, receipt_router, identity_router],
+        routers=[
+            auth_router,
+            oauth_router,
+            receipt_router,
+            identity_router,
+            orgs_router,
+            invite_pages,
+            scim_router,
+            reporter_page_router,
+            authorize_router,
+            sso_router,
+            web_settings_router,
+        ],
         on_startup=[
             start_keys,
             start_revoked_tokens,
             start_local_service_tokens,
             start_directory_events,
             start_service_clients,
+            start_operator_client,
             start_demo,
             start_upstreams,
+            start_sso,
         ],
-        on_shutdown=[stop_upstreams, stop_rate_limits],
+        on_shutdown=[stop_upstreams, stop_rate_limits, stop_sso],
         event_tables=(Outbox, Inbox),
         idempotency_table=IdempotencyKey,
         max_body_bytes=settings.max_body_bytes,
         # The public edge: one source may hold only so many requests with bodies arriving.
         slow_requests_per_source=settings.slow_requests_per_source,
         # What any service takes passes the gateway; each service refuses what it doesn't.
-        content_types=(*DEFAULT_CONTENT_TYPES, "text/csv"),
+        content_types=(*DEFAULT_CONTENT_TYPES, "text/csv", *XAPI_CONTENT_TYPES),
         openapi_tags=[
             {"name": "auth", "description": "Tokens and signing keys."},
             {"name": "identity", "description": "Your organisation, its people and API clients."},
+            {
+                "name": "scim",
+                "description": "SCIM 2.0 provisioning of people and role groups (docs/scim.md).",
+            },
         ],
     )
     app = create_service_app(settings, spec, transport=transport, clock=clock)
@@ -136,5 +167,7 @@ def create_app(
     install_edge(app, settings, transport=transport, clock=clock)
     # Revoked access tokens (RFC 7009, logout) are refused here, for every route and service.
     install_revocation_check(app)
+    # The LRS's HTTP Basic key/secret (an API client's id and secret) → that client's token.
+    install_lrs_basic(app)
     document_oauth_errors(app)
     return app
