@@ -8,6 +8,8 @@
 #   UPSTANDER_TEST_PG_URL    PostgreSQL admin URL (default postgresql://postgres@127.0.0.1:5432/postgres)
 #   UPSTANDER_TEST_PARALLEL  1 (default): both passes at once; 0: one after the other
 #   CI=true                  an unreachable PostgreSQL is a failure, not a skip
+#   UPSTANDER_TEST_SHARE_DIR set here when both passes run: the tests that touch no database
+#                            run once, in whichever pass is free first (tests/conftest.py)
 #
 # Extra arguments go to both pytest passes: scripts/test.sh tests/cases -k transitions
 set -uo pipefail
@@ -22,7 +24,9 @@ PARALLEL="${UPSTANDER_TEST_PARALLEL:-1}"
 # cache outside the working tree instead, which leaves the tree as clean as that setting does.
 export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-${TMPDIR:-/tmp}/upstander-pycache-$(id -u)}"
 unset PYTHONDONTWRITEBYTECODE
-PYTEST_OPTIONS=(-q --durations=15)
+# A module that fails to import is reported as an error (and fails the run) without stopping the
+# pass: the other tests still run and report.
+PYTEST_OPTIONS=(-q --durations=15 --continue-on-collection-errors)
 LOG_DIR="$(mktemp -d)"
 background_pid=""
 sqlite_pid=""
@@ -135,6 +139,12 @@ else
 fi
 
 started=$SECONDS
+if [[ "$postgresql_reachable" == 1 ]]; then
+  # The tests that touch no database run once in all, not once per pass: each pass runs its
+  # own tests first, then takes those modules one at a time while the other has not, so the
+  # two passes end together (tests/conftest.py, docs/testing.md).
+  export UPSTANDER_TEST_SHARE_DIR="$LOG_DIR/shared"
+fi
 if [[ "$postgresql_reachable" == 1 && "$PARALLEL" != 0 ]]; then
   say "pytest on postgresql (in the background; its output follows the SQLite pass)"
   start_pytest postgresql "$LOG_DIR/postgresql.log" "$@" &
@@ -178,6 +188,10 @@ fi
 
 say "summary"
 echo "backends: sqlite=$sqlite_outcome postgresql=$postgresql_outcome ($((SECONDS - started))s of pytest)"
+# CPU seconds (user, system) of everything this script ran: unlike the wall time, other work
+# on the machine does not stretch them.
+times >"$LOG_DIR/times"  # no pipe: in a subshell, `times` would count only the subshell
+echo "cpu: $(tail -n 1 "$LOG_DIR/times" | sed 's/ / user, /; s/$/ system/') (pytest passes and their children)"
 # The closing line: tests passed and failed over both passes (a pass that could not run counts
 # as one failure).
 echo "total: $total_passed passed, $total_failed failed, $total_skipped skipped"

@@ -10,8 +10,13 @@ the SQLite pass runs everything. See docs/testing.md.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import hashlib
+import os
+import resource
+import time
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import helpers
@@ -19,6 +24,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 T = TypeVar("T")
+
+_STARTED = time.monotonic()
 
 MARKERS = {
     "processes": "starts real service processes on localhost ports",
@@ -33,7 +40,24 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
+def _cheap_password_hashing() -> None:
+    """Argon2id at production cost is about 0.2 CPU second per hash or check, and the gateway
+    tests sign in and make clients by the hundred: in this process, hash with the cheapest
+    Argon2id parameters instead. The algorithm, the stored format and the code paths stay the
+    same (a hash with other parameters still verifies, and is rehashed as in production); the
+    production defaults are untouched, and the processes tests start keep them."""
+    try:
+        from argon2 import PasswordHasher
+
+        from upstander.gateway.auth import passwords
+    except ImportError:  # a checkout without the gateway
+        return
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    passwords._dummy_hash.cache_clear()
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _cheap_password_hashing()
     registered = {line.split(":", 1)[0].strip() for line in config.getini("markers")}
     for name, description in MARKERS.items():
         if name not in registered:
@@ -93,15 +117,132 @@ def _uses_backend(item: pytest.Item) -> bool:
     return module is not None and _module_makes_databases(module)
 
 
+# Set by scripts/test.sh when both passes run: a folder the two passes share. The tests that
+# never touch a database are then run once in all, by whichever pass is free first.
+SHARE_VARIABLE = "UPSTANDER_TEST_SHARE_DIR"
+_SHARED = pytest.StashKey[list[tuple[str, list[pytest.Item]]]]()
+_SHARE_TALLY = pytest.StashKey[dict[str, int]]()
+
+
+def _share_dir() -> Path | None:
+    folder = os.environ.get(SHARE_VARIABLE, "").strip()
+    return Path(folder) if folder else None
+
+
+def _module_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On the PostgreSQL pass keep only the tests that use the backend. When a selection has
-    none (say `tests/kit` alone), it runs as selected rather than as nothing."""
+    none (say `tests/kit` alone), it runs as selected rather than as nothing.
+
+    With UPSTANDER_TEST_SHARE_DIR (both passes of scripts/test.sh), the modules none of whose
+    tests use the backend are set apart from either pass's own tests and left to the end; each
+    pass then takes them one module at a time while the other pass has not (see
+    `pytest_runtestloop`), so each runs once and the two passes end together."""
+    uses = {id(item): _uses_backend(item) for item in items}
+    share = _share_dir()
+    if share is not None:
+        modules: dict[str, list[pytest.Item]] = {}
+        for item in items:
+            modules.setdefault(_module_of(item), []).append(item)
+        shared = {
+            module
+            for module, members in modules.items()
+            if not any(uses[id(member)] for member in members)
+        }
+        postgresql = helpers.selected_backend() == "postgresql"
+        own: list[pytest.Item] = []
+        dropped: list[pytest.Item] = []
+        for item in items:
+            if _module_of(item) in shared:
+                continue
+            # A module that uses the backend keeps its other tests in the SQLite pass.
+            (dropped if postgresql and not uses[id(item)] else own).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        config.stash[_SHARED] = [
+            (module, modules[module]) for module in modules if module in shared
+        ]
+        items[:] = own + [item for module, _ in config.stash[_SHARED] for item in modules[module]]
+        return
     if helpers.selected_backend() != "postgresql":
         return
-    kept = [item for item in items if _uses_backend(item)]
+    kept = [item for item in items if uses[id(item)]]
     if kept and len(kept) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if not _uses_backend(item)])
+        config.hook.pytest_deselected(items=[item for item in items if not uses[id(item)]])
         items[:] = kept
+
+
+def _claim(share: Path, module: str) -> bool:
+    """Take `module` for this pass, unless the other pass has (an exclusive file create)."""
+    share.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(module.encode()).hexdigest()[:32]
+    try:
+        descriptor = os.open(share / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w") as claim:
+        claim.write(f"{helpers.selected_backend()} {module}\n")
+    return True
+
+
+def _items_to_run(session: pytest.Session, share: Path) -> Iterator[pytest.Item]:
+    shared = session.config.stash.get(_SHARED, [])
+    first_shared = len(session.items) - sum(len(members) for _, members in shared)
+    tally = session.config.stash.setdefault(_SHARE_TALLY, {"modules": 0, "tests": 0})
+    yield from session.items[:first_shared]
+    for module, members in shared:
+        if _claim(share, module):
+            tally["modules"] += 1
+            tally["tests"] += len(members)
+            yield from members
+        else:
+            session.config.hook.pytest_deselected(items=members)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """pytest's own loop, except that with a share folder the backend-independent modules at
+    the end run only if this pass takes them first (each is claimed just before the test
+    ahead of it runs, so `nextitem` is always the test that really runs next)."""
+    share = _share_dir()
+    if share is None or session.config.option.collectonly:
+        return None  # pytest's loop
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        return None  # pytest's loop reports the collection errors
+    upcoming = _items_to_run(session, share)
+    item = next(upcoming, None)
+    while item is not None:
+        nextitem = next(upcoming, None)
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        if session.shouldfail:
+            raise session.Failed(session.shouldfail)
+        if session.shouldstop:
+            raise session.Interrupted(session.shouldstop)
+        item = nextitem
+    return True
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    # CPU seconds as well as wall time: other work on the machine stretches the wall time only.
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    terminalreporter.write_line(
+        f"{helpers.selected_backend()} pass CPU: {own.ru_utime + own.ru_stime:.1f}s in pytest, "
+        f"{children.ru_utime + children.ru_stime:.1f}s in the processes it started "
+        f"(and waited for); wall {time.monotonic() - _STARTED:.1f}s"
+    )
+    shared = terminalreporter.config.stash.get(_SHARED, None)
+    if not shared:
+        return
+    tally = terminalreporter.config.stash.get(_SHARE_TALLY, {"modules": 0, "tests": 0})
+    terminalreporter.write_line(
+        f"backend-independent modules shared with the other pass: this pass ran "
+        f"{tally['modules']} of {len(shared)} ({tally['tests']} of "
+        f"{sum(len(members) for _, members in shared)} tests)"
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

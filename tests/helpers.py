@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import importlib
 import json
@@ -516,6 +517,53 @@ async def drop_database(url: str) -> None:
         await _give_back_pg_copy(database)
     else:
         await drop_pg_database(database)
+
+
+# ----------------------------------------------------------------------------- reused apps
+
+
+class ReusedApp:
+    """One FastAPI app object reused by many tests, each with its own lifespan and database.
+
+    Building a service app and, above all, the first requests to it cost a few tenths of a CPU
+    second (FastAPI fills each route's state lazily, per app object), several times what a
+    typical test does. So a folder's `app` fixture builds the app once per module and, for
+    each test, points its settings at the test's fresh database, gives it the test's clock and
+    runs its lifespan (`running`): the engine, HTTP client, token verifier, event bus, vault
+    and workers are new for every test, exactly as with a new app. After each test the app is
+    put back as it was built: its settings (a test may change one), `app.state` (a test may
+    add or replace something), dependency overrides and request metrics."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._settings = app.state.settings
+        self._settings_values = copy.deepcopy(dict(self._settings.__dict__))
+        self._state = dict(app.state._state)
+
+    def _reset(self) -> None:
+        app = self.app
+        self._settings.__dict__.update(copy.deepcopy(self._settings_values))
+        app.state._state.clear()
+        app.state._state.update(self._state)
+        app.dependency_overrides.clear()
+        metrics = self._state.get("metrics")
+        for name in ("requests", "latency"):
+            with contextlib.suppress(Exception):
+                getattr(metrics, name).clear()
+
+    @contextlib.asynccontextmanager
+    async def running(self, *, database_url: str, clock: Any) -> Any:
+        """The app, started on `database_url` with `clock`, for one test."""
+        from asgi_lifespan import LifespanManager
+
+        self._reset()
+        self._settings.database_url = database_url
+        self.app.state.clock = clock
+        try:
+            async with LifespanManager(self.app):
+                yield self.app
+        finally:
+            self._reset()
 
 
 # ----------------------------------------------------------------------------- tokens

@@ -12,7 +12,6 @@ from typing import Any
 import helpers
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
@@ -89,25 +88,32 @@ def clock() -> FrozenClock:
     return FrozenClock(datetime(2026, 11, 24, 9, 30, tzinfo=UTC))
 
 
-@pytest.fixture
-async def app(
-    database_url: str, gateway_transport: httpx.MockTransport, clock: FrozenClock
-) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan running, on a database already at head."""
+@pytest.fixture(scope="module")
+def cases_app_object(gateway_transport: httpx.MockTransport) -> helpers.ReusedApp:
+    """The module's app object, built once; `app` starts it for each test on that test's own
+    database and clock (see `helpers.ReusedApp`)."""
     # No background relay: tests read the outbox as written (and drain it themselves).
     # No background deadline loop either: tests call `app.state.deadlines.run_once()`.
     # No migration on start: `database_url` is a copy of the run's migrated template (a no-op
     # upgrade per test costs more than the copy; tests/test_migrations.py tests the history).
     settings = Settings(
-        database_url=database_url,
+        database_url="sqlite+aiosqlite://",  # each test's own, set by `app`
         log_json=False,
         log_level="WARNING",
         relay_background=False,
         deadline_scheduler_background=False,
         migrate_on_start=False,
     )
-    application = create_app(settings, transport=gateway_transport, clock=clock)
-    async with LifespanManager(application):
+    return helpers.ReusedApp(create_app(settings, transport=gateway_transport, clock=FrozenClock()))
+
+
+@pytest.fixture
+async def app(
+    cases_app_object: helpers.ReusedApp, database_url: str, clock: FrozenClock
+) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running, on a fresh database already at head and the test's
+    `clock`: everything it starts is the test's own, as with a new app."""
+    async with cases_app_object.running(database_url=database_url, clock=clock) as application:
         yield application
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import helpers
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
@@ -85,23 +84,30 @@ def clock() -> FrozenClock:
     return FrozenClock(datetime(2026, 11, 24, 9, 30, tzinfo=UTC))
 
 
-@pytest.fixture
-async def app(
-    database_url: str, gateway_transport: httpx.MockTransport, clock: FrozenClock
-) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan running, on a database already at head."""
+@pytest.fixture(scope="module")
+def intake_app_object(gateway_transport: httpx.MockTransport) -> helpers.ReusedApp:
+    """The module's app object, built once; `app` starts it for each test on that test's own
+    database and clock (see `helpers.ReusedApp`)."""
     # The relay stays off: tests look at the outbox as the request left it.
     # No migration on start: `database_url` is a copy of the run's migrated template (a no-op
     # upgrade per test costs more than the copy; tests/test_migrations.py tests the history).
     settings = Settings(
-        database_url=database_url,
+        database_url="sqlite+aiosqlite://",  # each test's own, set by `app`
         log_json=False,
         log_level="WARNING",
         relay_background=False,
         migrate_on_start=False,
     )
-    application = create_app(settings, transport=gateway_transport, clock=clock)
-    async with LifespanManager(application):
+    return helpers.ReusedApp(create_app(settings, transport=gateway_transport, clock=FrozenClock()))
+
+
+@pytest.fixture
+async def app(
+    intake_app_object: helpers.ReusedApp, database_url: str, clock: FrozenClock
+) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running, on a fresh database already at head and the test's
+    `clock`: everything it starts is the test's own, as with a new app."""
+    async with intake_app_object.running(database_url=database_url, clock=clock) as application:
         yield application
 
 
