@@ -1,7 +1,8 @@
 """An HR case system's sync loop against Upstander: read the case change feed from the cursor
 kept last time, fetch each changed case, and keep a local mirror. Webhooks only say "look";
-this is what looks. Run: `python examples/hr_sync.py http://localhost:8000 <token> state.json`
-(the token of an API client with `cases:read`)."""
+this is what looks (docs/hr-sync.md). Run:
+`python examples/hr_sync.py http://localhost:8000 <token> state.json` (the token of an API
+client with `cases:read`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ async def sync(http: httpx.AsyncClient, state: dict[str, Any]) -> int:
         params = {"limit": 100, **({"cursor": state["cursor"]} if state.get("cursor") else {})}
         page = (await http.get("/cases/v1/changes", params=params)).raise_for_status().json()
         for change in page["items"]:
+            if change["change"] == "deleted":  # a tombstone: deleted past retention
+                state["cases"].pop(change["case_id"], None)
+                applied += 1
+                continue
             answer = await http.get(f"/cases/v1/cases/{change['case_id']}")
             if answer.status_code == 404:  # hidden from us since, or gone
                 state["cases"].pop(change["case_id"], None)

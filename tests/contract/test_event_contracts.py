@@ -472,6 +472,12 @@ async def story(platform: Platform, seen: Captured) -> None:
             headers=trainer,
         )
     )
+    # Acknowledged by the trainer (`policy.acknowledged`).
+    await ok(
+        await gateway.post(
+            f"/training/v1/policies/{policy['id']}/versions/1/acknowledge", headers=trainer
+        )
+    )
     # A completion recorded by hand (`training.completed`).
     await ok(
         await gateway.post(

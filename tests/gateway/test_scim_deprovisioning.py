@@ -45,7 +45,9 @@ async def _signed_in_person(
 async def _staged(gateway_app: FastAPI, type_: str, subject: str) -> list[tuple[str, dict]]:
     async with gateway_app.state.sessionmaker() as session:
         rows = await session.scalars(
-            select(Outbox).where(Outbox.type == type_, Outbox.subject == subject)
+            select(Outbox)
+            .where(Outbox.type == type_, Outbox.subject == subject)
+            .order_by(Outbox.seq)
         )
         return [(row.destination, json.loads(row.payload or b"{}")) for row in rows]
 

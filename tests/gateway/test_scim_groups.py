@@ -103,12 +103,17 @@ async def test_post_claims_a_role_group_and_put_sets_its_members(
     assert claimed.status_code == 201, claimed.text
     assert claimed.json()["id"] == "trainer"
     assert "trainer" in await _roles(gateway, scim, person["id"])
+    # PUT replaces the membership: everyone but this person stays (the gateway, and its demo
+    # trainer, are shared by the module's tests).
+    current = await gateway.get(f"{SCIM}/Groups/trainer", headers=scim)
+    others = [m for m in current.json()["members"] if m["value"] != person["id"]]
     replaced = await gateway.put(
         f"{SCIM}/Groups/trainer",
-        json={"schemas": [GROUP], "displayName": "trainer", "members": []},
+        json={"schemas": [GROUP], "displayName": "trainer", "members": others},
         headers=scim,
     )
-    assert replaced.status_code == 200 and replaced.json()["members"] == []
+    assert replaced.status_code == 200, replaced.text
+    assert {m["value"] for m in replaced.json()["members"]} == {m["value"] for m in others}
     assert "trainer" not in await _roles(gateway, scim, person["id"])
 
 

@@ -138,4 +138,54 @@ def test_subscribable_forwarded_and_documented_webhook_events_are_the_same_set()
         "upstander.person.deactivated",
         "upstander.training.completed",
         "upstander.case.assigned",
+        "upstander.case.updated",
+        "upstander.policy.acknowledged",
     } <= forwarded
+
+
+async def test_case_updates_and_policy_acknowledgments_reach_webhooks_as_ids_only(
+    app, client, caller, events
+) -> None:
+    admin = caller("admin")
+    hook = await _hook(client, admin, ["upstander.case.updated", "upstander.policy.*"])
+    case_id, person_id, policy_id = (str(uuid.uuid4()) for _ in range(3))
+    hidden_from = str(uuid.uuid4())
+    await events.publish(
+        "upstander.case.updated",
+        {
+            "case_id": case_id,
+            "number": "DEMO-2026-0007",
+            "routed_to": "case_managers",
+            "restricted_person_ids": [hidden_from],
+            "status": "investigation",
+            "version": 4,
+        },
+        org_id=admin.org_id,
+        source="/cases",
+    )
+    acknowledgment = {
+        "acknowledgment_id": str(uuid.uuid4()),
+        "person_id": person_id,
+        "policy_id": policy_id,
+        "version": 2,
+        "acknowledged_at": "2026-11-30T10:00:00Z",
+    }
+    await events.publish(
+        "upstander.policy.acknowledged", acknowledgment, org_id=admin.org_id, source="/training"
+    )
+    sent = await _payloads(app, hook)
+    assert [payload["type"] for payload in sent] == [
+        "upstander.case.updated",
+        "upstander.policy.acknowledged",
+    ]
+    assert sent[0]["data"] == {
+        "case_id": case_id,
+        "number": "DEMO-2026-0007",
+        "status": "investigation",
+        "version": 4,
+    }
+    assert hidden_from not in str(sent)
+    assert sent[1]["data"] == {
+        key: acknowledgment[key]
+        for key in ("acknowledgment_id", "person_id", "policy_id", "version")
+    }

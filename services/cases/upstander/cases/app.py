@@ -31,6 +31,7 @@ from upstander.cases.settings import Settings
 from upstander.cases.stats.api import router as stats_router
 from upstander.cases.sync import changes as _change_feed  # noqa: F401  (records the feed)
 from upstander.cases.sync.api import router as sync_router
+from upstander.cases.sync.changes import start_change_events
 from upstander.cases.timeline.api import router as timeline_router
 from upstander.cases.workflow.api import router as workflow_router
 from upstander.kit.app import ServiceSpec, create_service_app
@@ -113,7 +114,7 @@ def create_app(
             export_router,
             sync_router,
         ],
-        on_startup=[attach_vault, start_deadlines, start_attachment_fetcher],
+        on_startup=[attach_vault, start_deadlines, start_attachment_fetcher, start_change_events],
         on_shutdown=[stop_attachment_fetcher, stop_deadlines],
         openapi_tags=[
             {"name": "cases", "description": "Case files and their deadlines."},

@@ -394,5 +394,7 @@ Outbox, Inbox = event_tables(Model)
 # signed before it are refused (upstander.kit.revocation).
 AccessRecord = access_table(Model)
 
-# The LRS documents, attachments, links and activities (migration 0004).
+# External references on courses and completions (migration 0005); the LRS documents,
+# attachments, links and activities (migration 0004).
+from upstander.training.external_refs import models as external_ref_models  # noqa: E402, F401
 from upstander.training.xapi import models as xapi_models  # noqa: E402, F401

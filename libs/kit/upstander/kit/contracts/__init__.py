@@ -24,6 +24,7 @@ from upstander.kit.contracts.cases import (
     CaseRerouted,
     CaseRestricted,
     CaseStatusChanged,
+    CaseUpdated,
     ReporterNotice,
     RoutedCaseEvent,
 )
@@ -60,6 +61,7 @@ from upstander.kit.contracts.reports import (
 from upstander.kit.contracts.training import (
     CourseReminder,
     OverdueCourse,
+    PolicyAcknowledged,
     PolicyAcknowledgmentDue,
     PolicyVersionPublished,
     SupervisorDigest,
@@ -84,6 +86,7 @@ __all__ = [
     "CaseRerouted",
     "CaseRestricted",
     "CaseStatusChanged",
+    "CaseUpdated",
     "CourseReminder",
     "EventData",
     "EventTime",
@@ -98,6 +101,7 @@ __all__ = [
     "PersonEvent",
     "PersonInvolved",
     "PersonUpdated",
+    "PolicyAcknowledged",
     "PolicyAcknowledgmentDue",
     "PolicyVersionPublished",
     "ReportSubmitted",

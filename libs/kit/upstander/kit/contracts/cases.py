@@ -65,6 +65,18 @@ class CaseAssigned(RoutedCaseEvent):
     role: str = Field(max_length=32, examples=["investigator"])
 
 
+@contract("upstander.case.updated", 1)
+class CaseUpdated(RoutedCaseEvent):
+    """The case changed (its record, assignments or external references): a hint for syncs
+    to read the change feed (`GET /cases/v1/changes`), which is the truth. Once per case and
+    transaction, alongside the specific event (`case.status_changed`, `case.assigned`...)
+    when there is one; not when a case opens (`case.opened`) or is deleted (the feed's
+    tombstone). Ids, its status and version: never content."""
+
+    status: str = Field(max_length=32, examples=["investigation"])
+    version: int = Field(ge=1, examples=[4], description="The case's version (its ETag).")
+
+
 DeadlineKind = Literal["acknowledge", "feedback", "action"]
 
 

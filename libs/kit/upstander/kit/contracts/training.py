@@ -67,6 +67,18 @@ class PolicyAcknowledgmentDue(EventData):
     due_at: EventTime
 
 
+@contract("upstander.policy.acknowledged", 1)
+class PolicyAcknowledged(EventData):
+    """A person acknowledged a version of a policy; once per person and version. Ids, the
+    version number and the time only."""
+
+    acknowledgment_id: uuid.UUID
+    person_id: uuid.UUID
+    policy_id: uuid.UUID
+    version: int = Field(ge=1, description="The version acknowledged (1, 2, ...).")
+    acknowledged_at: EventTime
+
+
 @contract("upstander.training.completed", 1)
 class TrainingCompleted(EventData):
     """A person completed a course (recorded by hand, imported from CSV, or from an xAPI

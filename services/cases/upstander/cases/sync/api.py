@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Query, Response
+from sqlalchemy import select
 
 from upstander.cases.access import CaseCtx, LockedCase, case_router
+from upstander.cases.audit.service import record
+from upstander.cases.cases.schemas import CaseOut
+from upstander.cases.cases.service import visibility
+from upstander.cases.models import Case
+from upstander.cases.problems import InvalidRequest
+from upstander.cases.report.service import Shredded, read_report
 from upstander.cases.sync import service
 from upstander.cases.sync.schemas import (
     SYSTEM_PATTERN,
@@ -15,10 +22,14 @@ from upstander.cases.sync.schemas import (
     ChangePage,
     ExternalRefIn,
     ExternalRefOut,
+    HrCaseIn,
+    OpenedCaseOut,
 )
-from upstander.kit.errors import BadRequest, problem_responses
+from upstander.kit.auth import insufficient_scope
+from upstander.kit.clock import for_reporter
+from upstander.kit.errors import BadRequest, NotFound, problem_responses
 from upstander.kit.pagination import cursor_query
-from upstander.kit.scopes import Scope, require_scope
+from upstander.kit.scopes import Scope, held_scopes, require_scope
 
 router = case_router(tags=["cases"])
 
@@ -32,6 +43,74 @@ System = Annotated[
 ]
 
 
+@router.post(
+    "/cases",
+    operation_id="open_case",
+    dependencies=[require_scope(Scope.CASES_WRITE)],
+    summary="Open a case another system received (HR system, hotline)",
+    description=(
+        "For a report your HR system received by phone, email or in person: the case is "
+        "opened exactly like a report from the reporting form (deadlines from `received_at`, "
+        "the people involved, excluded or above them never see it, routing to independent "
+        "reviewers when leadership is involved, `upstander.case.opened`), and the report is "
+        "sealed under the case's key (`source: hr_system` in `get_case_report`). "
+        "Idempotent on `external_ref`: the same reference again returns the case already "
+        "opened with 200 (201 when new), whatever else the body says; `Idempotency-Key` "
+        "works as on every write. `case` is null in the answer when the new case is hidden "
+        "from you. An invalid body is 422; a reference of a deleted case is 409."
+    ),
+    status_code=201,
+    response_model=OpenedCaseOut,
+    responses={
+        200: {
+            "description": "A case with this external reference was already open.",
+            "model": OpenedCaseOut,
+        },
+        201: {
+            "headers": {
+                "Location": {"description": "The case's URL.", "schema": {"type": "string"}}
+            }
+        },
+        **problem_responses(401, 403, 409, 422),
+    },
+)
+async def open_case(body: HrCaseIn, ctx: CaseCtx, response: Response) -> OpenedCaseOut:
+    received_at = body.received_at or ctx.now
+    if received_at > ctx.now:
+        raise InvalidRequest("body.received_at", "received_at is in the future.")
+    case, created = await service.open_hr_case(
+        ctx.session,
+        org_id=ctx.org_id,
+        system=body.external_ref.system,
+        external_id=body.external_ref.id,
+        data=body.report_data(),
+        received_at=received_at,
+        vault=ctx.vault,
+        events=ctx.events,
+        clock=ctx.clock,
+    )
+    await record(
+        ctx.session,
+        ctx.principal,
+        "case.open" if created else "case.open.repeat",
+        at=for_reporter(ctx.now, case.reporter_mode),
+        case_id=case.id,
+        detail={"system": body.external_ref.system.lower()},
+    )
+    shown = await ctx.session.scalar(
+        select(Case.id).where(Case.id == case.id, await visibility(ctx.session, ctx.principal))
+    )
+    refs = (await service.external_refs(ctx.session, [case.id]))[case.id]
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/cases/v1/cases/{case.id}"
+    return OpenedCaseOut(
+        id=case.id,
+        number=case.number,
+        external_refs=[ExternalRefOut(system=r.system, id=r.external_id) for r in refs],
+        case=CaseOut.model_validate(case) if shown is not None else None,
+    )
+
+
 @router.get(
     "/changes",
     operation_id="list_case_changes",
@@ -41,7 +120,10 @@ System = Annotated[
         "Every committed change to the cases you may see, in commit order, from `cursor` "
         "on (omit it to start from the beginning). Keep `next_cursor` and pass it back: no "
         "change is skipped or repeated across pages, even while cases change. Entries are "
-        "ids and metadata only (no report content); cases hidden from you never appear. "
+        "ids and metadata; with `include=report` (and `cases:content`) they also carry the "
+        "report, each read audited. Cases hidden from you never appear; a case deleted past its "
+        "retention appears once more as a tombstone (`change: deleted`, its id only) to "
+        "callers whose roles open its routing. "
         "Webhooks (`upstander.case.*`) are hints to call this; the feed is the truth."
     ),
     response_model=ChangePage,
@@ -52,6 +134,13 @@ async def list_case_changes(
     cursor: str | None = cursor_query("`next_cursor` of the previous call."),
     since: str | None = cursor_query("The same as `cursor` (either name)."),
     limit: int = Query(100, ge=1, le=service.FEED_MAX_LIMIT, description="Changes per page."),
+    include: Literal["report"] | None = Query(
+        None,
+        description="`report`: each entry also carries what was reported (needs "
+        "`cases:content`; 403 without it). Each report given out is audited as a "
+        "`report.read`.",
+        examples=["report"],
+    ),
 ) -> ChangePage:
     if cursor is not None and since is not None and cursor != since:
         raise BadRequest("Send `cursor` or `since`, not two different positions.")
@@ -59,25 +148,41 @@ async def list_case_changes(
     entries, position, more = await service.changes(
         ctx.session, ctx.principal, after=after, limit=limit
     )
-    await ctx.audit("case.changes", detail={"case_ids": [str(e.case.id) for e in entries]})
-    return ChangePage(
-        items=[
+    with_content = include == "report"
+    if with_content and Scope.CASES_CONTENT not in held_scopes(ctx.principal):
+        raise insufficient_scope(
+            [Scope.CASES_CONTENT.value], "The report needs the `cases:content` scope."
+        )
+    await ctx.audit(
+        "case.changes",
+        detail={"case_ids": [str(e.case.id) for e in entries], "content": with_content},
+    )
+    items: list[ChangeOut] = []
+    for entry in entries:
+        tombstone = entry.change.kind == "deleted"
+        report = None
+        if with_content and not tombstone:
+            try:
+                report = await read_report(ctx.session, entry.case)
+            except (Shredded, NotFound):
+                report = None
+            else:
+                await ctx.audit("report.read", entry.case, detail={"via": "changes"})
+        items.append(
             ChangeOut(
                 case_id=entry.case.id,
-                number=entry.case.number,
-                change="created" if entry.change.kind == "created" else "updated",
+                number=None if tombstone else entry.case.number,
+                change=entry.change.kind,  # type: ignore[arg-type]
                 changed_at=None if entry.change.kind == "created" else entry.change.changed_at,
                 status=entry.case.status,
                 version=entry.case.version,
                 external_refs=[
                     ExternalRefOut(system=ref.system, id=ref.external_id) for ref in entry.refs
                 ],
+                report=report,
             )
-            for entry in entries
-        ],
-        next_cursor=service.encode_feed_cursor(position),
-        has_more=more,
-    )
+        )
+    return ChangePage(items=items, next_cursor=service.encode_feed_cursor(position), has_more=more)
 
 
 @router.put(

@@ -16,14 +16,20 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, text
+from fastapi import FastAPI
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
-from upstander.cases.models import Case, CaseAssignment, CaseStatus
+from upstander.cases.models import Case, CaseAssignment, CaseRestriction, CaseStatus
 from upstander.cases.sync.models import CaseChange, CaseExternalRef
+from upstander.kit.clock import coarse, for_reporter
+from upstander.kit.contracts import CaseUpdated
 from upstander.kit.db import new_id
+from upstander.kit.events import EventBus
 
 PENDING = "upstander_case_changes"
+# The cases service's event bus, in its sessions' `info` (`start_change_events`).
+BUS_KEY = "upstander_cases_bus"
 # The advisory lock's namespace (its first key); the second is drawn from the org id.
 LOCK_NAMESPACE = 0x5C0A
 _STRENGTH = {"updated": 0, "deleted": 1, "created": 2}
@@ -61,6 +67,11 @@ _TRACKED = (Case, CaseAssignment, CaseExternalRef)
 
 
 def _number(session: Session) -> None:
+    if session.in_nested_transaction():
+        # `before_commit` fires when a savepoint is released too: the changes are numbered
+        # when the transaction itself commits (a number taken now would come before work
+        # still to be done in it).
+        return
     unflushed = [*session.new, *session.dirty, *session.deleted]
     if not session.info.get(PENDING) and not any(isinstance(o, _TRACKED) for o in unflushed):
         return  # nothing of a case (another service's session, in a single-process test)
@@ -74,15 +85,73 @@ def _number(session: Session) -> None:
                 text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
                 {"namespace": LOCK_NAMESPACE, "key": lock_key(org_id)},
             )
-    now = datetime.now(UTC)
+    # To the hour, whatever the case: the feed is ordered by its sequence, and a finer time
+    # would tell when an anonymous or confidential reporter wrote (docs/scim.md).
+    now = coarse(datetime.now(UTC))
     for case_id, (org_id, kind) in pending.items():
         session.add(CaseChange(org_id=org_id, case_id=case_id, kind=kind, changed_at=now))
+    _announce(session, [case_id for case_id, (_org, kind) in pending.items() if kind == "updated"])
     session.flush()
     session.info.pop(PENDING, None)
 
 
-def _forget(session: Session, *_args: Any) -> None:
+def _announce(session: Session, case_ids: list[uuid.UUID]) -> None:
+    """`upstander.case.updated` for each case updated in this transaction: a hint for syncs
+    to read the feed (webhooks get its ids, status and version; notify leaves out the people
+    the case is hidden from, as for every case event)."""
+    bus: EventBus | None = session.info.get(BUS_KEY)
+    if bus is None or not case_ids:
+        return
+    cases = session.execute(
+        select(
+            Case.id,
+            Case.org_id,
+            Case.number,
+            Case.routed_to,
+            Case.status,
+            Case.version,
+            Case.reporter_mode,
+        ).where(Case.id.in_(case_ids), Case.status != CaseStatus.DELETED)
+    ).all()
+    restricted: dict[uuid.UUID, list[uuid.UUID]] = {row.id: [] for row in cases}
+    for case_id, person_id in session.execute(
+        select(CaseRestriction.case_id, CaseRestriction.person_id)
+        .where(CaseRestriction.case_id.in_(list(restricted)))
+        .order_by(CaseRestriction.person_id)
+    ):
+        if person_id not in restricted[case_id]:
+            restricted[case_id].append(person_id)
+    for row in cases:
+        bus.stage(
+            session,
+            CaseUpdated.EVENT_TYPE,
+            f"case/{row.id}",
+            CaseUpdated(
+                case_id=row.id,
+                number=row.number,
+                routed_to=row.routed_to.value,
+                restricted_person_ids=restricted[row.id],
+                status=row.status.value,
+                version=row.version,
+            ).model_dump(mode="json"),
+            org_id=row.org_id,
+            # An anonymous or confidential reporter's case: the hour only (kit.clock).
+            at=for_reporter(bus.clock.now(), row.reporter_mode),
+        )
+
+
+def _forget(session: Session, previous_transaction: Any = None, *_args: Any) -> None:
+    if previous_transaction is not None and getattr(previous_transaction, "nested", False):
+        return  # a savepoint rolled back: what the transaction changed before it still stands
     session.info.pop(PENDING, None)
+
+
+async def start_change_events(app: FastAPI) -> None:
+    """Give the cases service's sessions its event bus, so committed updates are announced
+    (`upstander.case.updated`)."""
+    info = dict(app.state.sessionmaker.kw.get("info") or {})
+    app.state.sessionmaker.configure(info={**info, BUS_KEY: app.state.events})
+    install()
 
 
 def install() -> None:

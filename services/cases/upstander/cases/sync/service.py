@@ -15,11 +15,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.audit.service import append
-from upstander.cases.cases.service import visibility
+from upstander.cases.cases import flows
+from upstander.cases.cases.schemas import ReportSubmitted
+from upstander.cases.cases.service import tombstone_visibility, visibility
 from upstander.cases.models import Case, CaseAssignment, CaseStatus
 from upstander.cases.sync.models import CaseChange, CaseExternalRef
 from upstander.kit.auth import Principal
+from upstander.kit.clock import Clock, for_reporter
+from upstander.kit.crypto import Vault
 from upstander.kit.errors import BadRequest, Conflict, NotFound
+from upstander.kit.events import EventBus
 from upstander.kit.pagination import InvalidCursor, cursor_values
 
 # Cases whose handling is over: their assignments are history, kept as they were.
@@ -164,6 +169,75 @@ async def delete_external_ref(session: AsyncSession, case: Case, system: str) ->
     await session.flush()
 
 
+# ----------------------------------------------------------------------------- HR-opened cases
+
+# Reports another system received get a report id drawn from the organisation and the
+# reference: the same reference always names the same report, so a repeat (or two
+# concurrent requests) opens one case (`open_case` is idempotent on the report id).
+HR_REPORTS = uuid.UUID("6d1f5a3c-8b0e-4f7a-9c2d-3e4b5a6c7d8e")
+HR_SOURCE = "hr_system"
+
+
+def hr_report_id(org_id: uuid.UUID, system: str, external_id: str) -> uuid.UUID:
+    return uuid.uuid5(HR_REPORTS, f"{org_id}/{system}:{external_id}")
+
+
+async def case_with_ref(
+    session: AsyncSession, org_id: uuid.UUID, system: str, external_id: str
+) -> Case | None:
+    return await session.scalar(
+        select(Case).where(
+            Case.org_id == org_id, external_ref_condition(org_id, system, external_id)
+        )
+    )
+
+
+async def open_hr_case(
+    session: AsyncSession,
+    *,
+    org_id: uuid.UUID,
+    system: str,
+    external_id: str,
+    data: dict[str, object],
+    received_at: datetime,
+    vault: Vault,
+    events: EventBus,
+    clock: Clock,
+) -> tuple[Case, bool]:
+    """Open the case of a report another system received, exactly as intake's reports are
+    opened (deadlines, restrictions, routing, `case.opened`), and give it the other system's
+    reference. Returns the case and whether it is new; a case already holding the reference
+    is returned as it is. A deleted case's reference is never reused (409)."""
+    system = system.strip().lower()
+    existing = await case_with_ref(session, org_id, system, external_id)
+    if existing is not None:
+        if existing.status == CaseStatus.DELETED:
+            raise Conflict(
+                "The case with this external reference was deleted.", rule="external_ref_taken"
+            )
+        return existing, False
+    report_id = hr_report_id(org_id, system, external_id)
+    report = ReportSubmitted.model_validate(
+        {**data, "report_id": str(report_id), "org_id": str(org_id)}
+    )
+    before = await session.scalar(
+        select(Case.id).where(Case.org_id == org_id, Case.report_id == report_id)
+    )
+    case = await flows.open_case_from_report(
+        session,
+        report,
+        org_id=org_id,
+        received_at=received_at,
+        vault=vault,
+        events=events,
+        clock=clock,
+        source=HR_SOURCE,
+    )
+    now = for_reporter(clock.now(), case.reporter_mode)
+    await set_external_ref(session, case, system, external_id, now=now)
+    return case, before is None
+
+
 # ----------------------------------------------------------------------------- the feed
 
 
@@ -193,7 +267,9 @@ async def changes(
 ) -> tuple[list[FeedEntry], int, bool]:
     """The changes after `after` to cases the caller may see now, in commit order. Returns
     the entries, the position to resume from (past every change read, shown or not) and
-    whether more may follow. A case hidden from the caller, or deleted, never shows.
+    whether more may follow. A case hidden from the caller never shows; a deleted case shows
+    once, as its tombstone (`deleted`), to callers whose roles open its routing, and its
+    earlier changes no longer show at all.
 
     One statement reads a window of the organisation's changes with, for each, whether the
     caller may see the case: one snapshot, so every change up to the returned position was
@@ -202,11 +278,12 @@ async def changes(
         return [], after, False
     org_id = principal.org_id
     visible = case((await visibility(session, principal), True), else_=False).label("visible")
+    gone = case((await tombstone_visibility(session, principal), True), else_=False).label("gone")
     window = limit * 4
     rows = list(
         (
             await session.execute(
-                select(CaseChange, Case, visible)
+                select(CaseChange, Case, visible, gone)
                 .join(Case, and_(Case.id == CaseChange.case_id, Case.org_id == org_id))
                 .where(CaseChange.org_id == org_id, CaseChange.seq > after)
                 .order_by(CaseChange.seq)
@@ -216,14 +293,16 @@ async def changes(
     )
     shown: list[tuple[CaseChange, Case]] = []
     position, consumed = after, 0
-    for change, found_case, is_visible in rows[:window]:
+    for change, found_case, is_visible, is_gone in rows[:window]:
         if len(shown) == limit:
             break
         consumed += 1
         position = change.seq
-        if is_visible:
+        tombstone = change.kind == "deleted"
+        if is_gone if tombstone else is_visible:
             shown.append((change, found_case))
     more = len(rows) > consumed
-    refs = await external_refs(session, [found_case.id for _change, found_case in shown])
-    entries = [FeedEntry(change, found, refs[found.id]) for change, found in shown]
+    live = [found.id for change, found in shown if change.kind != "deleted"]
+    refs = await external_refs(session, live)
+    entries = [FeedEntry(change, found, refs.get(found.id, [])) for change, found in shown]
     return entries, position, more

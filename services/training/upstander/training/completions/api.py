@@ -32,10 +32,19 @@ CSV_EXAMPLE = (
     "",
     operation_id="create_completion",
     dependencies=[require_scope(Scope.TRAINING_WRITE)],
-    summary="Record a completion (trainer, admin)",
+    summary="Record a completion (trainer, admin); upsert by external reference",
+    description=(
+        "201 with the new completion. With `external_refs`, a completion one of them "
+        "already names (or the same person, course and time already recorded) is updated "
+        "instead (score, duration, certificate; 200): a sync can be re-run without "
+        "duplicates. Without references, the same person, course and time again is 409."
+    ),
     status_code=status.HTTP_201_CREATED,
     response_model=CompletionOut,
-    responses=problem_responses(400, 409, 413, 415),
+    responses={
+        200: {"description": "The completion with this external reference, updated."},
+        **problem_responses(400, 409, 413, 415),
+    },
 )
 async def create_completion(
     body: CompletionCreate,
@@ -43,7 +52,8 @@ async def create_completion(
     principal: Principal = editors,
     session: AsyncSession = Depends(get_session),
 ) -> CompletionOut:
-    completion = await service.record_completion(session, principal, body)
+    completion, created = await service.upsert_completion(session, principal, body)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     response.headers["Location"] = f"/training/v1/completions/{completion.id}"
     return CompletionOut.model_validate(completion)
 
@@ -96,6 +106,12 @@ async def list_completions(
     source: CompletionSource | None = Query(None),
     completed_after: datetime | None = Query(None, description="Inclusive."),
     completed_before: datetime | None = Query(None, description="Exclusive."),
+    external_ref: str | None = Query(
+        None,
+        max_length=265,
+        description="Only the completion another system calls this: `<system>:<id>`.",
+        examples=["workday:TR-88"],
+    ),
     params: PageParams = Depends(page_params),
     principal: Principal = Depends(staff_or_client),
     session: AsyncSession = Depends(get_session),
@@ -109,6 +125,7 @@ async def list_completions(
         source=source,
         completed_after=completed_after,
         completed_before=completed_before,
+        external_ref=external_ref,
     )
     return Page[CompletionOut](
         items=[CompletionOut.model_validate(r) for r in rows], next_cursor=next_cursor

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from upstander.kit.schemas import RequestModel, ResponseModel
+from upstander.training.external_refs.schemas import ExternalRefIn, RefsOut, refs_field
 from upstander.training.models import CompletionSource
 
 
@@ -20,6 +21,7 @@ class CompletionCreate(RequestModel):
     duration_minutes: int | None = Field(None, ge=0, le=10_000, examples=[120])
     source: Literal["manual"] = Field("manual", examples=["manual"])
     certificate_id: str | None = Field(None, max_length=200, examples=["CERT-2026-0042"])
+    external_refs: list[ExternalRefIn] = refs_field()
 
     @field_validator("completed_at")
     @classmethod
@@ -40,6 +42,9 @@ class CompletionOut(ResponseModel):
     source: CompletionSource = Field(examples=["manual"])
     certificate_id: str | None = Field(examples=["CERT-2026-0042"])
     statement_id: uuid.UUID | None = None
+    external_refs: RefsOut = Field(
+        default_factory=list, description="What other systems call the completion."
+    )
     created_at: datetime
 
 

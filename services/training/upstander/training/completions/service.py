@@ -20,6 +20,7 @@ from upstander.kit.pagination import PageParams, paginate
 from upstander.training.access import InvalidReference, org_of, reads_everything
 from upstander.training.completions.schemas import CompletionCreate, RejectedRow
 from upstander.training.compliance.store import refresh_items
+from upstander.training.external_refs import service as refs
 from upstander.training.models import Completion, CompletionSource, Course, Person
 
 MAX_IMPORT_ROWS = 100_000
@@ -60,10 +61,58 @@ async def record_completion(
         certificate_id=data.certificate_id,
         recorded_by=principal.subject[:64],
     )
+    refs.attach(completion, data.external_refs)
     session.add(completion)
-    await session.flush()
+    await refs.flush(session, completion)
     await refresh_items(session, org_id, people=[person.id], courses=[course.id])
     return completion
+
+
+async def upsert_completion(
+    session: AsyncSession, principal: Principal, data: CompletionCreate
+) -> tuple[Completion, bool]:
+    """Record the completion, or, when one of `data.external_refs` already names a
+    completion of the organisation (or the same person, course and time are already
+    recorded), update that one's score, duration and certificate and give it the references.
+    Returns the completion and whether it is new. A reference naming a completion of another
+    person or course is a 409."""
+    org_id = org_of(principal)
+    if not data.external_refs:
+        return await record_completion(session, principal, data), True
+    existing = await refs.completion_by_refs(session, org_id, data.external_refs)
+    if existing is None:
+        existing = await session.scalar(
+            select(Completion).where(
+                Completion.org_id == org_id,
+                Completion.person_id == data.person_id,
+                Completion.course_id == data.course_id,
+                Completion.completed_at == data.completed_at.astimezone(UTC),
+            )
+        )
+        if existing is None:
+            return await record_completion(session, principal, data), True
+    if existing.person_id != data.person_id or existing.course_id != data.course_id:
+        raise Conflict(
+            "The reference names a completion of another person or course.",
+            rule="external_ref_taken",
+        )
+    completed_at = data.completed_at.astimezone(UTC)
+    changed = refs.attach(existing, data.external_refs)
+    for name, value in (
+        ("completed_at", completed_at),
+        ("score", data.score),
+        ("duration_minutes", data.duration_minutes),
+        ("certificate_id", data.certificate_id),
+    ):
+        if getattr(existing, name) != value:
+            setattr(existing, name, value)
+            changed = True
+    if changed:
+        await refs.flush(session, existing)
+        await refresh_items(
+            session, org_id, people=[existing.person_id], courses=[existing.course_id]
+        )
+    return existing, False
 
 
 async def list_completions(
@@ -76,8 +125,11 @@ async def list_completions(
     source: CompletionSource | None,
     completed_after: datetime | None,
     completed_before: datetime | None,
+    external_ref: str | None = None,
 ) -> tuple[list[Completion], str | None]:
     statement = select(Completion).where(Completion.org_id == org_of(principal))
+    if external_ref is not None:
+        statement = statement.where(refs.completion_condition(org_of(principal), external_ref))
     if not reads_everything(principal):
         # Everyone else reads their own records only.
         own = principal.person_id

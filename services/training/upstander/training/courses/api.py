@@ -48,12 +48,23 @@ def _location(course: Course) -> str:
 async def list_courses(
     kind: CourseKind | None = Query(None, description="Only courses of this kind."),
     include_archived: bool = Query(False, description="Include archived (inactive) courses."),
+    external_ref: str | None = Query(
+        None,
+        max_length=265,
+        description="Only the course another system calls this: `<system>:<id>`.",
+        examples=["workday:C-17"],
+    ),
     params: PageParams = Depends(page_params),
     principal: Principal = Depends(staff_or_client),
     session: AsyncSession = Depends(get_session),
 ) -> Page[CourseOut]:
     courses, next_cursor = await service.list_courses(
-        session, principal, params, kind=kind, include_archived=include_archived
+        session,
+        principal,
+        params,
+        kind=kind,
+        include_archived=include_archived,
+        external_ref=external_ref,
     )
     return Page[CourseOut](
         items=[CourseOut.model_validate(course) for course in courses], next_cursor=next_cursor
@@ -64,10 +75,19 @@ async def list_courses(
     "",
     operation_id="create_course",
     dependencies=[require_scope(Scope.TRAINING_WRITE)],
-    summary="Add a course to the catalogue (trainer, admin)",
+    summary="Add a course to the catalogue (trainer, admin); upsert by external reference",
+    description=(
+        "201 with the new course. When one of `external_refs` already names a course of the "
+        "organisation, that course is updated with the body instead (200): an LMS or HR "
+        "sync can send its whole catalogue again without making duplicates. References "
+        "naming two different courses: 409."
+    ),
     status_code=status.HTTP_201_CREATED,
     response_model=CourseOut,
-    responses=problem_responses(400, 413, 415),
+    responses={
+        200: {"description": "The course with this external reference, updated."},
+        **problem_responses(400, 409, 412, 413, 415),
+    },
 )
 async def create_course(
     body: CourseCreate,
@@ -75,7 +95,8 @@ async def create_course(
     principal: Principal = editors,
     session: AsyncSession = Depends(get_session),
 ) -> CourseOut:
-    course = await service.create_course(session, principal, body)
+    course, created = await service.upsert_course(session, principal, body)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     response.headers["Location"] = _location(course)
     response.headers["ETag"] = _etag(course)
     return CourseOut.model_validate(course)

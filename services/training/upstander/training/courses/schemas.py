@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, field_validator
 
 from upstander.kit.schemas import RequestModel, ResponseModel
+from upstander.training.external_refs.schemas import ExternalRefIn, RefsOut, refs_field
 from upstander.training.models import CourseKind, Language
 
 ActivityIRI = Annotated[
@@ -58,6 +59,7 @@ class CourseCreate(RequestModel):
         examples=[24],
         description="How long a completion stays valid; null: it never expires.",
     )
+    external_refs: list[ExternalRefIn] = refs_field()
 
     _unique_lists = field_validator("languages", "activity_ids")(_unique)
 
@@ -113,5 +115,8 @@ class CourseOut(ResponseModel):
     validity_months: int | None = Field(examples=[24])
     active: bool = Field(examples=[True], description="`false` once archived.")
     version: int = Field(examples=[1], description="Bumped on every change; the ETag.")
+    external_refs: RefsOut = Field(
+        default_factory=list, description="What other systems call the course."
+    )
     created_at: datetime = Field(examples=["2025-01-15T09:30:00Z"])
     updated_at: datetime = Field(examples=["2025-01-15T09:30:00Z"])

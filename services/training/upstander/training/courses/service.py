@@ -14,6 +14,7 @@ from upstander.kit.errors import NotFound, PreconditionFailed
 from upstander.kit.pagination import PageParams, paginate
 from upstander.training.compliance.store import refresh_items
 from upstander.training.courses.schemas import CourseCreate, CourseUpdate
+from upstander.training.external_refs import service as refs
 from upstander.training.models import Course, CourseKind
 
 # What the compliance engine reads of a course: a change re-evaluates its requirements.
@@ -34,8 +35,11 @@ async def list_courses(
     *,
     kind: CourseKind | None = None,
     include_archived: bool = False,
+    external_ref: str | None = None,
 ) -> tuple[list[Course], str | None]:
     statement = select(Course).where(Course.org_id == _org(principal))
+    if external_ref is not None:
+        statement = statement.where(refs.course_condition(_org(principal), external_ref))
     if kind is not None:
         statement = statement.where(Course.kind == kind)
     if not include_archived:
@@ -53,11 +57,28 @@ async def get_course(session: AsyncSession, principal: Principal, course_id: uui
 
 
 async def create_course(session: AsyncSession, principal: Principal, data: CourseCreate) -> Course:
-    values = data.model_dump(mode="json")
+    values = data.model_dump(mode="json", exclude={"external_refs"})
     course = Course(org_id=_org(principal), **values)
+    refs.attach(course, data.external_refs)
     session.add(course)
-    await session.flush()
+    await refs.flush(session, course)
     return course
+
+
+async def upsert_course(
+    session: AsyncSession, principal: Principal, data: CourseCreate
+) -> tuple[Course, bool]:
+    """Create the course, or, when one of `data.external_refs` already names a course of the
+    organisation, update that one with `data` (and give it the other references). Returns
+    the course and whether it is new."""
+    existing = await refs.course_by_refs(session, _org(principal), data.external_refs)
+    if existing is None:
+        return await create_course(session, principal, data), True
+    update = CourseUpdate.model_validate(data.model_dump(mode="json", exclude={"external_refs"}))
+    course = await update_course(session, principal, existing.id, update)
+    if refs.attach(course, data.external_refs):
+        await refs.flush(session, course)
+    return course, False
 
 
 def check_version(course: Course, if_match: str | None) -> None:

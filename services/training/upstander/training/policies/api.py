@@ -165,7 +165,12 @@ async def acknowledge_policy_version(
     session: AsyncSession = Depends(get_session),
 ) -> AcknowledgmentOut:
     acknowledgment, created = await service.acknowledge(
-        session, principal, policy_id, number, now=clock_of(request).now()
+        session,
+        principal,
+        policy_id,
+        number,
+        now=clock_of(request).now(),
+        events=request.app.state.events,
     )
     if not created:
         response.status_code = status.HTTP_200_OK

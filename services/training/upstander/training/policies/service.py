@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.kit.auth import Principal
-from upstander.kit.contracts import PolicyVersionPublished
+from upstander.kit.contracts import PolicyAcknowledged, PolicyVersionPublished
 from upstander.kit.errors import Conflict, NotFound
 from upstander.kit.events import EventBus
 from upstander.kit.pagination import PageParams, paginate
@@ -121,8 +121,10 @@ async def acknowledge(
     number: int,
     *,
     now: datetime,
+    events: EventBus | None = None,
 ) -> tuple[Acknowledgment, bool]:
-    """The caller acknowledges the current version; repeating it returns the first one."""
+    """The caller acknowledges the current version; repeating it returns the first one. The
+    first time, `upstander.policy.acknowledged` is published with `events` (ids only)."""
     person_id = person_of(principal)
     policy = await get_policy(session, principal, policy_id)
     version = await get_version(session, principal, policy_id, number)
@@ -149,6 +151,21 @@ async def acknowledge(
     session.add(acknowledgment)
     await session.flush()
     await refresh_items(session, policy.org_id, people=[person_id], policies=[policy.id])
+    if events is not None:
+        await events.publish(
+            session,
+            PolicyAcknowledged.EVENT_TYPE,
+            f"policy/{policy.id}",
+            PolicyAcknowledged(
+                acknowledgment_id=acknowledgment.id,
+                person_id=person_id,
+                policy_id=policy.id,
+                version=version.number,
+                acknowledged_at=now,
+            ).model_dump(mode="json"),
+            org_id=policy.org_id,
+            at=now,
+        )
     return acknowledgment, True
 
 

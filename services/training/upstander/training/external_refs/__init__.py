@@ -1,0 +1,1 @@
+"""External references on courses and completions (HR and LMS syncs)."""
