@@ -360,14 +360,16 @@ class Vault:
         owner_id: uuid.UUID,
         *,
         created_at: datetime | None = None,
+        new_owner: bool = False,
     ) -> None:
         """Give `owner_id` a data key (idempotent). Fields can be sealed before the commit.
         `created_at` is stored as the key's time (default: now); an anonymous report's key
         gets its coarse time (`upstander.kit.clock.coarse`), so the row does not tell when
-        the reporter wrote."""
+        the reporter wrote. `new_owner`: the owner was created in this transaction, so it
+        can have no key yet (no lookup)."""
         if owner_id in self._pending or self._cached(owner_id)[1] is not None:
             return
-        if await session.get(self.model, owner_id) is not None:
+        if not new_owner and await session.get(self.model, owner_id) is not None:
             return
         dek = secrets.token_bytes(KEY_BYTES)
         kek_id, wrapped = self.keyring.wrap(dek, _wrap_aad(owner_id))

@@ -764,10 +764,16 @@ class EventTransport:
     async def _record(self, rows: list[Any], outcomes: list[Outcome]) -> None:
         outbox = self.bus.outbox
         now = self.bus.clock.now()
+        # Rows that end the same way (in a flood: delivered, first attempt) share one UPDATE.
+        groups: dict[tuple[tuple[str, Any], ...], list[int]] = {}
+        for row, outcome in zip(rows, outcomes, strict=True):
+            values = self._values_after(row, outcome, now)
+            groups.setdefault(tuple(sorted(values.items())), []).append(row.seq)
         async with self.sessionmaker() as session, session.begin():
-            for row, outcome in zip(rows, outcomes, strict=True):
-                values = self._values_after(row, outcome, now)
-                await session.execute(update(outbox).where(outbox.seq == row.seq).values(**values))
+            for values_key, seqs in groups.items():
+                await session.execute(
+                    update(outbox).where(outbox.seq.in_(seqs)).values(**dict(values_key))
+                )
 
     def _values_after(self, row: Any, outcome: Outcome, now: datetime) -> dict[str, Any]:
         # A coarse event (see the module docstring) keeps no finer time once delivered.

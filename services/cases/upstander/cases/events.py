@@ -69,7 +69,8 @@ async def on_report_submitted(event: CloudEvent, ctx: EventContext) -> None:
     if report.linked_report_ids:
         # Released from one escrow match (intake docs/escrow.md): same subject.
         await link_escrow_cases(ctx.session, case, report.linked_report_ids, clock=ctx.clock)
-    await _queue_files(ctx, case)
+    if report.attachments:  # none brought by this event: none of its files to queue
+        await _queue_files(ctx, case)
 
 
 async def _queue_files(ctx: EventContext, case: Case) -> None:

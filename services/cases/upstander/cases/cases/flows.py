@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from upstander.cases.audit.service import append as audit_append
 from upstander.cases.cases import service
 from upstander.cases.cases.schemas import AttachmentMeta, ReportSubmitted, report_content
-from upstander.cases.directory.service import foreign_people, org_slug
+from upstander.cases.directory.service import foreign_people, managers_above, org_slug
 from upstander.cases.models import (
     Case,
     CaseAttachment,
@@ -51,11 +51,13 @@ async def open_case_from_report(
     vault: Vault,
     events: EventBus,
     clock: Clock,
+    source: str | None = None,
 ) -> Case:
     """Open (or find) the report's case. The first time only: create the case's data key,
     seal the report into it, record who may never see it, and publish `case.opened` — all in
     the caller's transaction. A repeat (same event redelivered, or another event for the same
-    report) changes nothing but adds attachments not seen yet."""
+    report) changes nothing but adds attachments not seen yet. `source` is recorded in the
+    sealed content when the report did not come through intake (`hr_system`)."""
     slug = report.org_slug or await org_slug(session, org_id) or "case"
     reporter_person_id = report.reporter.person_id if report.reporter else None
     involved = {m.person_id for m in report.people_involved if m.person_id is not None}
@@ -77,23 +79,33 @@ async def open_case_from_report(
         reporter_mode=ReporterMode(report.mode),
         reporter_person_id=reporter_person_id if report.mode == ReporterMode.IDENTIFIED else None,
         routed_to=routed_to,
+        # Numbered last (below), so the org's counter row is locked only until the commit
+        # that follows, not for the whole opening: openings of one org run in parallel.
+        number_later=True,
     )
+    fresh = service.opened_now(case)  # opened by this call, not found
     coarse_times = report.mode != ReporterMode.IDENTIFIED
     if coarse_times:
         keep_time_coarse()  # this delivery's log lines, its access line included
     now = for_reporter(clock.now(), report.mode)
     # Not in the savepoint of open_case: a key made there could outlive a rolled-back one.
-    await vault.create_key(session, org_id=org_id, owner_id=case.id, created_at=now)
-    already = await session.scalar(select(CaseReport.id).where(CaseReport.case_id == case.id))
-    if already is not None:
-        await record_attachments(session, case, report.attachments, now=now)
-        return case
+    await vault.create_key(
+        session, org_id=org_id, owner_id=case.id, created_at=now, new_owner=fresh
+    )
+    if not fresh:
+        already = await session.scalar(select(CaseReport.id).where(CaseReport.case_id == case.id))
+        if already is not None:
+            await record_attachments(session, case, report.attachments, now=now)
+            return case
 
+    content = report_content(report)
+    if source is not None:
+        content["source"] = source
     session.add(
         CaseReport(
             org_id=org_id,
             case_id=case.id,
-            content=report_content(report),
+            content=content,
             created_at=now,
             updated_at=now,
         )
@@ -108,7 +120,12 @@ async def open_case_from_report(
     await service.restrict(
         session, case, excluded, RestrictionReason.EXCLUDED, events=None, now=now
     )
-    await service.restrict_chain(session, case, events=None, now=now)
+    if fresh:
+        # What restrict_chain would read back: this case's involved people are `involved`.
+        chain = await managers_above(session, org_id, involved)
+        await service.restrict(session, case, chain, RestrictionReason.CHAIN, events=None, now=now)
+    else:
+        await service.restrict_chain(session, case, events=None, now=now)
 
     if foreign:
         await audit_append(
@@ -123,7 +140,13 @@ async def open_case_from_report(
         )
         log.warning("report named people of another organisation", extra={"count": len(foreign)})
 
-    restricted = await service.restricted_person_ids(session, case.id)
+    if fresh:  # nothing else restricts a case nobody has seen yet: no need to read it back
+        restricted = sorted({str(person_id) for person_id in involved | excluded | chain})
+    else:
+        restricted = await service.restricted_person_ids(session, case.id)
+    # The number, last: only the event's row and the commit follow while the org's counter
+    # is held (see service.number_case).
+    await service.number_case(session, case, slug)
     await events.publish(
         session,
         CASE_OPENED,

@@ -8,13 +8,15 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Table, exists, false, func, inspect, or_, select, true
+from sqlalchemy import update as sql_update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from upstander.cases.cases import deadlines
 from upstander.cases.directory.service import managers_above
@@ -40,6 +42,9 @@ from upstander.kit.events import EventBus
 from upstander.kit.pagination import PageParams, paginate
 
 NO_SUCH_CASE = "No such case."
+# How a provisional number starts (`open_case(number_later=True)`); never in a real number.
+_UNNUMBERED = "~"
+_OPENED_NOW = "upstander.cases.opened_now"
 _PREFIX_UNSAFE = re.compile(r"[^A-Z0-9]+")
 
 
@@ -88,6 +93,7 @@ async def open_case(
     reporter_mode: ReporterMode = ReporterMode.ANONYMOUS,
     reporter_person_id: uuid.UUID | None = None,
     routed_to: RoutedTo = RoutedTo.CASE_MANAGERS,
+    number_later: bool = False,
 ) -> Case:
     """Open the case of a report, or return the one it already opened (idempotent on
     `report_id`, so a redelivered `report.submitted` event is harmless). Deadlines follow the
@@ -97,9 +103,16 @@ async def open_case(
     (`upstander.kit.clock.for_reporter`) and the deadlines count from it: due sooner, never
     later than the law allows. The case's `created_at` is the same hour, or one microsecond
     after the organisation's latest case when that one is later: handlers' lists (newest
-    first by `created_at`) keep the order the case numbers already tell, and nothing more."""
+    first by `created_at`) keep the order the case numbers already tell, and nothing more.
+
+    With `number_later` a new case gets a provisional number (`is_unnumbered`) and no
+    counter is touched: the caller does the rest of its work, then calls `number_case` as
+    late as it can before committing. The counter row (locked on PostgreSQL until the commit)
+    is then held for milliseconds, not for the whole opening, so openings of one organisation
+    run in parallel and queue only for their numbers."""
     existing = await _by_report(session, org_id, report_id)
     if existing is not None:
+        inspect(existing).info.pop(_OPENED_NOW, None)  # found now, whoever opened it
         return existing
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
@@ -111,13 +124,22 @@ async def open_case(
         # (its number included) is undone and the caller's transaction carries on.
         async with session.begin_nested():
             year = received_at.year
-            sequence = await next_sequence(session, org_id, year)
-            if reporter_mode != ReporterMode.IDENTIFIED:
-                # After taking the number: on PostgreSQL its row lock orders the openings.
-                now = await _opened_at(session, org_id, for_reporter(now, reporter_mode))
+            # Only PostgreSQL gains from it: SQLite runs one writer at a time anyway, and there
+            # the savepoint below may be the transaction itself (its RELEASE commits), so the
+            # provisional number could be seen.
+            if number_later and session.get_bind().dialect.name == "postgresql":
+                number = f"{_UNNUMBERED}{uuid.uuid4().hex}"
+                if reporter_mode != ReporterMode.IDENTIFIED:
+                    now = for_reporter(now, reporter_mode)  # `number_case` orders it
+            else:
+                sequence = await next_sequence(session, org_id, year)
+                number = case_number(org_slug, year, sequence)
+                if reporter_mode != ReporterMode.IDENTIFIED:
+                    # After taking the number: on PostgreSQL its row lock orders the openings.
+                    now = await _opened_at(session, org_id, for_reporter(now, reporter_mode))
             case = Case(
                 org_id=org_id,
-                number=case_number(org_slug, year, sequence),
+                number=number,
                 status=CaseStatus.NEW,
                 categories=list(categories),
                 report_id=report_id,
@@ -136,6 +158,7 @@ async def open_case(
             )
             session.add(case)
             await session.flush()
+            inspect(case).info[_OPENED_NOW] = True
     except IntegrityError:
         existing = await _by_report(session, org_id, report_id)
         if existing is None:
@@ -144,12 +167,57 @@ async def open_case(
     return case
 
 
-async def _opened_at(session: AsyncSession, org_id: uuid.UUID, hour: datetime) -> datetime:
-    """`hour`, or just after the organisation's latest case if that one is later."""
-    latest = await session.scalar(select(func.max(Case.created_at)).where(Case.org_id == org_id))
+async def _opened_at(
+    session: AsyncSession, org_id: uuid.UUID, hour: datetime, *, besides: uuid.UUID | None = None
+) -> datetime:
+    """`hour`, or just after the organisation's latest case (other than `besides`) if that
+    one is later."""
+    statement = select(func.max(Case.created_at)).where(Case.org_id == org_id)
+    if besides is not None:
+        statement = statement.where(Case.id != besides)
+    latest = await session.scalar(statement)
     if latest is not None and latest >= hour:
         return latest + timedelta(microseconds=1)
     return hour
+
+
+def opened_now(case: Case) -> bool:
+    """Whether `open_case` created `case` (rather than found it) in this session."""
+    return bool(inspect(case).info.get(_OPENED_NOW))
+
+
+def is_unnumbered(case: Case) -> bool:
+    """A case `open_case(number_later=True)` just opened in this transaction, waiting for
+    `number_case` (a case anyone else can see always has its number)."""
+    return case.number.startswith(_UNNUMBERED)
+
+
+async def number_case(session: AsyncSession, case: Case, org_slug: str) -> None:
+    """Give a case opened with `number_later` its number: the next of its organisation for
+    the year it was received, in the caller's transaction. Call it as late as possible before
+    the commit: from here on, the organisation's other openings wait for this transaction
+    (on PostgreSQL the counter row stays locked until it ends). An anonymous or confidential
+    reporter's case is also placed just after the organisation's latest case (see
+    `open_case`), under the same lock. A no-op for a numbered case."""
+    if not is_unnumbered(case):
+        return
+    await session.flush()  # what is pending goes out before the counter is held
+    year = case.received_at.year
+    sequence = await next_sequence(session, case.org_id, year)
+    values: dict[str, Any] = {
+        "number": case_number(org_slug, year, sequence),
+        # Stated, so the column's onupdate does not stamp a precise time on the new row.
+        "updated_at": case.updated_at,
+    }
+    if case.reporter_mode != ReporterMode.IDENTIFIED:
+        opened = await _opened_at(session, case.org_id, case.created_at, besides=case.id)
+        values["created_at"] = values["updated_at"] = opened
+    # A plain UPDATE, not a change of the mapped object: the row is still the one INSERT made
+    # in this transaction (no new version, no change-feed entry beyond its "created").
+    table = cast(Table, Case.__table__)
+    await session.execute(sql_update(table).where(table.c.id == case.id).values(**values))
+    for name, value in values.items():
+        set_committed_value(case, name, value)
 
 
 async def case_of_report(
@@ -407,6 +475,24 @@ def _visible_to(principal: Principal, person: ActingPerson | None) -> ColumnElem
     if principal.kind == PrincipalKind.CLIENT and principal.roles:
         return persons_view & _by_role(principal.roles)
     return persons_view
+
+
+async def tombstone_visibility(session: AsyncSession, principal: Principal) -> ColumnElement[bool]:
+    """The SQL condition on `Case` for "`principal` may learn that this deleted case is
+    gone" (the change feed's tombstones): a tombstone of their organisation whose routing
+    their roles open. Its restrictions, assignments and shares went with its content, so
+    only the routing is left to go by; a tombstone says no more than its id."""
+    person = await acting_person(session, principal)
+    if person is None:
+        return false()
+    condition = (
+        (Case.org_id == principal.org_id)
+        & (Case.status == CaseStatus.DELETED)
+        & _by_role(person.roles)
+    )
+    if principal.kind == PrincipalKind.CLIENT and principal.roles:
+        return condition & _by_role(principal.roles)
+    return condition
 
 
 async def visibility(session: AsyncSession, principal: Principal) -> ColumnElement[bool]:
