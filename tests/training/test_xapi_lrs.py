@@ -78,6 +78,23 @@ async def test_state_documents_store_merge_list_and_delete(client, lrs) -> None:
     assert_problem(await client.get(STATE, params=params, headers=lrs), 404)
 
 
+async def test_documents_of_any_media_type_reach_the_lrs(client, lrs) -> None:
+    """Under the LRS's prefix the body guard lets every media type through (documents may be
+    anything); a POST merge of a non-JSON body is then the LRS's 400, not a 415. Outside it,
+    the service's short list still holds (tests/training/test_courses.py: text is a 415)."""
+    params = state_params(stateId="image")
+    stored = await client.put(
+        STATE, params=params, content=b"\x89PNG...", headers={**lrs, "Content-Type": "image/png"}
+    )
+    assert stored.status_code == 204, stored.text
+    got = await client.get(STATE, params=params, headers=lrs)
+    assert got.content == b"\x89PNG..." and got.headers["content-type"].startswith("image/png")
+    merged = await client.post(
+        STATE, params=params, content=b"{}", headers={**lrs, "Content-Type": "not/json"}
+    )
+    assert_problem(merged, 400)
+
+
 async def test_state_needs_its_parameters_and_refuses_unknown_ones(client, lrs) -> None:
     for bad in (
         {"agent": json.dumps(AGENT), "stateId": "x"},  # no activityId

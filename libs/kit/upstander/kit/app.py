@@ -62,6 +62,8 @@ class ServiceSpec:
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
     content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES
+    # Path prefix → media types accepted there besides `content_types` (`*/*`: any).
+    content_types_under: dict[str, tuple[str, ...]] = field(default_factory=dict)
     max_body_bytes: int = 10 * 1024 * 1024
     # Requests one source address may hold open while their bodies are still arriving (0: no
     # cap). Only the gateway sets it: behind it, every request comes from the gateway.
@@ -178,6 +180,7 @@ def create_service_app(
         BodyGuardMiddleware,
         max_bytes=spec.max_body_bytes,
         content_types=spec.content_types,
+        content_types_under=spec.content_types_under,
         deadline=BodyDeadline.from_settings(settings),
         per_source=spec.slow_requests_per_source,
     )

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -175,12 +176,16 @@ class BodyGuardMiddleware:
         *,
         max_bytes: int,
         content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES,
+        content_types_under: Mapping[str, tuple[str, ...]] | None = None,
         deadline: BodyDeadline | None = None,
         per_source: int = 0,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.content_types = content_types
+        # Path prefix → more media types accepted under it (`*/*`: any, e.g. the LRS's
+        # documents); everywhere else only `content_types`.
+        self.content_types_under = tuple((content_types_under or {}).items())
         self.deadline = deadline or BodyDeadline()
         self.slots = SourceSlots(per_source) if per_source > 0 else None
 
@@ -211,7 +216,7 @@ class BodyGuardMiddleware:
         content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0]
         content_type = content_type.strip().lower()
         has_body = declared not in (None, b"0") or b"transfer-encoding" in headers
-        if has_body and content_type and not self._accepts(content_type):
+        if has_body and content_type and not self._accepts(content_type, scope["path"]):
             await _send_problem(
                 send,
                 scope,
@@ -297,7 +302,10 @@ class BodyGuardMiddleware:
         finally:
             done_arriving()
 
-    def _accepts(self, content_type: str) -> bool:
-        if content_type.endswith("+json"):
+    def _accepts(self, content_type: str, path: str) -> bool:
+        if content_type.endswith("+json") or content_type in self.content_types:
             return True
-        return content_type in self.content_types
+        return any(
+            path.startswith(prefix) and ("*/*" in extra or content_type in extra)
+            for prefix, extra in self.content_types_under
+        )

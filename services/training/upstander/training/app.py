@@ -23,7 +23,7 @@ from upstander.training.requirements.api import router as requirements_router
 from upstander.training.settings import Settings
 from upstander.training.xapi.api import XapiVersionMiddleware
 from upstander.training.xapi.api import router as xapi_router
-from upstander.training.xapi.content import XAPI_CONTENT_TYPES
+from upstander.training.xapi.content import XAPI_CONTENT_TYPES_UNDER
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -74,8 +74,9 @@ def create_app(
         ],
         on_startup=[start_reminders, start_completion_events],
         on_shutdown=[stop_reminders],
-        # The LRS also takes statements with attachments and documents of any common type.
-        content_types=(*DEFAULT_CONTENT_TYPES, "text/csv", *XAPI_CONTENT_TYPES),
+        # CSV imports everywhere; the LRS takes attachments and documents of any type.
+        content_types=(*DEFAULT_CONTENT_TYPES, "text/csv"),
+        content_types_under=XAPI_CONTENT_TYPES_UNDER,
         event_tables=(Outbox, Inbox),
         access_table=AccessRecord,
         event_handlers=dict(HANDLERS),

@@ -302,5 +302,9 @@ def accepted_languages(header: str | None) -> list[str]:
     return [language for _, _, language in sorted(weighted)]
 
 
-# Media types the LRS takes besides JSON and forms (the kit's body guard refuses the rest).
-XAPI_CONTENT_TYPES = ("multipart/mixed", "application/octet-stream", "text/plain")
+# What the LRS takes besides JSON and forms: statements with attachments (multipart/mixed) and
+# documents of any media type (xAPI 1.0.3 §2.2 Documents), so under its prefix the kit's body
+# guard lets every type through and the LRS answers for it (a POST merge of a non-JSON
+# document is its 400, not a 415). Everywhere else the service keeps its short list.
+XAPI_PREFIX = "/training/v1/xapi"
+XAPI_CONTENT_TYPES_UNDER: dict[str, tuple[str, ...]] = {XAPI_PREFIX: ("*/*",)}
