@@ -34,13 +34,15 @@ from upstander.gateway.proxy import start_upstreams, stop_upstreams
 from upstander.gateway.scim.api import router as scim_router
 from upstander.gateway.settings import Settings
 from upstander.gateway.web import router as reporter_page_router
+from upstander.gateway.web.branding import api as branding_router
 from upstander.kit.app import ServiceSpec, create_service_app
 from upstander.kit.auth import TokenVerifier
 from upstander.kit.clock import Clock
 from upstander.kit.http import DEFAULT_CONTENT_TYPES
 
-# What the LRS takes besides JSON and forms: statements with attachments, documents.
-XAPI_CONTENT_TYPES = ("multipart/mixed", "application/octet-stream", "text/plain")
+# The LRS takes statements with attachments and documents of any media type (xAPI 1.0.3
+# §2.2): under its prefix every type passes the gateway and training answers for it.
+XAPI_CONTENT_TYPES_UNDER: dict[str, tuple[str, ...]] = {"/training/v1/xapi": ("*/*",)}
 
 log = logging.getLogger("upstander.gateway")
 
@@ -130,6 +132,7 @@ def create_app(
             invite_pages,
             scim_router,
             reporter_page_router,
+            branding_router,
             authorize_router,
             sso_router,
             web_settings_router,
@@ -152,7 +155,8 @@ def create_app(
         # The public edge: one source may hold only so many requests with bodies arriving.
         slow_requests_per_source=settings.slow_requests_per_source,
         # What any service takes passes the gateway; each service refuses what it doesn't.
-        content_types=(*DEFAULT_CONTENT_TYPES, "text/csv", *XAPI_CONTENT_TYPES),
+        content_types=(*DEFAULT_CONTENT_TYPES, "text/csv"),
+        content_types_under=XAPI_CONTENT_TYPES_UNDER,
         openapi_tags=[
             {"name": "auth", "description": "Tokens and signing keys."},
             {"name": "identity", "description": "Your organisation, its people and API clients."},

@@ -200,6 +200,9 @@ __all__ = [
 # Browser sign-in, single sign-on and CORS origins (auth/authorize.py, auth/sso.py).
 from upstander.gateway.auth import store as _auth_store  # noqa: E402, F401
 
+# The reporter page's per-organisation branding and framing (web/branding.py).
+from upstander.gateway.identity import branding_tables as _branding_tables  # noqa: E402, F401
+
 # One-time invitations of an organisation's admins (identity/orgs.py).
 from upstander.gateway.identity import org_tables as _org_tables  # noqa: E402, F401
 

@@ -3,6 +3,7 @@ headers on every response (a strict CSP everywhere but the Swagger UI pages)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -33,6 +34,10 @@ INVITE_PAGE_CSP = (
     "base-uri 'none'; frame-ancestors 'none'"
 )
 INVITE_PAGE_PATHS = frozenset({"/invite", "/invite.js"})
+# A reporter page's answer lists the origins its organisation lets frame it in this header
+# (web/branding.py); the edge removes it and puts them in `frame-ancestors` instead of 'none'.
+FRAME_ANCESTORS_HEADER = b"x-upstander-frame-ancestors"
+_ORIGIN = re.compile(rb"^https?://[a-z0-9.\-\[\]:]+$")
 HSTS = "max-age=63072000; includeSubDomains"
 # The CORS lists live with the CORS layer (edge/cors.py).
 EXPOSED_HEADERS = list(CORS_EXPOSED_HEADERS)
@@ -83,9 +88,19 @@ class SecurityHeadersMiddleware:
                     own.add(b"strict-transport-security")
                 if auth_path:
                     own |= {b"cache-control", b"pragma"}
+                framers = _framers(message.get("headers", [])) if reporter_page else []
+                own.add(FRAME_ANCESTORS_HEADER)
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in own]
-                headers.extend(_FIXED)
-                headers.append((b"content-security-policy", csp))
+                if framers:
+                    # Embeddable for the organisation's own sites: no DENY, and those origins.
+                    headers.extend(h for h in _FIXED if h[0] != b"x-frame-options")
+                    framed = csp.replace(
+                        b"frame-ancestors 'none'", b"frame-ancestors " + b" ".join(framers)
+                    )
+                    headers.append((b"content-security-policy", framed))
+                else:
+                    headers.extend(_FIXED)
+                    headers.append((b"content-security-policy", csp))
                 if self.production:
                     headers.append((b"strict-transport-security", HSTS.encode()))
                 if auth_path:
@@ -96,6 +111,16 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _framers(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """The origins a reporter page's answer may be framed by (each a bare origin, else none)."""
+    for name, value in headers:
+        if name.lower() == FRAME_ANCESTORS_HEADER:
+            origins = value.split()
+            if origins and all(_ORIGIN.fullmatch(o) for o in origins):
+                return origins
+    return []
 
 
 def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:

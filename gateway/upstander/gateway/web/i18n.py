@@ -91,10 +91,29 @@ TEXT: dict[str, dict[str, str]] = {
             "not shared with the people you report. You also get a receipt code."
         ),
         "mode_identified_title": "With your name, openly",
+        "mode_identified": "With your name, as a staff member (sign in below)",
         "mode_identified_help": (
-            "Staff can also report as themselves from their organisation’s staff app, signed "
-            "in to their account. This page does not sign anyone in: to give your name here, "
-            "choose “Confidentially”."
+            "For staff of this organisation: the report is filed under your staff account, "
+            "and you follow it in the staff app, not with a receipt code. Sign in with your "
+            "staff email and password below; you stay signed in only while it is sent."
+        ),
+        "staff_legend": "Your staff sign-in (reports with your name only)",
+        "staff_help": "Leave these empty unless you chose to report with your name.",
+        "staff_email": "Staff email",
+        "staff_password": "Password",
+        "staff_sso": (
+            "Your organisation signs staff in with single sign-on. If you have no password "
+            "for Upstander, report with your name from the staff app instead."
+        ),
+        "error_staff_sign_in": "To report with your name, enter your staff email and password.",
+        "error_staff_credentials": (
+            "That email and password did not sign you in. Check them, or choose another way "
+            "to report."
+        ),
+        "identified_sent_title": "Your report was sent with your name",
+        "identified_sent": (
+            "Thank you. The people who handle reports can see it is yours; follow it and "
+            "answer their questions in the staff app. You are not signed in on this page."
         ),
         "contact_legend": "Your name and how to reach you (confidential reports only)",
         "contact_help": "Leave these empty for an anonymous report.",
@@ -240,10 +259,31 @@ TEXT: dict[str, dict[str, str]] = {
             "comparte con las personas denunciadas. También recibirá un código de recibo."
         ),
         "mode_identified_title": "Con su nombre, abiertamente",
+        "mode_identified": "Con su nombre, como miembro del personal (inicie sesión abajo)",
         "mode_identified_help": (
-            "El personal también puede denunciar en su propio nombre desde la aplicación de su "
-            "organización, con su cuenta. Esta página no inicia sesión: para dar su nombre "
-            "aquí, elija «De forma confidencial»."
+            "Para el personal de esta organización: la denuncia queda a nombre de su cuenta y "
+            "la sigue en la aplicación del personal, no con un código de recibo. Inicie sesión "
+            "abajo con su correo y contraseña; la sesión dura solo mientras se envía."
+        ),
+        "staff_legend": "Su acceso de personal (solo denuncias con su nombre)",
+        "staff_help": "Déjelos vacíos salvo que haya elegido denunciar con su nombre.",
+        "staff_email": "Correo del personal",
+        "staff_password": "Contraseña",
+        "staff_sso": (
+            "Su organización usa inicio de sesión único. Si no tiene contraseña de Upstander, "
+            "denuncie con su nombre desde la aplicación del personal."
+        ),
+        "error_staff_sign_in": (
+            "Para denunciar con su nombre, escriba su correo del personal y su contraseña."
+        ),
+        "error_staff_credentials": (
+            "Ese correo y esa contraseña no iniciaron sesión. Revíselos o elija otra forma de "
+            "denunciar."
+        ),
+        "identified_sent_title": "Su denuncia se envió con su nombre",
+        "identified_sent": (
+            "Gracias. Quienes atienden las denuncias ven que es suya; sígala y responda sus "
+            "preguntas en la aplicación del personal. No tiene sesión iniciada en esta página."
         ),
         "contact_legend": "Su nombre y cómo contactarle (solo denuncias confidenciales)",
         "contact_help": "Déjelos vacíos para una denuncia anónima.",
@@ -364,6 +404,13 @@ TEXT: dict[str, dict[str, str]] = {
         "error_send": "No se pudo enviar: {detail}",
     },
 }
+
+
+# The private record's and the escrow's words (escrow_pages.py), kept in their own module.
+from upstander.gateway.web.escrow_words import TEXT as _ESCROW_TEXT  # noqa: E402
+
+for _lang, _words in _ESCROW_TEXT.items():
+    TEXT[_lang].update(_words)
 
 
 def words(lang: str) -> dict[str, str]:

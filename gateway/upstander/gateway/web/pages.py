@@ -32,6 +32,7 @@ from upstander.gateway.auth.receipt import (
     exchange_receipt,
 )
 from upstander.gateway.web import i18n
+from upstander.gateway.web.branding import PageBrand, frame_headers, page_brand
 from upstander.gateway.web.guard import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -42,6 +43,7 @@ from upstander.gateway.web.guard import (
     clear_cookie,
     set_cookie,
 )
+from upstander.gateway.web.identified import org_has_sso, send_identified
 from upstander.gateway.web.upstream import Answer, Unavailable, call
 from upstander.kit.crypto import Keyring
 from upstander.kit.errors import RateLimited
@@ -157,14 +159,24 @@ def render(
         csrf_token=csrf.sign(cookie),
         quick_exit_url=QUICK_EXIT_URL,
         short_date=_short_date,
+        branded=_styled(request),
         **context,
     )
-    response = HTMLResponse(html, status_code=status_code, headers={**NO_STORE, **(headers or {})})
+    response = HTMLResponse(
+        html,
+        status_code=status_code,
+        headers={**NO_STORE, **frame_headers(request), **(headers or {})},
+    )
     if fresh and org != NO_ORG:
         set_cookie(
             response, request, request.app.state.settings, CSRF_COOKIE, cookie, path=_base(org)
         )
     return response
+
+
+def _styled(request: Request) -> bool:
+    brand = getattr(request.state, "brand", None)
+    return isinstance(brand, PageBrand) and brand.styled
 
 
 def redirect(org: str, lang: str, suffix: str = "", **params: str) -> RedirectResponse:
@@ -186,6 +198,10 @@ async def load_form(request: Request, org: str, lang: str) -> dict[str, Any] | N
 
 
 async def read_form(request: Request) -> FormData:
+    org = request.path_params.get("org")
+    if isinstance(org, str) and SLUG.match(org):
+        # Even a refusal (an expired form) is framed where the org allows (branding.py).
+        await page_brand(request, org)
     return await request.form(max_files=MAX_FILES + 1, max_fields=200)
 
 
@@ -269,14 +285,21 @@ async def reporter_page(
     form = await _safe_form(request, org, language)
     if form is None:
         return not_found(request, language)
+    request.state.org_sso = await org_has_sso(request, org)
     return _report_page(request, org, language, form)
 
 
 async def _safe_form(request: Request, org: str, lang: str) -> dict[str, Any] | None:
     try:
-        return await load_form(request, org, lang)
+        form = await load_form(request, org, lang)
     except Unavailable:
         return None
+    if form is not None:
+        # The org's branding (branding.py): its display name, and for render() its framing.
+        brand = await page_brand(request, org)
+        if brand.display_name:
+            form = {**form, "org_name": brand.display_name}
+    return form
 
 
 def _report_page(
@@ -303,6 +326,7 @@ def _report_page(
         values=values or {"mode": "anonymous"},
         errors=errors or {},
         max_files=MAX_FILES,
+        sso=bool(getattr(request.state, "org_sso", False)),
     )
 
 
@@ -351,8 +375,13 @@ async def submit_report(request: Request, org: str) -> Response:
             "desired_outcome",
             "reporter_name",
             "reporter_contact",
+            "staff_email",
         )
     }
+    # Never shown again, never stored: only checked, for an identified report (identified.py).
+    values["staff_password"] = (
+        posted.get("staff_password") if isinstance(posted.get("staff_password"), str) else ""
+    )
     known_categories = {c["key"] for c in form.get("categories", [])}
     chosen = [c for c in posted.getlist("categories") if isinstance(c, str)]
     values["categories"] = [c for c in dict.fromkeys(chosen) if c in known_categories]
@@ -365,9 +394,16 @@ async def submit_report(request: Request, org: str) -> Response:
     if len(files) > MAX_FILES:
         errors["files"] = words["error_too_many"].format(count=MAX_FILES)
     if errors:
+        values["staff_password"] = ""
         return _report_page(request, org, lang, form, values=values, errors=errors, status_code=422)
 
     report = _report_body(org, lang, values, questions)
+    if values["mode"] == "identified":
+        password, values["staff_password"] = values["staff_password"], ""
+        return await send_identified(
+            request, org, lang, form, values, report, files, password,
+            show_form=_report_page,
+        )  # fmt: skip
     parts: list[tuple[str, Any]] = [("report", (None, json.dumps(report), "application/json"))]
     parts += [("files", file) for file in files]
     try:
@@ -412,8 +448,13 @@ def _api_errors(answer: Answer, words: dict[str, str]) -> dict[str, str]:
 
 def _check_report(values: dict[str, Any], words: dict[str, str]) -> dict[str, str]:
     errors: dict[str, str] = {}
-    if values["mode"] not in ("anonymous", "confidential"):
+    if values["mode"] not in ("anonymous", "confidential", "identified"):
         errors["mode"] = words["error_mode"]
+    if values["mode"] == "identified":
+        if not values["staff_email"] or len(values["staff_email"]) > 320:
+            errors["staff_email"] = words["error_staff_sign_in"]
+        if not values["staff_password"] or len(values["staff_password"]) > 1024:
+            errors["staff_password"] = words["error_staff_sign_in"]
     if not values["description"]:
         errors["description"] = words["error_description"]
     elif len(values["description"]) > DESCRIPTION_MAX - 2 * TEXT_MAX:
