@@ -47,6 +47,12 @@ from upstander.gateway.web.guard import (
     clear_cookie,
     set_cookie,
 )
+from upstander.gateway.web.identified import (
+    StaffRefused,
+    org_has_sso,
+    staff_errors,
+    staff_token,
+)
 from upstander.gateway.web.pages import (
     NO_STORE,
     OWN_FIELDS,
@@ -80,7 +86,7 @@ SHOW_ONCE_SECONDS = 600
 ENTRY_MAX = 20_000
 NAME_MAX = 200
 CONTACT_MAX = 320
-RELEASE_MODES = ("anonymous", "confidential")
+RELEASE_MODES = ("anonymous", "confidential", "identified")
 # The page's identifier fields, in the order they are sent (an API error names an index).
 IDENTIFIER_FIELDS = ("escrow_email", "escrow_phone", "escrow_handle")
 
@@ -222,6 +228,15 @@ def _contact(
     return ({"name": name, "contact": contact} if name and contact else {}), errors
 
 
+def _staff_values(posted: FormData, values: dict[str, str]) -> str:
+    """The staff sign-in posted with an identified choice: the email is kept to show again,
+    the password is returned to be checked once and is never shown again or stored."""
+    values["staff_email"] = _text(posted, "staff_email")
+    password = posted.get("staff_password")
+    values["staff_password"] = password if isinstance(password, str) else ""
+    return values["staff_password"]
+
+
 # ---- the explanation -------------------------------------------------------------------
 
 
@@ -273,6 +288,7 @@ async def hold_report(request: Request, org: str) -> Response:
         "escrow_phone", "escrow_handle", "escrow_platform",
     )  # fmt: skip
     values: dict[str, Any] = {name: _text(posted, name) for name in names}
+    password = _staff_values(posted, values)
     known = {c["key"] for c in form.get("categories", [])}
     chosen = [c for c in posted.getlist("categories") if isinstance(c, str)]
     values["categories"] = [c for c in dict.fromkeys(chosen) if c in known]
@@ -289,6 +305,7 @@ async def hold_report(request: Request, org: str) -> Response:
         errors["escrow"] = words["error_too_long"]
     if await _files(posted, "files"):
         errors["files"] = words["escrow_error_files"]
+    values["staff_password"] = ""  # never shown again
     if errors:
         return _report_page(request, org, lang, form, values=values, errors=errors, status_code=422)
 
@@ -298,11 +315,24 @@ async def hold_report(request: Request, org: str) -> Response:
     retry = await _over_limit(request)
     if retry is not None:
         return _limited(request, org, lang, retry)
+    held = {"org": org, "identifiers": identifiers, "report": report}
     try:
-        answer = await call(
-            request, "intake", "POST", "/intake/v1/escrow",
-            json={"org": org, "identifiers": identifiers, "report": report},
+        if values["mode"] == "identified":
+            # Held with a one-call staff token, the entry is the staff member's own: it can be
+            # released identified later and never matches their own other entries.
+            async with staff_token(request, org, lang, values["staff_email"], password) as token:
+                answer = await call(
+                    request, "intake", "POST", "/intake/v1/escrow", json=held, token=token
+                )
+        else:
+            answer = await call(request, "intake", "POST", "/intake/v1/escrow", json=held)
+    except StaffRefused as denied:
+        shown = _report_page(
+            request, org, lang, form, values=values, status_code=denied.status,
+            errors={"staff_email": denied.message},
         )  # fmt: skip
+        shown.headers.update(denied.headers)
+        return shown
     except Unavailable:
         return _unavailable(request, org, lang)
     if answer.status == 201 and isinstance(answer.body, dict) and answer.body.get("receipt_code"):
@@ -413,7 +443,7 @@ async def _escrow_page(
         status_code=status_code, entry=entry,
         notice=done if done in ("escrow_released", "escrow_withdrawn") else None,
         errors=errors or {}, values=values or {"mode": "anonymous"},
-        resources=form.get("resources") or {},
+        resources=form.get("resources") or {}, sso=await org_has_sso(request, org),
     )  # fmt: skip
 
 
@@ -487,9 +517,13 @@ async def escrow_release(request: Request, org: str) -> Response:
     assert form is not None and token is not None
     words = i18n.words(lang)
     values = {n: _text(posted, n) for n in ("mode", "reporter_name", "reporter_contact")}
+    password = _staff_values(posted, values)
     reporter, errors = _contact(values, words)
     if values["mode"] not in RELEASE_MODES:
         errors["mode"] = words["error_mode"]
+    elif values["mode"] == "identified":
+        errors.update(staff_errors(values, words))
+    values["staff_password"] = ""  # never shown again
     if errors:
         return await _escrow_page(
             request, org, lang, form, token, errors=errors, values=values, status_code=422
@@ -498,10 +532,28 @@ async def escrow_release(request: Request, org: str) -> Response:
     if values["mode"] == "confidential" and reporter:
         payload["reporter"] = reporter
     try:
-        answer = await call(
-            request, "intake", "POST", "/intake/v1/reporter/escrow/release", token=token,
-            json=payload,
+        if values["mode"] == "identified":
+            # The name goes out only once the staff member proves it is theirs: the password
+            # grant checks it (its limits), and the sign-in is revoked right after. The release
+            # itself is the entry's (the reporter token); intake refuses `identified` for an
+            # entry that was not made with a staff token.
+            async with staff_token(request, org, lang, values["staff_email"], password):
+                answer = await call(
+                    request, "intake", "POST", "/intake/v1/reporter/escrow/release",
+                    token=token, json=payload,
+                )  # fmt: skip
+        else:
+            answer = await call(
+                request, "intake", "POST", "/intake/v1/reporter/escrow/release", token=token,
+                json=payload,
+            )  # fmt: skip
+    except StaffRefused as denied:
+        shown = await _escrow_page(
+            request, org, lang, form, token, values=values, status_code=denied.status,
+            errors={"staff_email": denied.message},
         )  # fmt: skip
+        shown.headers.update(denied.headers)
+        return shown
     except Unavailable:
         return _unavailable(request, org, lang)
     if answer.ok:
@@ -685,7 +737,7 @@ async def _record_view(
         status_code=status_code, entries=answer.body.get("entries") or [],
         written=_written, notice=done if done in ("record_entry_added",) else None,
         errors=errors or {}, values=values or {"mode": "anonymous"},
-        minutes=RECORD_SESSION_SECONDS // 60,
+        minutes=RECORD_SESSION_SECONDS // 60, sso=await org_has_sso(request, org),
     )  # fmt: skip
 
 
@@ -953,11 +1005,15 @@ async def record_report(request: Request, org: str) -> Response:
     assert form is not None and code is not None
     words = i18n.words(lang)
     values = {n: _text(posted, n) for n in ("mode", "reporter_name", "reporter_contact")}
+    password = _staff_values(posted, values)
     reporter, errors = _contact(values, words)
     if values["mode"] not in RELEASE_MODES:
         errors["mode"] = words["error_mode"]
     elif values["mode"] == "confidential" and not reporter:
         errors.setdefault("reporter_name", words["error_contact"])
+    elif values["mode"] == "identified":
+        errors.update(staff_errors(values, words))
+    values["staff_password"] = ""  # never shown again
     if errors:
         return await _record_view(
             request, org, lang, form, code, errors=errors, values=values, status_code=422
@@ -968,9 +1024,27 @@ async def record_report(request: Request, org: str) -> Response:
     if values["mode"] == "confidential":
         payload["reporter"] = reporter
     try:
-        answer = await call(request, "intake", "POST", "/intake/v1/records/report", json=payload)
+        if values["mode"] == "identified":
+            async with staff_token(request, org, lang, values["staff_email"], password) as token:
+                answer = await call(
+                    request, "intake", "POST", "/intake/v1/records/report", json=payload,
+                    token=token,
+                )  # fmt: skip
+        else:
+            answer = await call(
+                request, "intake", "POST", "/intake/v1/records/report", json=payload
+            )
+    except StaffRefused as denied:
+        shown = await _record_view(
+            request, org, lang, form, code, values=values, status_code=denied.status,
+            errors={"staff_email": denied.message},
+        )  # fmt: skip
+        shown.headers.update(denied.headers)
+        return shown
     except Unavailable:
         return _unavailable(request, org, lang)
+    if answer.status == 201 and values["mode"] == "identified":
+        return redirect(org, lang, "/sent")
     if answer.status == 201 and isinstance(answer.body, dict) and answer.body.get("receipt_code"):
         response = redirect(org, lang, "/receipt")
         sealed = _seal(request).seal(org, str(answer.body["receipt_code"]), now=_now(request))

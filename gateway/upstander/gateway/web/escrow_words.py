@@ -156,6 +156,11 @@ TEXT: dict[str, dict[str, str]] = {
             "Only the people handling your report see your name and how to reach you. Fill in "
             "both below, or leave them empty to use the ones you gave when you held it."
         ),
+        "escrow_identified_help": (
+            "For staff who held this report signed in: it goes out under your staff account. "
+            "Sign in below with your staff email and password; you stay signed in only while "
+            "it is sent."
+        ),
         "escrow_release": "Send my report",
         "escrow_released": "Your report was sent.",
         "escrow_error_release": "That could not be done: {detail}",
@@ -402,6 +407,11 @@ TEXT: dict[str, dict[str, str]] = {
         "escrow_confidential_help": (
             "Solo quienes atienden su denuncia ven su nombre y cómo contactarle. Llene ambos "
             "campos abajo, o déjelos vacíos para usar los que dio al guardarla."
+        ),
+        "escrow_identified_help": (
+            "Para el personal que guardó esta denuncia con su sesión iniciada: sale a nombre de "
+            "su cuenta. Inicie sesión abajo con su correo y contraseña; la sesión dura solo "
+            "mientras se envía."
         ),
         "escrow_release": "Enviar mi denuncia",
         "escrow_released": "Su denuncia fue enviada.",

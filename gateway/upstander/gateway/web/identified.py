@@ -13,7 +13,8 @@ cannot run an SSO redirect without keeping a token in the browser).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter
@@ -54,6 +55,67 @@ async def _limits(request: Request, email: str) -> None:
     await _limit_account(request, "password", email, None)
 
 
+class StaffRefused(Exception):
+    """The staff sign-in was refused: the message to show by the email field, the status and
+    headers (`Retry-After`) to answer with."""
+
+    def __init__(self, message: str, status: int, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.headers = headers or {}
+
+
+@asynccontextmanager
+async def staff_token(
+    request: Request, org: str, lang: str, email: str, password: str
+) -> AsyncIterator[str]:
+    """A one-call staff access token for `email` in `org`: checked by the password grant's own
+    code behind its limits (StaffRefused otherwise), and its sign-in (refresh token and, by
+    `sid`, the access token) revoked when the block ends, whatever happens in it."""
+    words = i18n.words(lang)
+    try:
+        await _limits(request, email)
+    except RateLimited as exc:
+        retry = exc.headers.get("Retry-After", "60") if exc.headers else "60"
+        raise StaffRefused(
+            words["too_many"].format(seconds=retry), 429, {"Retry-After": retry}
+        ) from None
+    state = request.app.state
+    async with state.sessionmaker() as session:
+        try:
+            issued = await password_grant(
+                session, state.token_issuer, username=email, password=password, org_slug=org
+            )
+        except ProblemError:
+            await session.rollback()
+            raise StaffRefused(words["error_staff_credentials"], 400) from None
+        await session.commit()
+    try:
+        yield issued.access_token
+    finally:
+        # The sign-in ends with this one call: refresh token and access token revoked.
+        async with state.sessionmaker() as session:
+            family = await session.scalar(
+                select(RefreshToken.family_id).where(
+                    RefreshToken.token_hash == hash_refresh_token(issued.refresh_token or "")
+                )
+            )
+            if family is not None:
+                await revoke_family(session, family, state.clock)
+                await session.commit()
+
+
+def staff_errors(values: dict[str, Any], words: dict[str, str]) -> dict[str, str]:
+    """The staff sign-in fields of an identified report, checked as the report form does."""
+    errors: dict[str, str] = {}
+    if not values.get("staff_email") or len(values["staff_email"]) > 320:
+        errors["staff_email"] = words["error_staff_sign_in"]
+    if not values.get("staff_password") or len(values["staff_password"]) > 1024:
+        errors["staff_password"] = words["error_staff_sign_in"]
+    return errors
+
+
 async def send_identified(
     request: Request,
     org: str,
@@ -70,57 +132,30 @@ async def send_identified(
 
     words = i18n.words(lang)
     email = str(values.get("staff_email") or "")
-
-    def refused(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
-        answer = show_form(
+    try:
+        async with staff_token(request, org, lang, email, password) as token:
+            body = {**report, "mode": "identified"}
+            body.pop("reporter", None)
+            parts: list[tuple[str, Any]] = [
+                ("report", (None, json.dumps(body), "application/json"))
+            ]
+            parts += [("files", file) for file in files]
+            try:
+                answer = await call(
+                    request, "intake", "POST", "/intake/v1/reports", files=parts, token=token,
+                )  # fmt: skip
+            except Unavailable:
+                return render(
+                    request, "message.html", org=org, lang=lang, org_name=form.get("org_name"),
+                    status_code=503, kind="unavailable",
+                )  # fmt: skip
+    except StaffRefused as refused:
+        answer_ = show_form(
             request, org, lang, form, values=values,
-            errors={"staff_email": message}, status_code=status,
+            errors={"staff_email": refused.message}, status_code=refused.status,
         )  # fmt: skip
-        answer.headers.update(headers or {})
-        return answer
-
-    try:
-        await _limits(request, email)
-    except RateLimited as exc:
-        retry = exc.headers.get("Retry-After", "60") if exc.headers else "60"
-        return refused(words["too_many"].format(seconds=retry), 429, {"Retry-After": retry})
-    state = request.app.state
-    async with state.sessionmaker() as session:
-        try:
-            issued = await password_grant(
-                session, state.token_issuer, username=email, password=password, org_slug=org
-            )
-        except ProblemError:
-            await session.rollback()
-            return refused(words["error_staff_credentials"], 400)
-        await session.commit()
-    family = None
-    try:
-        body = {**report, "mode": "identified"}
-        body.pop("reporter", None)
-        parts: list[tuple[str, Any]] = [("report", (None, json.dumps(body), "application/json"))]
-        parts += [("files", file) for file in files]
-        try:
-            answer = await call(
-                request, "intake", "POST", "/intake/v1/reports", files=parts,
-                token=issued.access_token,
-            )  # fmt: skip
-        except Unavailable:
-            return render(
-                request, "message.html", org=org, lang=lang, org_name=form.get("org_name"),
-                status_code=503, kind="unavailable",
-            )  # fmt: skip
-    finally:
-        # The sign-in ends with this one call: refresh token and access token revoked.
-        async with state.sessionmaker() as session:
-            family = await session.scalar(
-                select(RefreshToken.family_id).where(
-                    RefreshToken.token_hash == hash_refresh_token(issued.refresh_token or "")
-                )
-            )
-            if family is not None:
-                await revoke_family(session, family, state.clock)
-                await session.commit()
+        answer_.headers.update(refused.headers)
+        return answer_
     if answer.status == 201:
         return redirect(org, lang, "/sent")
     detail = answer.detail()
