@@ -31,7 +31,21 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from launcher import APPS, REPO_ROOT, Platform, free_port
 
-DEFAULT_SUITE = REPO_ROOT.parent / "shared" / "xapi-conformance"
+SUITE_NAME = Path("shared") / "xapi-conformance"
+
+
+def default_suite() -> Path:
+    """The suite's copy beside the checkout (`../shared/xapi-conformance`), else in a folder
+    above it, else the workplace's `/work/shared` (a CI clone may live anywhere)."""
+    candidates = [folder / SUITE_NAME for folder in REPO_ROOT.parents]
+    candidates.append(Path("/work") / SUITE_NAME)
+    for candidate in candidates:
+        if (candidate / "bin" / "console_runner.js").is_file():
+            return candidate
+    return REPO_ROOT.parent / SUITE_NAME
+
+
+DEFAULT_SUITE = default_suite()
 CACHE_ROOT = Path(
     os.environ.get(
         "UPSTANDER_XAPI_CACHE", Path.home() / ".cache" / "upstander" / "xapi-conformance"
