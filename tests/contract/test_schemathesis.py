@@ -46,7 +46,7 @@ from schemathesis.specs.openapi.checks import (
 # Examples per operation and generation mode (explicit examples from the spec come on top):
 # an admin gets valid and invalid requests; a case manager, refused some operations by role,
 # a few valid ones (what differs for them is the 403s).
-ADMIN_EXAMPLES = {GenerationMode.POSITIVE: 5, GenerationMode.NEGATIVE: 2}
+ADMIN_EXAMPLES = {GenerationMode.POSITIVE: 3, GenerationMode.NEGATIVE: 2}
 CASE_MANAGER_EXAMPLES = {GenerationMode.POSITIVE: 2}
 # Wall-clock budget for one caller's run; past it, the operations left are reported, not run.
 BUDGET_SECONDS = 90.0
