@@ -367,18 +367,27 @@ async def hold_report(request: Request, org: str) -> Response:
 
 @router.get("/r/{org}/escrow/receipt", include_in_schema=False)
 async def escrow_receipt(request: Request, org: str) -> Response:
+    return await _code_once(
+        request, org, template="escrow_receipt.html", seal="escrow_receipt",
+        cookie=ESCROW_RECEIPT_COOKIE, path=f"{_base(org)}/escrow/receipt",
+    )  # fmt: skip
+
+
+async def _code_once(
+    request: Request, org: str, *, template: str, seal: str, cookie: str, path: str
+) -> Response:
+    """A code shown once: opened from its sealed cookie (410 once it is gone), and the cookie
+    cleared in the same answer that shows it."""
     lang = i18n.pick_language(request)
     form = await _safe_form(request, org, lang)
     if form is None:
         return not_found(request, lang)
-    code = _seals(request)["escrow_receipt"].open(
-        org, request.cookies.get(ESCROW_RECEIPT_COOKIE), now=_now(request)
-    )
+    code = _seals(request)[seal].open(org, request.cookies.get(cookie), now=_now(request))
     response = render(
-        request, "escrow_receipt.html", org=org, lang=lang, org_name=form.get("org_name"),
+        request, template, org=org, lang=lang, org_name=form.get("org_name"),
         status_code=200 if code else 410, code=code,
     )  # fmt: skip
-    _clear(response, request, ESCROW_RECEIPT_COOKIE, f"{_base(org)}/escrow/receipt")
+    _clear(response, request, cookie, path)
     return response
 
 
@@ -794,20 +803,10 @@ async def record_start(request: Request, org: str) -> Response:
 
 @router.get("/r/{org}/record/code", include_in_schema=False)
 async def record_code_page(request: Request, org: str) -> Response:
-    lang = i18n.pick_language(request)
-    form = await _safe_form(request, org, lang)
-    if form is None:
-        return not_found(request, lang)
-    code = _seals(request)["record_code"].open(
-        org, request.cookies.get(RECORD_CODE_COOKIE), now=_now(request)
-    )
-    response = render(
-        request, "record_code.html", org=org, lang=lang, org_name=form.get("org_name"),
-        status_code=200 if code else 410, code=code,
+    return await _code_once(
+        request, org, template="record_code.html", seal="record_code",
+        cookie=RECORD_CODE_COOKIE, path=f"{_record_path(org)}/code",
     )  # fmt: skip
-    # Shown once: the cookie goes in the same answer that shows the code.
-    _clear(response, request, RECORD_CODE_COOKIE, f"{_record_path(org)}/code")
-    return response
 
 
 @router.post("/r/{org}/record/code/done", include_in_schema=False)
