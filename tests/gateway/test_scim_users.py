@@ -13,6 +13,7 @@ from scim_support import (
     CORE,
     ENTERPRISE,
     LIST,
+    PATCH_OP,
     SCIM,
     SCIM_JSON,
     UPSTANDER,
@@ -421,3 +422,106 @@ async def test_a_username_that_is_not_an_email_signs_in_with_the_primary_email(
     assert [item["id"] for item in found["Resources"]] == [user["id"]]
     nobody = await create(gateway, scim, {"userName": f"volunteer-{unique_email()}"[:30]})
     assert nobody["emails"] == []  # no address: one that is never shown, nor delivered
+
+
+async def test_removed_attributes_read_as_absent_while_the_person_keeps_safe_values(
+    gateway: httpx.AsyncClient, scim: dict[str, str], admin_headers: dict[str, str]
+) -> None:
+    user = await create(
+        gateway,
+        scim,
+        {
+            **okta_user(unique_email("removal")),
+            "preferredLanguage": "es",
+            ENTERPRISE: {"department": "Field", "employeeNumber": "E-7"},
+            UPSTANDER: {"roles": ["staff", "trainer"], "isLeadership": True, "location": "CA"},
+        },
+    )
+    assert user["active"] is True and user["preferredLanguage"] == "es"
+    for path in ("displayName", "preferredLanguage", "active", f"{UPSTANDER}:isLeadership"):
+        removed = await patch(gateway, scim, user["id"], [{"op": "remove", "path": path}])
+        assert removed.status_code == 200, removed.text
+    body = (await gateway.get(f"{SCIM}/Users/{user['id']}", headers=scim)).json()
+    for name in ("displayName", "preferredLanguage", "active"):
+        assert name not in body, name
+    assert body[UPSTANDER] == {"roles": ["staff", "trainer"], "location": "CA"}
+    person = (await gateway.get(f"/identity/v1/people/{user['id']}", headers=admin_headers)).json()
+    # Still active (a removal never deprovisions nor reactivates), Spanish, named from the
+    # name parts; a removed isLeadership is no leadership.
+    assert person["active"] is True and person["language"] == "es"
+    assert person["name"] == "Test User" and person["is_leadership"] is False
+
+    # Whole extensions: gone from the resource and from `schemas`; the roles with them.
+    for urn in (ENTERPRISE, UPSTANDER):
+        removed = await patch(gateway, scim, user["id"], [{"op": "remove", "path": urn}])
+        assert removed.status_code == 200, removed.text
+        assert urn not in removed.json() and urn not in removed.json()["schemas"]
+    person = (await gateway.get(f"/identity/v1/people/{user['id']}", headers=admin_headers)).json()
+    assert person["roles"] == [] and person["is_leadership"] is False
+
+    # Set again, shown again; `active: false` still deprovisions at once.
+    back = await patch(
+        gateway,
+        scim,
+        user["id"],
+        [{"op": "add", "value": {"displayName": "Tess", "active": False}}],
+    )
+    assert back.json()["displayName"] == "Tess" and back.json()["active"] is False
+
+
+async def test_a_put_without_the_defaulted_attributes_keeps_the_persons_values(
+    gateway: httpx.AsyncClient, scim: dict[str, str], admin_headers: dict[str, str]
+) -> None:
+    user = await create(
+        gateway,
+        scim,
+        {**okta_user(unique_email("put")), UPSTANDER: {"isLeadership": True}},
+    )
+    off = await patch(gateway, scim, user["id"], [{"op": "replace", "value": {"active": False}}])
+    assert off.json()["active"] is False
+    bare = {"schemas": [CORE], "userName": user["userName"], "externalId": user["externalId"]}
+    replaced = await gateway.put(f"{SCIM}/Users/{user['id']}", json=bare, headers=scim)
+    assert replaced.status_code == 200, replaced.text
+    body = replaced.json()
+    for name in ("displayName", "preferredLanguage", "active"):
+        assert name not in body, name
+    assert UPSTANDER in body and "isLeadership" not in body[UPSTANDER]
+    person = (await gateway.get(f"/identity/v1/people/{user['id']}", headers=admin_headers)).json()
+    # A PUT that leaves `active` out does not bring a deprovisioned person back, nor does it
+    # take leadership away (set only through the Upstander extension).
+    assert person["active"] is False and person["is_leadership"] is True
+    # A value changed outside SCIM since is shown again.
+    changed = await gateway.patch(
+        f"/identity/v1/people/{user['id']}", json={"language": "es"}, headers=admin_headers
+    )
+    assert changed.status_code == 200, changed.text
+    again = (await gateway.get(f"{SCIM}/Users/{user['id']}", headers=scim)).json()
+    assert again["preferredLanguage"] == "es" and "active" not in again
+
+
+async def test_patch_add_on_the_upstander_roles_sets_the_whole_set(
+    gateway: httpx.AsyncClient, scim: dict[str, str]
+) -> None:
+    user = await create(
+        gateway, scim, {**okta_user(unique_email("roles")), UPSTANDER: {"roles": ["trainer"]}}
+    )
+    added = await patch(
+        gateway,
+        scim,
+        user["id"],
+        [{"op": "add", "path": f"{UPSTANDER}:roles", "value": ["investigator"]}],
+    )
+    assert added.status_code == 200, added.text
+    assert added.json()[UPSTANDER]["roles"] == ["investigator"]
+    # One role more, keeping the others: the role's Group (RFC 7644 `add` appends members).
+    grouped = await gateway.patch(
+        f"{SCIM}/Groups/trainer",
+        json={
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": user["id"]}]}],
+        },
+        headers=scim,
+    )
+    assert grouped.status_code == 200, grouped.text
+    body = (await gateway.get(f"{SCIM}/Users/{user['id']}", headers=scim)).json()
+    assert body[UPSTANDER]["roles"] == ["investigator", "trainer"]

@@ -337,7 +337,10 @@ PATCH_EXAMPLE = {
 
 
 async def _render_user(session: AsyncSession, person: Person, base: str) -> dict[str, Any]:
-    return users.render(person, base, await users.manager_of(session, person))
+    teams = await groups.teams_of_people(session, person.org_id, [person.id])
+    return users.render(
+        person, base, await users.manager_of(session, person), teams.get(person.id, [])
+    )
 
 
 @router.get(
@@ -431,11 +434,7 @@ async def search_everything(
     tree = parse_filter(query) if query else None
     base = _base(request)
     found = await _user_resources(session, principal, tree, base)
-    for role in groups.ROLE_NAMES:
-        members = await groups.members_of(session, _org(principal), role)
-        resource = groups.render(role, members, base)
-        if tree is None or matches(resource, tree, (discovery.CORE_GROUP,)):
-            found.append(resource)
+    found += await _group_resources(session, principal, tree, base)
     listed = _list(
         found,
         _integer(get_ci(body, "startIndex"), "startIndex") or 1,
@@ -452,12 +451,15 @@ async def _user_resources(
 ) -> list[dict[str, Any]]:
     people = await users.candidates(session, _org(principal), tree)
     by_id = {person.id: person for person in people}
+    teams = await groups.teams_of_people(
+        session, _org(principal), [person.id for person in people] if len(people) < 500 else None
+    )
     found = []
     for person in people:
         manager = by_id.get(person.manager_id) if person.manager_id else None
         if person.manager_id and manager is None:
             manager = await users.manager_of(session, person)
-        resource = users.render(person, base, manager)
+        resource = users.render(person, base, manager, teams.get(person.id, []))
         if tree is None or matches(resource, tree, users.CORE_URNS):
             found.append(resource)
     return found
@@ -577,6 +579,7 @@ async def patch_user(
         core_urns=users.CORE_URNS,
         extension_urns=users.EXTENSION_URNS,
         multi_valued=users.MULTI_VALUED,
+        set_on_add=users.SET_ON_ADD,
     )
     if get_ci(patched, "id") != current["id"]:
         raise ScimError(400, "id is immutable.", "mutability")
@@ -610,16 +613,25 @@ async def delete_user(
 
 GROUP_EXAMPLE = {
     "schemas": [discovery.CORE_GROUP],
-    "displayName": "case_manager",
+    "displayName": "Field team North",
     "members": [{"value": "0d6b6f43-2c0e-4b8f-8f0e-2a3c6bb1a9a1"}],
 }
+
+
+async def _group_resources(
+    session: AsyncSession, principal: Principal, tree: Any, base: str
+) -> list[dict[str, Any]]:
+    found = await groups.all_groups(session, _org(principal), base)
+    if tree is None:
+        return found
+    return [resource for resource in found if matches(resource, tree, (discovery.CORE_GROUP,))]
 
 
 @router.get(
     "/Groups",
     operation_id="scim_list_groups",
     dependencies=SCIM_SCOPE,
-    summary="The role groups",
+    summary="The role groups and the teams",
     response_class=ScimResponse,
     responses=_ok(),
 )
@@ -633,15 +645,23 @@ async def list_groups(
     attributes: Attributes = None,
     excluded_attributes: Excluded = None,
 ) -> ScimResponse:
+    return await _search_groups(
+        request, principal, session, filter, start_index, count, attributes, excluded_attributes
+    )
+
+
+async def _search_groups(
+    request: Request,
+    principal: Principal,
+    session: AsyncSession,
+    filter: str | None,
+    start_index: int,
+    count: int | None,
+    attributes: str | None,
+    excluded_attributes: str | None,
+) -> ScimResponse:
     tree = parse_filter(filter) if filter else None
-    base = _base(request)
-    found = []
-    for role in groups.ROLE_NAMES:
-        resource = groups.render(
-            role, await groups.members_of(session, _org(principal), role), base
-        )
-        if tree is None or matches(resource, tree, (discovery.CORE_GROUP,)):
-            found.append(resource)
+    found = await _group_resources(session, principal, tree, _base(request))
     listed = _list(found, start_index, count)
     listed["Resources"] = [
         project(resource, attributes, excluded_attributes) for resource in listed["Resources"]
@@ -650,37 +670,65 @@ async def list_groups(
 
 
 @router.post(
+    "/Groups/.search",
+    operation_id="scim_search_groups",
+    dependencies=SCIM_SCOPE,
+    summary="Groups, filtered and paged (the query in the body, RFC 7644 3.4.3)",
+    response_class=ScimResponse,
+    responses=_ok(),
+    openapi_extra=_json_body({"schemas": [SEARCH_REQUEST], "filter": 'displayName eq "staff"'}),
+)
+async def search_groups(request: Request, principal: Provisioner, session: Session) -> ScimResponse:
+    body = await _body(request)
+    query = get_ci(body, "filter")
+    if query is not None and not isinstance(query, str):
+        raise ScimError(400, "filter is a string.", "invalidFilter")
+    return await _search_groups(
+        request,
+        principal,
+        session,
+        query,
+        _integer(get_ci(body, "startIndex"), "startIndex") or 1,
+        _integer(get_ci(body, "count"), "count"),
+        _joined(get_ci(body, "attributes"), "attributes"),
+        _joined(get_ci(body, "excludedAttributes"), "excludedAttributes"),
+    )
+
+
+def _created(resource: dict[str, Any]) -> ScimResponse:
+    return _scim(
+        resource, 201, etag=resource["meta"]["version"], location=resource["meta"]["location"]
+    )
+
+
+@router.post(
     "/Groups",
     operation_id="scim_create_group",
     dependencies=SCIM_SCOPE,
-    summary="Claim a role's group (only role names exist) and add members",
+    summary="Create a team, or claim a role's group (a role's name) and add members",
     status_code=201,
     response_class=ScimResponse,
-    responses={**_ok(status=201)},
+    responses={**_ok(status=201), **scim_error_responses(409)},
     openapi_extra=_json_body(GROUP_EXAMPLE),
 )
 async def create_group(request: Request, principal: Provisioner, session: Session) -> ScimResponse:
     body = await _body(request)
-    try:
-        role = groups.role_of(get_ci(body, "displayName"))
-    except ScimError:
-        raise ScimError(
-            400, "Groups are the Upstander roles; displayName must name one.", "invalidValue"
-        ) from None
     org = _org(principal)
-    current = {person.id for person in await groups.members_of(session, org, role)}
-    members = await groups.set_members(session, org, role, current | groups.member_ids(body))
-    resource = groups.render(role, members, _base(request))
-    return _scim(
-        resource, 201, etag=resource["meta"]["version"], location=resource["meta"]["location"]
-    )
+    base = _base(request)
+    role = groups.role_key(groups.display_name(body))
+    if role is not None:
+        current = {person.id for person in await groups.members_of(session, org, role)}
+        members = await groups.set_members(session, org, role, current | groups.member_ids(body))
+        return _created(groups.render(role, members, base))
+    team = await groups.create_team(session, org, body)
+    return _created(groups.render_team(team, await groups.team_members(session, team), base))
 
 
 @router.get(
     "/Groups/{group_id}",
     operation_id="scim_get_group",
     dependencies=SCIM_SCOPE,
-    summary="One role group and its members",
+    summary="One group and its members",
     response_class=ScimResponse,
     responses=_ok(),
 )
@@ -692,10 +740,7 @@ async def get_group(
     attributes: Attributes = None,
     excluded_attributes: Excluded = None,
 ) -> ScimResponse:
-    role = groups.role_of(group_id)
-    resource = groups.render(
-        role, await groups.members_of(session, _org(principal), role), _base(request)
-    )
+    resource = await groups.render_one(session, _org(principal), group_id, _base(request))
     return _scim(
         project(resource, attributes, excluded_attributes), etag=resource["meta"]["version"]
     )
@@ -703,36 +748,8 @@ async def get_group(
 
 def _same_name(body: dict[str, Any], role: str) -> None:
     name = get_ci(body, "displayName")
-    if name is not None and groups.role_of(name) != role:
+    if name is not None and groups.role_key(name) != role:
         raise ScimError(400, "A role group cannot be renamed.", "mutability")
-
-
-@router.put(
-    "/Groups/{group_id}",
-    operation_id="scim_replace_group",
-    dependencies=SCIM_SCOPE,
-    summary="Set a role group's members",
-    response_class=ScimResponse,
-    responses={**_ok(), **scim_error_responses(412)},
-    openapi_extra=_json_body(GROUP_EXAMPLE),
-)
-async def replace_group(
-    request: Request,
-    principal: Provisioner,
-    session: Session,
-    group_id: str,
-    if_match: IfMatch = None,
-) -> ScimResponse:
-    role = groups.role_of(group_id)
-    org = _org(principal)
-    base = _base(request)
-    current = groups.render(role, await groups.members_of(session, org, role), base)
-    _check_group_version(current, if_match)
-    body = await _body(request)
-    _same_name(body, role)
-    members = await groups.set_members(session, org, role, groups.member_ids(body))
-    resource = groups.render(role, members, base)
-    return _scim(resource, etag=resource["meta"]["version"])
 
 
 def _check_group_version(resource: dict[str, Any], if_match: str | None) -> None:
@@ -743,13 +760,53 @@ def _check_group_version(resource: dict[str, Any], if_match: str | None) -> None
         raise ScimError(412, "The Group changed since you read it (If-Match).")
 
 
+async def _write_group(
+    session: AsyncSession, org: Any, group_id: str, current: dict[str, Any], body: dict[str, Any]
+) -> None:
+    """Write a whole Group resource (a PUT's body, or a PATCH applied to the current one)."""
+    role = groups.role_key(group_id)
+    if role is not None:
+        _same_name(body, role)
+        await groups.set_members(session, org, role, groups.member_ids(body))
+        return
+    if get_ci(body, "id") not in (None, current["id"]):
+        raise ScimError(400, "id is immutable.", "mutability")
+    team = await groups.get_team(session, org, group_id)
+    await groups.replace_team(session, team, body)
+
+
+@router.put(
+    "/Groups/{group_id}",
+    operation_id="scim_replace_group",
+    dependencies=SCIM_SCOPE,
+    summary="Replace a group: a team's name and members, a role group's members",
+    response_class=ScimResponse,
+    responses={**_ok(), **scim_error_responses(409, 412)},
+    openapi_extra=_json_body(GROUP_EXAMPLE),
+)
+async def replace_group(
+    request: Request,
+    principal: Provisioner,
+    session: Session,
+    group_id: str,
+    if_match: IfMatch = None,
+) -> ScimResponse:
+    org = _org(principal)
+    base = _base(request)
+    current = await groups.render_one(session, org, group_id, base)
+    _check_group_version(current, if_match)
+    await _write_group(session, org, group_id, current, await _body(request))
+    resource = await groups.render_one(session, org, group_id, base)
+    return _scim(resource, etag=resource["meta"]["version"])
+
+
 @router.patch(
     "/Groups/{group_id}",
     operation_id="scim_patch_group",
     dependencies=SCIM_SCOPE,
-    summary="Add or remove a role group's members",
+    summary="Add or remove a group's members; rename a team",
     response_class=ScimResponse,
-    responses={**_ok(), **scim_error_responses(412)},
+    responses={**_ok(), **scim_error_responses(409, 412)},
     openapi_extra=_json_body(
         {
             "schemas": [PATCH_OP],
@@ -770,10 +827,9 @@ async def patch_group(
     group_id: str,
     if_match: IfMatch = None,
 ) -> ScimResponse:
-    role = groups.role_of(group_id)
     org = _org(principal)
     base = _base(request)
-    current = groups.render(role, await groups.members_of(session, org, role), base)
+    current = await groups.render_one(session, org, group_id, base)
     _check_group_version(current, if_match)
     patched = apply_patch(
         current,
@@ -783,9 +839,8 @@ async def patch_group(
         extension_urns=(),
         multi_valued={"members"},
     )
-    _same_name(patched, role)
-    members = await groups.set_members(session, org, role, groups.member_ids(patched))
-    resource = groups.render(role, members, base)
+    await _write_group(session, org, group_id, current, patched)
+    resource = await groups.render_one(session, org, group_id, base)
     if request.headers.get("prefer", "").lower() == "return=minimal":
         return _scim({}, 204)  # pragma: no cover - Entra does not ask for it
     return _scim(resource, etag=resource["meta"]["version"])
@@ -795,14 +850,26 @@ async def patch_group(
     "/Groups/{group_id}",
     operation_id="scim_delete_group",
     dependencies=SCIM_SCOPE,
-    summary="Refused: role groups always exist (remove their members instead)",
+    summary="Delete a team (role groups always exist: remove their members instead)",
     status_code=204,
     response_class=Response,
-    responses=scim_error_responses(400),
+    responses=scim_error_responses(400, 412),
 )
-async def delete_group(principal: Provisioner, group_id: str) -> Response:
-    groups.role_of(group_id)
-    raise ScimError(400, "Role groups cannot be deleted; remove their members.", "mutability")
+async def delete_group(
+    request: Request,
+    principal: Provisioner,
+    session: Session,
+    group_id: str,
+    if_match: IfMatch = None,
+) -> Response:
+    org = _org(principal)
+    if groups.role_key(group_id) is not None:
+        raise ScimError(400, "Role groups cannot be deleted; remove their members.", "mutability")
+    team = await groups.get_team(session, org, group_id)
+    current = groups.render_team(team, [], _base(request))
+    _check_group_version(current, if_match)
+    await groups.delete_team(session, team)
+    return Response(status_code=204)
 
 
 # ----------------------------------------------------------------------------- the rest

@@ -105,7 +105,7 @@ USER_ATTRIBUTES = [
         "complex",
         multi=True,
         mutability="readOnly",
-        description="The role groups the person belongs to.",
+        description="The role groups, then the teams, the person belongs to.",
         sub=[
             attribute("value", mutability="readOnly"),
             attribute("display", mutability="readOnly"),
@@ -149,7 +149,8 @@ UPSTANDER_ATTRIBUTES = [
             "hr_integration",
             "auditor",
         ],
-        description="Upstander roles (docs/auth.md).",
+        description="Upstander roles (docs/auth.md): the person's whole set of roles, so a "
+        "PATCH `add` sets them; to add one role, add the person to the role's Group.",
     ),
     attribute(
         "isLeadership",
@@ -164,7 +165,8 @@ GROUP_ATTRIBUTES = [
         "displayName",
         required=True,
         uniqueness="server",
-        description="The role's name (`case_manager`, ...).",
+        description="A role's name (`case_manager`, ...: a role group) or a team's name, "
+        "unique in the organisation (case-insensitive).",
     ),
     attribute(
         "members",
@@ -191,7 +193,12 @@ def schemas(base: str) -> list[dict[str, Any]]:
             ENTERPRISE_ATTRIBUTES,
         ),
         (UPSTANDER, "UpstanderUser", "Upstander roles and leadership.", UPSTANDER_ATTRIBUTES),
-        (CORE_GROUP, "Group", "An Upstander role, as a group of people.", GROUP_ATTRIBUTES),
+        (
+            CORE_GROUP,
+            "Group",
+            "An Upstander role (its members hold it), or a team (it grants nothing).",
+            GROUP_ATTRIBUTES,
+        ),
     ):
         found.append(
             {
@@ -226,7 +233,7 @@ def resource_types(base: str) -> list[dict[str, Any]]:
             "id": "Group",
             "name": "Group",
             "endpoint": "/Groups",
-            "description": "Upstander roles: one group per role.",
+            "description": "One group per Upstander role, and the organisation's teams.",
             "schema": CORE_GROUP,
             "schemaExtensions": [],
             "meta": _meta("ResourceType", f"{base}/ResourceTypes/Group"),

@@ -22,8 +22,10 @@ from upstander.gateway.scim.errors import ScimError
 from upstander.gateway.scim.filters import Path, get_ci, matches, parse_path
 
 MAX_OPERATIONS = 100
-# Marks an extension whose `roles` a PATCH removed (read by users.read_user).
+# Mark an extension whose `roles` or `isLeadership` a PATCH removed (read by users.read_user:
+# a removal takes the value away, where a PUT that leaves it out keeps it).
 ROLES_REMOVED = "$rolesRemoved"
+LEADERSHIP_REMOVED = "$leadershipRemoved"
 
 
 def _key(container: dict[str, Any], name: str) -> str:
@@ -64,10 +66,13 @@ def _apply_path(
     value: Any,
     core_urns: tuple[str, ...],
     multi_valued: set[str],
+    set_on_add: frozenset[str] = frozenset(),
 ) -> None:
     holder = _target(resource, path, core_urns)
     key = _key(holder, path.attribute)
     is_multi = path.attribute.lower() in multi_valued
+    if f"{path.urn or ''}:{path.attribute}".lower() in set_on_add and path.filter is None:
+        is_multi = False  # a whole set of values: `add` sets it (the caller documents why)
     if path.filter is not None:
         items = holder.get(key)
         items = items if isinstance(items, list) else []
@@ -147,8 +152,11 @@ def apply_patch(
     core_urns: tuple[str, ...],
     extension_urns: tuple[str, ...],
     multi_valued: set[str],
+    set_on_add: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """`resource` (unchanged) with the PatchOp `body` applied: a new dict."""
+    """`resource` (unchanged) with the PatchOp `body` applied: a new dict. `set_on_add` names
+    (`urn:attribute`, lowercased) multi-valued attributes whose `add` sets the whole value
+    rather than appending to it."""
     schemas = get_ci(body, "schemas")
     if not isinstance(schemas, list) or patch_schema not in schemas:
         raise ScimError(400, f"A PATCH body names the schema {patch_schema}.", "invalidSyntax")
@@ -176,12 +184,14 @@ def apply_patch(
                 if known is not None and isinstance(item, dict):
                     for sub_name, sub_value in item.items():
                         path = parse_path(f"{known}:{sub_name}")
-                        _apply_path(patched, op, path, sub_value, core_urns, multi_valued)
+                        _apply_path(
+                            patched, op, path, sub_value, core_urns, multi_valued, set_on_add
+                        )
                     continue
                 if name.lower() == "schemas":
                     continue
                 path = parse_path(str(name))
-                _apply_path(patched, op, path, item, core_urns, multi_valued)
+                _apply_path(patched, op, path, item, core_urns, multi_valued, set_on_add)
             continue
         if not isinstance(raw_path, str):
             raise ScimError(400, "A path is a string.", "invalidPath")
@@ -190,7 +200,7 @@ def apply_patch(
             # The path names a whole extension: its object is added, replaced or removed.
             key = _key(patched, whole)
             if op == "remove":
-                patched[key] = {ROLES_REMOVED: True}
+                patched[key] = {ROLES_REMOVED: True, LEADERSHIP_REMOVED: True}
             elif not isinstance(value, dict):
                 raise ScimError(400, "An extension's value is an object.", "invalidValue")
             elif op == "add" and isinstance(patched.get(key), dict):
@@ -199,7 +209,11 @@ def apply_patch(
                 patched[key] = dict(value)
             continue
         path = parse_path(raw_path)
-        _apply_path(patched, op, path, value, core_urns, multi_valued)
-        if op == "remove" and path.urn and path.attribute.lower() == "roles" and path.sub is None:
-            _target(patched, path, core_urns)[ROLES_REMOVED] = True
+        _apply_path(patched, op, path, value, core_urns, multi_valued, set_on_add)
+        if op == "remove" and path.urn and path.sub is None and path.filter is None:
+            marker = {"roles": ROLES_REMOVED, "isleadership": LEADERSHIP_REMOVED}.get(
+                path.attribute.lower()
+            )
+            if marker is not None:
+                _target(patched, path, core_urns)[marker] = True
     return patched

@@ -25,7 +25,8 @@ from upstander.gateway.models import Person
 from upstander.gateway.scim.discovery import CORE_USER, ENTERPRISE, UPSTANDER
 from upstander.gateway.scim.errors import ScimError, invalid_value
 from upstander.gateway.scim.filters import Compare, Logical, get_ci
-from upstander.gateway.scim.patch import ROLES_REMOVED
+from upstander.gateway.scim.groups import leave_all_teams
+from upstander.gateway.scim.patch import LEADERSHIP_REMOVED, ROLES_REMOVED
 from upstander.kit.auth import Role
 from upstander.kit.clock import Clock
 
@@ -37,6 +38,8 @@ CORE_URNS = (CORE_USER,)
 
 EXTENSION_URNS = (ENTERPRISE, UPSTANDER)
 MULTI_VALUED = {"emails", "roles", "groups", "phonenumbers", "addresses", "members"}
+# The Upstander `roles` are a person's whole set of roles: a PATCH `add` sets them (docs/scim.md).
+SET_ON_ADD = frozenset({f"{UPSTANDER}:roles".lower()})
 
 
 def version_tag(version: int) -> str:
@@ -53,8 +56,36 @@ def _derived_emails(email: str) -> list[dict[str, Any]]:
     return [{"value": email, "type": "work", "primary": True}]
 
 
-def render(person: Person, base: str, manager: Person | None = None) -> dict[str, Any]:
-    """The person as a SCIM User with both extensions."""
+# The attributes an identity provider may leave out or remove that the platform still
+# needs: SCIM shows them absent while the person keeps (or takes) a value (`scim_unset`).
+UNSET_ATTRIBUTES = ("displayName", "preferredLanguage", "active", "isLeadership")
+
+
+def _internal(person: Person, attribute: str) -> Any:
+    if attribute == "displayName":
+        return person.name
+    if attribute == "preferredLanguage":
+        return person.language or "en"
+    if attribute == "active":
+        return bool(person.active)
+    return bool(person.is_leadership)
+
+
+def _hidden(person: Person, attribute: str) -> bool:
+    """Absent over SCIM: the IdP left it out or removed it, and the platform's value is still
+    the one it kept then (a value set since, say by an admin, is shown)."""
+    unset = person.scim_unset or {}
+    return attribute in unset and unset[attribute] == _internal(person, attribute)
+
+
+def render(
+    person: Person,
+    base: str,
+    manager: Person | None = None,
+    teams: list[Any] | None = None,
+) -> dict[str, Any]:
+    """The person as a SCIM User with both extensions (an extension only when it has a value),
+    `groups` their role groups then their teams."""
     roles = [str(role) for role in person.roles or []]
     manager_object: dict[str, Any] | None = None
     if person.manager_id is not None:
@@ -74,22 +105,32 @@ def render(person: Person, base: str, manager: Person | None = None) -> dict[str
         name["givenName"] = person.given_name
     if person.family_name:
         name["familyName"] = person.family_name
+    upstander: dict[str, Any] = {}
+    if roles:
+        upstander["roles"] = roles
+    if not _hidden(person, "isLeadership"):
+        upstander["isLeadership"] = bool(person.is_leadership)
+    if person.location:
+        upstander["location"] = person.location
+    groups = [
+        {"value": role, "display": role, "$ref": f"{base}/Groups/{role}"} for role in roles
+    ] + [
+        {
+            "value": str(team.id),
+            "display": team.display_name,
+            "$ref": f"{base}/Groups/{team.id}",
+        }
+        for team in teams or []
+    ]
     resource: dict[str, Any] = {
-        "schemas": [CORE_USER, ENTERPRISE, UPSTANDER],
+        "schemas": [CORE_USER],
         "id": str(person.id),
         "userName": person.scim_user_name or person.email,
         "displayName": person.name,
         "emails": person.scim_emails or _derived_emails(person.email),
         "active": bool(person.active),
         "preferredLanguage": person.language or "en",
-        "groups": [
-            {"value": role, "display": role, "$ref": f"{base}/Groups/{role}"} for role in roles
-        ],
-        ENTERPRISE: enterprise,
-        UPSTANDER: {
-            "roles": roles,
-            "isLeadership": bool(person.is_leadership),
-        },
+        "groups": groups,
         "meta": {
             "resourceType": "User",
             "created": _timestamp(person.created_at),
@@ -98,16 +139,19 @@ def render(person: Person, base: str, manager: Person | None = None) -> dict[str
             "version": version_tag(person.version or 1),
         },
     }
+    for attribute in ("displayName", "preferredLanguage", "active"):
+        if _hidden(person, attribute):
+            del resource[attribute]
     if name:
         resource["name"] = name
-    if not roles:
-        del resource[UPSTANDER]["roles"]
     if person.external_id is not None:
         resource["externalId"] = person.external_id
     if person.title:
         resource["title"] = person.title
-    if person.location:
-        resource[UPSTANDER]["location"] = person.location
+    for urn, extension in ((ENTERPRISE, enterprise), (UPSTANDER, upstander)):
+        if extension:
+            resource["schemas"].append(urn)
+            resource[urn] = extension
     return resource
 
 
@@ -243,33 +287,35 @@ def read_user(resource: dict[str, Any]) -> dict[str, Any]:
     name = name if isinstance(name, dict) else {}
     given = _text(get_ci(name, "givenName"), "name.givenName", 100)
     family = _text(get_ci(name, "familyName"), "name.familyName", 100)
-    display = (
-        _text(get_ci(resource, "displayName"), "displayName", 200)
-        or _text(get_ci(name, "formatted"), "name.formatted", 200)
-        or " ".join(part for part in (given, family) if part)
-        or email
+    given_display = _text(get_ci(resource, "displayName"), "displayName", 200) or _text(
+        get_ci(name, "formatted"), "name.formatted", 200
     )
+    display = given_display or " ".join(part for part in (given, family) if part) or email
     enterprise = _extension(resource, ENTERPRISE)
     upstander = _extension(resource, UPSTANDER)
     active = get_ci(resource, "active")
     leadership = get_ci(upstander, "isLeadership")
+    if leadership is None and upstander.get(LEADERSHIP_REMOVED):
+        leadership = False
     external_id = get_ci(resource, "externalId")
     return {
         "email": email,
         "user_name": None if user_name.lower() == email else user_name,
         "emails": emails or None,
         "name": display[:200],
+        "display_given": given_display is not None,
         "given_name": given,
         "family_name": family,
         "title": _text(get_ci(resource, "title"), "title", 200),
         "external_id": _text(external_id, "externalId", 200),
-        "active": True if active is None else boolean(active, "active"),
+        "active": None if active is None else boolean(active, "active"),
         "language": _language(resource),
         "department": _text(get_ci(enterprise, "department"), "department", 200),
         "employee_number": _text(get_ci(enterprise, "employeeNumber"), "employeeNumber", 64),
         "manager_id": _manager_id(get_ci(enterprise, "manager")),
         "roles": _roles(resource, upstander),
         "is_leadership": None if leadership is None else boolean(leadership, "isLeadership"),
+        "leadership_given": get_ci(upstander, "isLeadership") is not None,
         "location": _text(get_ci(upstander, "location"), "location", 64),
     }
 
@@ -390,10 +436,18 @@ async def _flush(session: AsyncSession) -> None:
 
 
 async def _write(
-    session: AsyncSession, person: Person, values: dict[str, Any], *, clock: Clock
+    session: AsyncSession,
+    person: Person,
+    values: dict[str, Any],
+    *,
+    clock: Clock,
+    creating: bool = False,
 ) -> None:
     """Write a whole resource's values to `person` (PUT semantics: what it leaves out is
-    cleared, except roles and leadership, which only the Upstander extension sets)."""
+    cleared, except roles and leadership, which only the Upstander extension sets). Of the
+    attributes a person always has, those it leaves out keep their value (a removed
+    `isLeadership` is false; a left-out displayName is made from the name) and read as absent
+    from then on; a new person shows the defaults they got."""
     if values["manager_id"] is not None and values["manager_id"] != person.manager_id:
         await _check_manager(session, person.org_id, values["manager_id"], person.id)
     if person.scim_user_name != values["user_name"]:
@@ -420,10 +474,23 @@ async def _write(
         person.roles = values["roles"]
     if values["is_leadership"] is not None and person.is_leadership != values["is_leadership"]:
         person.is_leadership = values["is_leadership"]
-    if person.active != values["active"]:
+    if values["active"] is not None and person.active != values["active"]:
         person.active = values["active"]
         if not values["active"]:
             await revoke_person_tokens(session, person.id, clock)
+    given = {
+        "displayName": values["display_given"],
+        "preferredLanguage": values["language"] is not None,
+        "active": values["active"] is not None,
+        "isLeadership": values["leadership_given"],
+    }
+    unset = (
+        {}
+        if creating
+        else {name: _internal(person, name) for name in UNSET_ATTRIBUTES if not given[name]}
+    )
+    if (person.scim_unset or {}) != unset:
+        person.scim_unset = unset or None
 
 
 async def create_user(
@@ -440,9 +507,11 @@ async def create_user(
         )
     )
     await _check_unique(session, org_id, values, returning.id if returning else None)
+    if values["active"] is None:
+        values["active"] = True
     if returning is not None:
         returning.scim_deleted_at = None
-        await _write(session, returning, values, clock=clock)
+        await _write(session, returning, values, clock=clock, creating=True)
         returning.version = (returning.version or 1) + 1
         await _flush(session)
         return returning
@@ -517,6 +586,7 @@ _SNAPSHOT = (
     "language",
     "is_leadership",
     "active",
+    "scim_unset",
 )
 
 
@@ -529,6 +599,7 @@ async def delete_user(
 ) -> None:
     """Deprovision: deactivated (records keep the person), tokens revoked, gone from SCIM."""
     check_version(person, if_match)
+    await leave_all_teams(session, person)
     person.scim_deleted_at = clock.now()
     if person.active:
         person.active = False
