@@ -40,20 +40,35 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-def _cheap_password_hashing() -> None:
-    """Argon2id at production cost is about 0.2 CPU second per hash or check, and the gateway
-    tests sign in and make clients by the hundred: in this process, hash with the cheapest
-    Argon2id parameters instead. The algorithm, the stored format and the code paths stay the
-    same (a hash with other parameters still verifies, and is rehashed as in production); the
-    production defaults are untouched, and the processes tests start keep them."""
-    try:
-        from argon2 import PasswordHasher
+# Argon2id at production cost is about 0.2 CPU second per hash or check, and the suite signs in,
+# makes clients and starts gateways (each hashing the demo's passwords and the service clients'
+# secrets) by the hundred: every gateway of the run, in this process and in the processes the
+# tests start (they inherit the environment), hashes with the cheapest Argon2id parameters
+# instead, through the gateway's own settings. The algorithm, the stored format and the code
+# paths stay the same (a hash with other parameters still verifies, and is rehashed as in
+# production). Production mode refuses these values: a test that builds production settings
+# removes them (`production_hash_cost`).
+CHEAP_PASSWORD_HASHING = {
+    "UPSTANDER_PASSWORD_HASH_TIME_COST": "1",
+    "UPSTANDER_PASSWORD_HASH_MEMORY_KIB": "8",
+}
 
+
+def _cheap_password_hashing() -> None:
+    for name, value in CHEAP_PASSWORD_HASHING.items():
+        os.environ.setdefault(name, value)
+    try:
         from upstander.gateway.auth import passwords
     except ImportError:  # a checkout without the gateway
         return
-    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    passwords._dummy_hash.cache_clear()
+    passwords.configure(time_cost=1, memory_kib=8)
+
+
+@pytest.fixture
+def production_hash_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment without the suite's cheap password hashing, for production settings."""
+    for name in CHEAP_PASSWORD_HASHING:
+        monkeypatch.delenv(name, raising=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -333,3 +333,30 @@ def test_production_refuses_development_secrets():
         Settings(mode="production", service_secret="x" * 32)
     with pytest.raises(ValueError, match="UPSTANDER_SERVICE_SECRET"):
         Settings(mode="production", kek="prod:" + "A" * 43 + "=")
+
+
+def test_production_refuses_a_password_hash_cost_under_the_rfc_9106_profile(
+    production_hash_cost: None,
+):
+    secrets = {"kek": "prod:" + "A" * 43 + "=", "service_secret": "x" * 32}
+    with pytest.raises(ValueError, match="UPSTANDER_PASSWORD_HASH_TIME_COST"):
+        Settings(mode="production", password_hash_time_cost=1, **secrets)
+    with pytest.raises(ValueError, match="UPSTANDER_PASSWORD_HASH_MEMORY_KIB"):
+        Settings(mode="production", password_hash_memory_kib=8, **secrets)
+    production = Settings(mode="production", operator_client_secret="o" * 32, **secrets)
+    assert (production.password_hash_time_cost, production.password_hash_memory_kib) == (
+        3,
+        65536,
+    )
+
+
+def test_a_hash_carries_the_configured_cost_and_an_old_cost_still_verifies():
+    from argon2 import PasswordHasher
+
+    from upstander.gateway.auth import passwords
+
+    old = PasswordHasher(time_cost=2, memory_cost=16, parallelism=1).hash("s3cret")
+    passwords.configure(time_cost=1, memory_kib=8)
+    assert "m=8,t=1" in passwords.hash_secret_sync("s3cret")
+    matches, needs_rehash = passwords._verify(old, "s3cret")
+    assert (matches, needs_rehash) == (True, True)

@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
+from upstander.gateway.auth import passwords
 from upstander.gateway.auth.api import oauth_router
 from upstander.gateway.auth.api import router as auth_router
 from upstander.gateway.auth.authorize import router as authorize_router
@@ -29,6 +30,7 @@ from upstander.gateway.identity.api import router as identity_router
 from upstander.gateway.identity.orgs import pages as invite_pages
 from upstander.gateway.identity.orgs import router as orgs_router
 from upstander.gateway.identity.orgs import start_operator_client
+from upstander.gateway.identity.people_changes_api import router as people_changes_router
 from upstander.gateway.models import IdempotencyKey, Inbox, Model, Outbox
 from upstander.gateway.proxy import start_upstreams, stop_upstreams
 from upstander.gateway.scim.api import router as scim_router
@@ -114,6 +116,9 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
+    passwords.configure(
+        time_cost=settings.password_hash_time_cost, memory_kib=settings.password_hash_memory_kib
+    )
     spec = ServiceSpec(
         name="gateway",
         title="Upstander API",
@@ -127,6 +132,7 @@ def create_app(
             auth_router,
             oauth_router,
             receipt_router,
+            people_changes_router,  # before identity's `/people/{person_id}`
             identity_router,
             orgs_router,
             invite_pages,

@@ -94,6 +94,10 @@ class Person(IdMixin, TimestampMixin, Model):
     # Deleted over SCIM: deactivated like any leaver (records keep them), and no longer a
     # SCIM resource (a GET is 404, RFC 7644 3.6).
     scim_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Attributes the IdP left out or removed that the platform still needs (displayName,
+    # preferredLanguage, active, isLeadership): each with the value it then kept or took.
+    # SCIM shows such an attribute absent while the person still has that value.
+    scim_unset: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class ApiClient(IdMixin, TimestampMixin, Model):
@@ -203,8 +207,14 @@ from upstander.gateway.auth import store as _auth_store  # noqa: E402, F401
 # The reporter page's per-organisation branding and framing (web/branding.py).
 from upstander.gateway.identity import branding_tables as _branding_tables  # noqa: E402, F401
 
+# The people change feed (identity/people_changes.py).
+from upstander.gateway.identity import change_tables as _change_tables  # noqa: E402, F401
+
 # One-time invitations of an organisation's admins (identity/orgs.py).
 from upstander.gateway.identity import org_tables as _org_tables  # noqa: E402, F401
+
+# SCIM team groups (scim/groups.py).
+from upstander.gateway.scim import tables as _scim_tables  # noqa: E402, F401
 
 # The gateway's outbox (directory events) and inbox (it consumes none yet, the kit needs both).
 Outbox, Inbox = event_tables(Model)

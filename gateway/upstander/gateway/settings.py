@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from upstander.kit.settings import KitSettings
 
 DEV_DEMO_PASSWORD = "upstander-demo"
 # The dev-mode platform operator's secret: public (it is in the repository), refused elsewhere.
 DEV_OPERATOR_SECRET = "demo-operator-secret"
+# argon2-cffi's defaults, RFC 9106's second recommended Argon2id option: the least production takes.
+PRODUCTION_HASH_TIME_COST = 3
+PRODUCTION_HASH_MEMORY_KIB = 64 * 1024
 
 
 class Settings(KitSettings):
@@ -70,6 +73,13 @@ class Settings(KitSettings):
     sso_discovery_cache_seconds: float = Field(default=3600.0, ge=0)
     max_body_bytes: int = 25 * 1024 * 1024
 
+    # Argon2id cost of passwords and client secrets (auth/passwords.py): RFC 9106's "second
+    # recommended option" (argon2-cffi's defaults) unless lowered; production refuses less.
+    # Only throw-away platforms lower it (the test suite's, whose every start hashes the
+    # demo's passwords and service clients' secrets).
+    password_hash_time_cost: int = Field(default=PRODUCTION_HASH_TIME_COST, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=PRODUCTION_HASH_MEMORY_KIB, ge=8, le=4_194_304)
+
     # Requests per minute on /auth/*: per source address, and per client id or username.
     auth_rate_limit_per_minute: int = Field(default=30, ge=1)
     auth_account_rate_limit_per_minute: int = Field(default=10, ge=1)
@@ -120,6 +130,19 @@ class Settings(KitSettings):
         if self.password_grant_without_client is not None:
             return self.password_grant_without_client
         return self.mode == "dev"
+
+    @model_validator(mode="after")
+    def _production_hashes_at_full_cost(self) -> Settings:
+        if self.mode == "production" and (
+            self.password_hash_time_cost < PRODUCTION_HASH_TIME_COST
+            or self.password_hash_memory_kib < PRODUCTION_HASH_MEMORY_KIB
+        ):
+            raise ValueError(
+                "production mode refuses a password hash cost under Argon2id's RFC 9106 "
+                f"profile (UPSTANDER_PASSWORD_HASH_TIME_COST >= {PRODUCTION_HASH_TIME_COST}, "
+                f"UPSTANDER_PASSWORD_HASH_MEMORY_KIB >= {PRODUCTION_HASH_MEMORY_KIB})"
+            )
+        return self
 
     def default_secrets(self) -> dict[str, str]:
         # Production refuses the dev operator's secret, like the kit's own dev secrets.

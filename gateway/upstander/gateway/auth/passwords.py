@@ -9,8 +9,20 @@ from functools import lru_cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-# argon2-cffi's defaults are the RFC 9106 "low memory" profile of Argon2id.
+# argon2-cffi's defaults are RFC 9106's second recommended Argon2id option; `configure`
+# applies the gateway's settings (`password_hash_*`, which production keeps at least there).
 _hasher = PasswordHasher()
+
+
+def configure(*, time_cost: int, memory_kib: int) -> None:
+    """Hash new secrets at this cost from now on. A hash made at another cost still verifies
+    (its parameters are in it) and is rehashed at this one on its next successful check."""
+    global _hasher
+    if (_hasher.time_cost, _hasher.memory_cost) == (time_cost, memory_kib):
+        return
+    parallelism = _hasher.parallelism if memory_kib >= 8 * _hasher.parallelism else 1
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    _dummy_hash.cache_clear()
 
 
 @lru_cache(maxsize=1)

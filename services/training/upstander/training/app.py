@@ -12,6 +12,7 @@ from upstander.kit.clock import Clock
 from upstander.kit.http import DEFAULT_CONTENT_TYPES
 from upstander.training.completions.announce import start_completion_events
 from upstander.training.completions.api import router as completions_router
+from upstander.training.completions.changes_api import router as completion_changes_router
 from upstander.training.compliance.api import router as compliance_router
 from upstander.training.courses.api import router as courses_router
 from upstander.training.events import HANDLERS
@@ -66,6 +67,7 @@ def create_app(
         routers=[
             courses_router,
             requirements_router,
+            completion_changes_router,  # before `/completions/{completion_id}`
             completions_router,
             policies_router,
             compliance_router,

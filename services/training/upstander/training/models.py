@@ -395,6 +395,8 @@ Outbox, Inbox = event_tables(Model)
 AccessRecord = access_table(Model)
 
 # External references on courses and completions (migration 0005); the LRS documents,
-# attachments, links and activities (migration 0004).
+# attachments, links and activities (migration 0004); the completion change feed
+# (completions/changes.py, migration 0006).
+from upstander.training.completions import change_tables as _change_tables  # noqa: E402, F401
 from upstander.training.external_refs import models as external_ref_models  # noqa: E402, F401
 from upstander.training.xapi import models as xapi_models  # noqa: E402, F401

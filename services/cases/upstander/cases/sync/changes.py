@@ -1,98 +1,58 @@
 """Recording the case change feed: every transaction that changes a case (its row, its
 assignments, its external references) adds one `CaseChange` row per case, as it commits.
-
-Why the feed never skips a change: rows are numbered by an autoincrement `seq`, and a reader
-resumes after the last `seq` it saw, so a row that committed *after* a higher-numbered one
-would be missed. Numbers are therefore taken at commit time (`before_commit`, after the last
-flush) and, on PostgreSQL, under a transaction-scoped advisory lock per organisation: within
-an organisation, the transaction that takes number n+1 can only do so once the holder of n has
-committed. (SQLite has one writer at a time.) Holding the lock only at commit time means a
-transaction never waits for it while holding a lock another waiter needs: no deadlock.
+The numbering in commit order (and why the feed never skips a change) is the kit's
+(`upstander.kit.changefeed`); what counts as a change to a case, and the announcement of
+updated cases, are here.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import event, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from upstander.cases.models import Case, CaseAssignment, CaseRestriction, CaseStatus
 from upstander.cases.sync.models import CaseChange, CaseExternalRef
+from upstander.kit.changefeed import ChangeFeed
 from upstander.kit.clock import coarse, for_reporter
 from upstander.kit.contracts import CaseUpdated
 from upstander.kit.db import new_id
 from upstander.kit.events import EventBus
 
-PENDING = "upstander_case_changes"
 # The cases service's event bus, in its sessions' `info` (`start_change_events`).
 BUS_KEY = "upstander_cases_bus"
 # The advisory lock's namespace (its first key); the second is drawn from the org id.
 LOCK_NAMESPACE = 0x5C0A
-_STRENGTH = {"updated": 0, "deleted": 1, "created": 2}
 
 
-def _note(session: Session, org_id: uuid.UUID, case_id: uuid.UUID, kind: str) -> None:
-    pending: dict[uuid.UUID, tuple[uuid.UUID, str]] = session.info.setdefault(PENDING, {})
-    known = pending.get(case_id)
-    if known is None or _STRENGTH[kind] > _STRENGTH[known[1]]:
-        pending[case_id] = (org_id, kind)
-
-
-def _collect(session: Session, _context: Any, _instances: Any) -> None:
+def _collect(session: Session, feed: ChangeFeed) -> None:
     for obj in session.new:
         if isinstance(obj, Case):
             if obj.id is None:
                 obj.id = new_id()  # the column default comes at INSERT; the change needs it now
-            _note(session, obj.org_id, obj.id, "created")
+            feed.note(session, obj.org_id, obj.id, "created")
         elif isinstance(obj, CaseAssignment | CaseExternalRef):
-            _note(session, obj.org_id, obj.case_id, "updated")
+            feed.note(session, obj.org_id, obj.case_id, "updated")
     for obj in session.dirty:
         if isinstance(obj, Case) and session.is_modified(obj, include_collections=False):
             kind = "deleted" if obj.status == CaseStatus.DELETED else "updated"
-            _note(session, obj.org_id, obj.id, kind)
+            feed.note(session, obj.org_id, obj.id, kind)
     for obj in session.deleted:
         if isinstance(obj, CaseAssignment | CaseExternalRef):
-            _note(session, obj.org_id, obj.case_id, "updated")
+            feed.note(session, obj.org_id, obj.case_id, "updated")
 
 
-def lock_key(org_id: uuid.UUID) -> int:
-    return int.from_bytes(org_id.bytes[:4], "big", signed=True)
-
-
-_TRACKED = (Case, CaseAssignment, CaseExternalRef)
-
-
-def _number(session: Session) -> None:
-    if session.in_nested_transaction():
-        # `before_commit` fires when a savepoint is released too: the changes are numbered
-        # when the transaction itself commits (a number taken now would come before work
-        # still to be done in it).
-        return
-    unflushed = [*session.new, *session.dirty, *session.deleted]
-    if not session.info.get(PENDING) and not any(isinstance(o, _TRACKED) for o in unflushed):
-        return  # nothing of a case (another service's session, in a single-process test)
-    session.flush()  # what is still unflushed is part of this commit: collect it first
-    pending: dict[uuid.UUID, tuple[uuid.UUID, str]] = session.info.pop(PENDING, {})
-    if not pending:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        for org_id in sorted({org for org, _kind in pending.values()}):
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
-                {"namespace": LOCK_NAMESPACE, "key": lock_key(org_id)},
-            )
+def _stamp(_session: Session) -> datetime:
     # To the hour, whatever the case: the feed is ordered by its sequence, and a finer time
     # would tell when an anonymous or confidential reporter wrote (docs/scim.md).
-    now = coarse(datetime.now(UTC))
-    for case_id, (org_id, kind) in pending.items():
-        session.add(CaseChange(org_id=org_id, case_id=case_id, kind=kind, changed_at=now))
-    _announce(session, [case_id for case_id, (_org, kind) in pending.items() if kind == "updated"])
-    session.flush()
-    session.info.pop(PENDING, None)
+    return coarse(datetime.now(UTC))
+
+
+def _announce_updated(session: Session, kinds: dict[uuid.UUID, str]) -> None:
+    _announce(session, [case_id for case_id, kind in kinds.items() if kind == "updated"])
 
 
 def _announce(session: Session, case_ids: list[uuid.UUID]) -> None:
@@ -140,10 +100,17 @@ def _announce(session: Session, case_ids: list[uuid.UUID]) -> None:
         )
 
 
-def _forget(session: Session, previous_transaction: Any = None, *_args: Any) -> None:
-    if previous_transaction is not None and getattr(previous_transaction, "nested", False):
-        return  # a savepoint rolled back: what the transaction changed before it still stands
-    session.info.pop(PENDING, None)
+FEED = ChangeFeed(
+    name="case-changes",
+    table=CaseChange,
+    subject="case_id",
+    kinds=("updated", "deleted", "created"),
+    lock_namespace=LOCK_NAMESPACE,
+    tracked=(Case, CaseAssignment, CaseExternalRef),
+    collect=_collect,
+    stamp=_stamp,
+    after_numbering=_announce_updated,
+)
 
 
 async def start_change_events(app: FastAPI) -> None:
@@ -156,13 +123,7 @@ async def start_change_events(app: FastAPI) -> None:
 
 def install() -> None:
     """Listen on every session (idempotent); only the cases models are looked at."""
-    for name, listener in (
-        ("before_flush", _collect),
-        ("before_commit", _number),
-        ("after_soft_rollback", _forget),
-    ):
-        if not event.contains(Session, name, listener):
-            event.listen(Session, name, listener)
+    FEED.install()
 
 
 install()

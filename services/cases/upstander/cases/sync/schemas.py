@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from upstander.cases.cases.schemas import CaseOut
 from upstander.cases.models import CaseStatus
 from upstander.cases.report.schemas import ReportOut
+from upstander.kit.changefeed import HAS_MORE_DESCRIPTION, NEXT_CURSOR_DESCRIPTION
 from upstander.kit.schemas import RequestModel, ResponseModel
 
 SYSTEM_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}$"
@@ -208,10 +209,6 @@ class ChangeOut(ResponseModel):
 class ChangePage(ResponseModel):
     items: list[ChangeOut]
     next_cursor: str = Field(
-        description="Pass back as `cursor` to read on from here; keep it between syncs (it "
-        "never expires). Equal to the one sent when there was nothing new.",
-        examples=["WyJjYXNlLWNoYW5nZXMiLCA0Ml0"],
+        description=NEXT_CURSOR_DESCRIPTION, examples=["WyJjYXNlLWNoYW5nZXMiLCA0Ml0"]
     )
-    has_more: bool = Field(
-        description="More changes are ready now: call again at once.", examples=[False]
-    )
+    has_more: bool = Field(description=HAS_MORE_DESCRIPTION, examples=[False])

@@ -4,8 +4,6 @@ never commit, and raise domain errors."""
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,17 +17,18 @@ from upstander.cases.cases import flows
 from upstander.cases.cases.schemas import ReportSubmitted
 from upstander.cases.cases.service import tombstone_visibility, visibility
 from upstander.cases.models import Case, CaseAssignment, CaseStatus
+from upstander.cases.sync.changes import FEED
 from upstander.cases.sync.models import CaseChange, CaseExternalRef
 from upstander.kit.auth import Principal
+from upstander.kit.changefeed import MAX_LIMIT
 from upstander.kit.clock import Clock, for_reporter
 from upstander.kit.crypto import Vault
 from upstander.kit.errors import BadRequest, Conflict, NotFound
 from upstander.kit.events import EventBus
-from upstander.kit.pagination import InvalidCursor, cursor_values
 
 # Cases whose handling is over: their assignments are history, kept as they were.
 FINISHED = (CaseStatus.CLOSED, CaseStatus.REFERRED, CaseStatus.DISMISSED, CaseStatus.DELETED)
-FEED_MAX_LIMIT = 500
+FEED_MAX_LIMIT = MAX_LIMIT
 
 
 # ----------------------------------------------------------------------------- deprovisioning
@@ -242,17 +241,11 @@ async def open_hr_case(
 
 
 def encode_feed_cursor(seq: int) -> str:
-    raw = json.dumps(["case-changes", seq]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return FEED.encode_cursor(seq)
 
 
 def decode_feed_cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    kind, seq = cursor_values(cursor, 2)
-    if kind != "case-changes" or isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise InvalidCursor()
-    return seq
+    return FEED.decode_cursor(cursor)
 
 
 @dataclass
@@ -273,35 +266,24 @@ async def changes(
 
     One statement reads a window of the organisation's changes with, for each, whether the
     caller may see the case: one snapshot, so every change up to the returned position was
-    committed and read (see sync.changes for why numbers follow commit order)."""
+    committed and read (see upstander.kit.changefeed for why numbers follow commit order)."""
     if principal.org_id is None:
         return [], after, False
     org_id = principal.org_id
     visible = case((await visibility(session, principal), True), else_=False).label("visible")
     gone = case((await tombstone_visibility(session, principal), True), else_=False).label("gone")
-    window = limit * 4
-    rows = list(
-        (
-            await session.execute(
-                select(CaseChange, Case, visible, gone)
-                .join(Case, and_(Case.id == CaseChange.case_id, Case.org_id == org_id))
-                .where(CaseChange.org_id == org_id, CaseChange.seq > after)
-                .order_by(CaseChange.seq)
-                .limit(window + 1)
-            )
-        ).all()
+    rows, position, more = await FEED.read(
+        session,
+        select(CaseChange, Case, visible, gone).join(
+            Case, and_(Case.id == CaseChange.case_id, Case.org_id == org_id)
+        ),
+        org_id=org_id,
+        after=after,
+        limit=limit,
+        # A tombstone shows to whom its routing opens; any other change to whom may see it.
+        shown=lambda row: row[3] if row[0].kind == "deleted" else row[2],
     )
-    shown: list[tuple[CaseChange, Case]] = []
-    position, consumed = after, 0
-    for change, found_case, is_visible, is_gone in rows[:window]:
-        if len(shown) == limit:
-            break
-        consumed += 1
-        position = change.seq
-        tombstone = change.kind == "deleted"
-        if is_gone if tombstone else is_visible:
-            shown.append((change, found_case))
-    more = len(rows) > consumed
+    shown: list[tuple[CaseChange, Case]] = [(row[0], row[1]) for row in rows]
     live = [found.id for change, found in shown if change.kind != "deleted"]
     refs = await external_refs(session, live)
     entries = [FeedEntry(change, found, refs.get(found.id, [])) for change, found in shown]
