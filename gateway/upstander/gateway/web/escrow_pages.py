@@ -26,16 +26,12 @@ from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from upstander.gateway.auth.receipt import (
     IntakeUnavailable,
-    InvalidReceipt,
-    ReceiptExchange,
-    exchange_receipt,
 )
 from upstander.gateway.web import i18n
 from upstander.gateway.web.guard import (
@@ -56,6 +52,7 @@ from upstander.gateway.web.identified import (
 from upstander.gateway.web.pages import (
     NO_STORE,
     OWN_FIELDS,
+    CodeRefused,
     _base,
     _check_report,
     _csrf,
@@ -69,6 +66,7 @@ from upstander.gateway.web.pages import (
     _text,
     csrf_ok,
     csrf_refused,
+    exchange_code,
     not_found,
     read_form,
     redirect,
@@ -76,7 +74,6 @@ from upstander.gateway.web.pages import (
 )
 from upstander.gateway.web.upstream import Answer, Unavailable, call
 from upstander.kit.crypto import DecryptionError, Keyring
-from upstander.kit.errors import RateLimited
 
 RECORD_COOKIE = "upstander_record"
 RECORD_CODE_COOKIE = "upstander_record_code"
@@ -475,30 +472,16 @@ async def escrow_sign_in(request: Request, org: str) -> Response:
     if refused is not None:
         return refused
     assert form is not None
-    words = i18n.words(lang)
     code = _text(posted, "receipt_code")
-    if not code:
-        errors = {"receipt_code": words["error_code"]}
-        return _escrow_sign_in(request, org, lang, form, errors=errors, status_code=422)
-    invalid = {"receipt_code": words["escrow_invalid_receipt"]}
     try:
-        body = ReceiptExchange(org=org, receipt_code=code)
-    except ValidationError:
-        return _escrow_sign_in(request, org, lang, form, errors=invalid, status_code=400)
-    try:
-        # The API's own handler: the same limits, keyed by the same hashed source.
-        token = await exchange_receipt(body, request, Response())
-    except InvalidReceipt:
-        return _escrow_sign_in(request, org, lang, form, errors=invalid, status_code=400)
-    except RateLimited as exc:
-        retry = exc.headers.get("Retry-After", "60") if exc.headers else "60"
-        return _escrow_sign_in(
-            request, org, lang, form,
-            errors={"receipt_code": words["too_many"].format(seconds=retry)},
-            status_code=429, headers={"Retry-After": retry},
-        )  # fmt: skip
+        token = await exchange_code(request, org, code, lang, invalid="escrow_invalid_receipt")
     except IntakeUnavailable:
         return _unavailable(request, org, lang)
+    if isinstance(token, CodeRefused):
+        return _escrow_sign_in(
+            request, org, lang, form,
+            errors=token.errors, status_code=token.status_code, headers=token.headers,
+        )  # fmt: skip
     response = redirect(org, lang, "/escrow/follow-up")
     _cookie(response, request, SESSION_COOKIE, token.access_token, _base(org), token.expires_in)
     return response

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from upstander.gateway.auth.receipt import (
     IntakeUnavailable,
     InvalidReceipt,
     ReceiptExchange,
+    ReporterToken,
     exchange_receipt,
 )
 from upstander.gateway.web import i18n
@@ -672,6 +674,39 @@ async def _case_page(
     )
 
 
+@dataclass(frozen=True)
+class CodeRefused:
+    """Why a receipt code was not taken, as the sign-in page shows it."""
+
+    errors: dict[str, str]
+    status_code: int
+    headers: dict[str, str] | None = None
+
+
+async def exchange_code(
+    request: Request, org: str, code: str, lang: str, *, invalid: str = "invalid_receipt"
+) -> ReporterToken | CodeRefused:
+    """A receipt code for a reporter token through the API's own handler (`POST /auth/receipt`:
+    the same limits, keyed by the same hashed source), or what the sign-in page says instead.
+    `invalid` names the words for a wrong code; IntakeUnavailable is the caller's to answer."""
+    words = i18n.words(lang)
+    if not code:
+        return CodeRefused({"receipt_code": words["error_code"]}, 422)
+    wrong = CodeRefused({"receipt_code": words[invalid]}, 400)
+    try:
+        body = ReceiptExchange(org=org, receipt_code=code)
+    except ValidationError:
+        return wrong  # what the API answers 422 to, without counting an attempt
+    try:
+        return await exchange_receipt(body, request, Response())
+    except InvalidReceipt:
+        return wrong
+    except RateLimited as exc:
+        retry = exc.headers.get("Retry-After", "60") if exc.headers else "60"
+        too_many = {"receipt_code": words["too_many"].format(seconds=retry)}
+        return CodeRefused(too_many, 429, {"Retry-After": retry})
+
+
 @router.post("/r/{org}/follow-up/sign-in", include_in_schema=False)
 async def sign_in(request: Request, org: str) -> Response:
     posted = await read_form(request)
@@ -681,34 +716,17 @@ async def sign_in(request: Request, org: str) -> Response:
     form = await _safe_form(request, org, lang)
     if form is None:
         return not_found(request, lang)
-    words = i18n.words(lang)
-    code = _text(posted, "receipt_code")
-    if not code:
-        return _sign_in_page(
-            request, org, lang, form, errors={"receipt_code": words["error_code"]}, status_code=422
-        )
-    invalid = {"receipt_code": words["invalid_receipt"]}
     try:
-        body = ReceiptExchange(org=org, receipt_code=code)
-    except ValidationError:
-        # What `POST /auth/receipt` answers 422 to, without counting an attempt.
-        return _sign_in_page(request, org, lang, form, errors=invalid, status_code=400)
-    try:
-        # The API's own handler: the same limits, keyed by the same hashed source.
-        token = await exchange_receipt(body, request, Response())
-    except InvalidReceipt:
-        return _sign_in_page(request, org, lang, form, errors=invalid, status_code=400)
-    except RateLimited as exc:
-        retry = exc.headers.get("Retry-After", "60") if exc.headers else "60"
-        return _sign_in_page(
-            request, org, lang, form,
-            errors={"receipt_code": words["too_many"].format(seconds=retry)},
-            status_code=429, headers={"Retry-After": retry},
-        )  # fmt: skip
+        token = await exchange_code(request, org, _text(posted, "receipt_code"), lang)
     except IntakeUnavailable:
         return render(
             request, "message.html", org=org, lang=lang, org_name=form.get("org_name"),
             status_code=503, kind="unavailable",
+        )  # fmt: skip
+    if isinstance(token, CodeRefused):
+        return _sign_in_page(
+            request, org, lang, form,
+            errors=token.errors, status_code=token.status_code, headers=token.headers,
         )  # fmt: skip
     response = redirect(org, lang, "/follow-up")
     set_cookie(
