@@ -7,21 +7,36 @@ and stalls then holds only its own connection to the gateway, never one of the p
 connections to a service, until the kit's body deadline cuts it (408). Larger bodies
 (attachments, evidence) are streamed, and at most `proxy_max_streamed_uploads` of them per
 service at once, so slow uploads can never take the whole pool.
+
+The hot path: the proxy is a plain ASGI endpoint (no Request/Response objects on the way
+through), its routes are tried before the gateway's own (matching a proxied path against the
+gateway's hundred-odd routes first cost more than forwarding it), a small answer with a
+Content-Length (up to `RESPONSE_BUFFER_BYTES`) is read whole and sent in one message, and the
+header sets, base URLs and settings are worked out once. The client is aiohttp's pool
+(`upstander.gateway.proxy.client`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Route, Router
+from starlette.types import Receive, Scope, Send
 
+from upstander.gateway.proxy.client import (
+    Body,
+    Forwarder,
+    Reply,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 from upstander.gateway.proxy.upstreams import SERVICES, UpstreamPool, get_upstreams
 from upstander.kit.errors import problem_response
 
@@ -65,74 +80,106 @@ CLIENT_ADDRESS_HEADERS = frozenset(
 ANONYMOUS_DROPPED = frozenset({"user-agent", "referer"})
 INTERNAL_PREFIX = "x-upstander-"
 ANONYMOUS_SERVICES = frozenset({"intake"})
+# The gateway writes these itself.
+GATEWAY_WRITTEN = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-request-id"})
+# An answer with a Content-Length up to this is read whole and sent in one message.
+RESPONSE_BUFFER_BYTES = 64 * 1024
+
+# Worked out once: the request header names never forwarded (besides the ones `Connection`
+# names and x-upstander-*), for authenticated and for anonymous services.
+_NOT_FORWARDED = frozenset(
+    name.encode("latin-1") for name in HOP_BY_HOP | CLIENT_ADDRESS_HEADERS | GATEWAY_WRITTEN
+)
+_NOT_FORWARDED_ANONYMOUS = _NOT_FORWARDED | {name.encode("latin-1") for name in ANONYMOUS_DROPPED}
+_INTERNAL_PREFIX = INTERNAL_PREFIX.encode("latin-1")
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
-    tokens: set[str] = set()
-    for name, value in headers:
-        if name.lower() == "connection":
-            tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
+def _connection_tokens(values: Iterable[bytes]) -> set[bytes]:
+    tokens: set[bytes] = set()
+    for value in values:
+        tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
     return tokens
 
 
-def _strip(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Drop hop-by-hop headers, the ones `Connection` names, and Host."""
-    named = _connection_tokens(headers)
-    return [
-        (name, value)
-        for name, value in headers
-        if name.lower() not in HOP_BY_HOP and name.lower() not in named
-    ]
+def _forwarded_headers(
+    scope: Scope, *, anonymous: bool, trust_forwarded: bool
+) -> list[tuple[str, str]]:
+    """The headers the service receives for the request in `scope`: one pass over its headers."""
+    dropped = _NOT_FORWARDED_ANONYMOUS if anonymous else _NOT_FORWARDED
+    kept: list[tuple[bytes, bytes]] = []
+    connection: list[bytes] = []
+    prior_forwarded_for: list[str] = []
+    request_id: bytes | None = None
+    host: bytes | None = None
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.lower()
+        if name in dropped or name.startswith(_INTERNAL_PREFIX):
+            if name == b"x-request-id":
+                request_id = raw_value if request_id is None else request_id
+            elif name == b"host":
+                host = raw_value if host is None else host
+            elif name == b"x-forwarded-for":
+                # Whitespace around a field value is not part of it (RFC 9110 §5.5).
+                prior_forwarded_for.append(raw_value.strip(b" \t").decode("latin-1"))
+            elif name == b"connection":
+                connection.append(raw_value.strip(b" \t"))
+            continue
+        # The server keeps a trailing space (`Authorization: Bearer `) that the upstream
+        # client would refuse to send, or send as it is: not part of the value either way.
+        kept.append((raw_name, raw_value.strip(b" \t")))
+    if connection:
+        named = _connection_tokens(connection)
+        kept = [(name, value) for name, value in kept if name.lower() not in named]
+    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in kept]
+
+    state = scope.get("state")
+    state_id = state.get("request_id") if isinstance(state, dict) else None
+    if state_id:
+        headers.append(("x-request-id", state_id))
+    elif request_id:
+        headers.append(("x-request-id", request_id.decode("latin-1")))
+    if host:
+        headers.append(("x-forwarded-host", host.decode("latin-1")))
+    headers.append(("x-forwarded-proto", scope.get("scheme", "http")))
+    if not anonymous:
+        client = scope.get("client")
+        chain = prior_forwarded_for if trust_forwarded else []
+        if client:
+            chain.append(client[0])
+        if chain:
+            headers.append(("x-forwarded-for", ", ".join(chain)))
+    return headers
 
 
 def upstream_request_headers(
     request: Request, service: str, *, trust_forwarded: bool = False
 ) -> list[tuple[str, str]]:
     """The headers the service receives for `request`."""
-    # Whitespace around a field value is not part of it (RFC 9110 §5.5); the server keeps a
-    # trailing space (`Authorization: Bearer `) that the upstream client would refuse to send.
-    incoming = [
-        (k.decode("latin-1"), v.decode("latin-1").strip(" \t")) for k, v in request.scope["headers"]
-    ]
-    anonymous = service in ANONYMOUS_SERVICES
-    prior_forwarded_for = [v for k, v in incoming if k.lower() == "x-forwarded-for"]
-    headers = [
-        (name, value)
-        for name, value in _strip(incoming)
-        if not name.lower().startswith(INTERNAL_PREFIX)
-        and name.lower() not in CLIENT_ADDRESS_HEADERS
-        and name.lower() not in ("x-forwarded-proto", "x-forwarded-host", "x-request-id")
-        and not (anonymous and name.lower() in ANONYMOUS_DROPPED)
-    ]
-    request_id = getattr(request.state, "request_id", None) or request.headers.get("x-request-id")
-    if request_id:
-        headers.append(("x-request-id", request_id))
-    host = request.headers.get("host")
-    if host:
-        headers.append(("x-forwarded-host", host))
-    headers.append(("x-forwarded-proto", request.url.scheme))
-    if not anonymous:
-        client_ip = request.client.host if request.client else None
-        chain = [*prior_forwarded_for] if trust_forwarded else []
-        if client_ip:
-            chain.append(client_ip)
-        if chain:
-            headers.append(("x-forwarded-for", ", ".join(chain)))
-    return headers
+    return _forwarded_headers(
+        request.scope, anonymous=service in ANONYMOUS_SERVICES, trust_forwarded=trust_forwarded
+    )
 
 
 # The gateway's own server adds these; the service's copies would be duplicates.
 SERVER_OWNED = frozenset({"date", "server"})
+_NOT_RELAYED = frozenset(name.encode("latin-1") for name in HOP_BY_HOP | SERVER_OWNED)
 
 
-def downstream_response_headers(upstream: httpx.Response) -> list[tuple[bytes, bytes]]:
-    """The service's headers as the caller receives them; repeated headers (Set-Cookie) kept."""
-    items = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in SERVER_OWNED]
-    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in _strip(items)]
+def downstream_response_headers(
+    headers: Iterable[tuple[bytes, bytes]],
+) -> list[tuple[bytes, bytes]]:
+    """The service's headers (names lowercased) as the caller receives them: hop-by-hop ones
+    and the ones `Connection` names dropped, repeated headers (Set-Cookie) kept."""
+    relayed = [(name, value) for name, value in headers if name not in _NOT_RELAYED]
+    connection = [value for name, value in headers if name == b"connection"]
+    if connection:
+        named = _connection_tokens(connection)
+        relayed = [(name, value) for name, value in relayed if name not in named]
+    return relayed
 
 
 class _CountingBody:
@@ -160,24 +207,20 @@ class _CountingBody:
                 yield chunk
 
 
-def _has_body(request: Request) -> bool:
-    length = request.headers.get("content-length")
-    return (length is not None and length != "0") or "transfer-encoding" in request.headers
-
-
-def _upstream_url(base_url: str, request: Request) -> httpx.URL:
-    base = httpx.URL(base_url)
-    raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
-    prefix = base.raw_path.rstrip(b"/") if base.raw_path not in (b"", b"/") else b""
-    query: bytes = request.scope.get("query_string", b"")
-    target = prefix + raw_path + (b"?" + query if query else b"")
-    return base.copy_with(raw_path=target)
+def _target(scope: Scope) -> str:
+    """The path and query as the caller sent them."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    query: bytes = scope.get("query_string", b"")
+    target = raw_path + b"?" + query if query else raw_path
+    return target.decode("latin-1")
 
 
 class Proxy:
-    """The endpoint behind `/{service}/...` for every proxied service."""
+    """The ASGI endpoint behind `/{service}/...` for every proxied service."""
 
-    def __init__(self, pool: UpstreamPool, settings: Any) -> None:
+    def __init__(
+        self, pool: UpstreamPool, settings: Any, services: tuple[str, ...] = SERVICES
+    ) -> None:
         self.pool = pool
         self.max_body_bytes = int(getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES))
         self.trust_forwarded = bool(getattr(settings, "trust_forwarded_headers", False))
@@ -189,6 +232,7 @@ class Proxy:
             getattr(settings, "proxy_max_streamed_uploads", DEFAULT_MAX_STREAMED_UPLOADS)
         )
         self.streamed_uploads: dict[str, int] = {}
+        self.internal_prefixes = {service: f"/{service}/internal/" for service in services}
 
     def too_large(self, request: Request) -> Response:
         return problem_response(
@@ -235,111 +279,188 @@ class Proxy:
             headers={"Retry-After": "5", "Connection": "close"},
         )
 
-    async def handle(self, request: Request) -> Response:
-        service = request.scope["path"].split("/", 2)[1]
-        if self.block_internal and request.scope["path"].startswith(f"/{service}/internal/"):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handle(scope, receive, send)
+        if response is not None:
+            await response(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> Response | None:
+        """Forward the request; a Response to send when the proxy answers itself (or None
+        when the service's answer was sent)."""
+        path: str = scope["path"]
+        service = path.split("/", 2)[1]
+        request = Request(scope, receive)
+        if self.block_internal and path.startswith(self.internal_prefixes[service]):
             # Service-to-service routes (event delivery) are reached directly, never from outside.
             return problem_response(404, "No such resource.", request=request)
-        declared_header = request.headers.get("content-length")
+        declared_header: bytes | None = None
+        chunked = False
+        for name, value in scope["headers"]:
+            name = name.lower()
+            if name == b"content-length":
+                if declared_header is None:
+                    declared_header = value
+            elif name == b"transfer-encoding":
+                chunked = True
         declared: int | None = None
         if declared_header is not None:
             try:
-                declared = int(declared_header)
+                declared = int(declared_header.decode("latin-1"))
             except ValueError:
                 return problem_response(400, "Bad Content-Length.", request=request)
             if declared > self.max_body_bytes:
                 return self.too_large(request)
 
-        content = await self._read_body(request, declared) if _has_body(request) else b""
+        has_body = (declared_header is not None and declared_header != b"0") or chunked
+        content = await self._read_body(request, declared) if has_body else b""
         if content is None:
             return self.too_large(request)
         if isinstance(content, _CountingBody):
             if not self._take_upload_slot(service):
                 return self.uploads_busy(service, request)
             try:
-                return await self._forward(request, service, content)
+                return await self._forward(request, service, content, send)
             finally:
                 self._free_upload_slot(service)
-        return await self._forward(request, service, content or None)
+        return await self._forward(request, service, content or None, send)
 
     async def _forward(
-        self, request: Request, service: str, body: bytes | _CountingBody | None
-    ) -> Response:
-        client = self.pool.client(service)
-        upstream_request = client.build_request(
-            request.method,
-            _upstream_url(self.pool.base_url(service), request),
-            headers=upstream_request_headers(
-                request, service, trust_forwarded=self.trust_forwarded
-            ),
-            content=body,
+        self, request: Request, service: str, body: Body, send: Send
+    ) -> Response | None:
+        scope = request.scope
+        forwarder: Forwarder = self.pool.forwarder(service)
+        headers = _forwarded_headers(
+            scope, anonymous=service in ANONYMOUS_SERVICES, trust_forwarded=self.trust_forwarded
         )
         streamed = body if isinstance(body, _CountingBody) else None
         try:
-            upstream = await client.send(upstream_request, stream=True)
+            reply = await forwarder.send(scope["method"], _target(scope), headers, body)
         except Exception as exc:
             if streamed is not None and streamed.exceeded:
                 return self.too_large(request)
-            return self._transport_problem(exc, service, request)
+            if not isinstance(exc, UpstreamError):
+                raise
+            return self._upstream_problem(exc, service, request)
         if streamed is not None and streamed.exceeded:
-            await upstream.aclose()
+            await reply.aclose()
             return self.too_large(request)
 
+        relayed = downstream_response_headers(reply.headers)
+        if reply.length is not None and reply.length <= RESPONSE_BUFFER_BYTES:
+            try:
+                content = await reply.read()
+            except UpstreamError as exc:
+                return self._upstream_problem(exc, service, request)
+            finally:
+                await reply.aclose()
+            await send({"type": "http.response.start", "status": reply.status, "headers": relayed})
+            await send({"type": "http.response.body", "body": content})
+            return None
         response = StreamingResponse(
-            self._relay(upstream, service),
-            status_code=upstream.status_code,
-            background=BackgroundTask(upstream.aclose),
+            self._relay(reply, service),
+            status_code=reply.status,
+            background=BackgroundTask(reply.aclose),
         )
-        response.raw_headers = downstream_response_headers(upstream)
+        response.raw_headers = relayed
         return response
 
     @staticmethod
-    async def _relay(upstream: httpx.Response, service: str) -> AsyncIterator[bytes]:
+    async def _relay(reply: Reply, service: str) -> AsyncIterator[bytes]:
         try:
-            async for chunk in upstream.aiter_raw():
+            async for chunk in reply.chunks():
                 yield chunk
-        except httpx.TransportError as exc:
+        except UpstreamError as exc:
             # Headers are gone already; aborting the stream is all that is left to do.
             log.warning(
                 "upstream response interrupted",
-                extra={"upstream": service, "error": type(exc).__name__},
+                extra={"upstream": service, "error": str(exc)},
             )
             raise
 
     @staticmethod
-    def _transport_problem(exc: Exception, service: str, request: Request) -> Response:
-        if isinstance(exc, httpx.TimeoutException):
+    def _upstream_problem(exc: UpstreamError, service: str, request: Request) -> Response:
+        if isinstance(exc, UpstreamTimeout):
             status, detail = 504, f"The {service} service did not answer in time."
-        elif isinstance(exc, httpx.ConnectError):
+        elif isinstance(exc, UpstreamUnreachable):
             status, detail = 502, f"The {service} service is not reachable."
-        elif isinstance(exc, httpx.TransportError):
-            status, detail = 502, f"The {service} service gave no usable answer."
         else:
-            raise exc
+            status, detail = 502, f"The {service} service gave no usable answer."
         log.warning(
             "upstream failed",
-            extra={"upstream": service, "error": type(exc).__name__, "status": status},
+            extra={"upstream": service, "error": str(exc), "status": status},
         )
         return problem_response(status, detail, request=request)
+
+
+def _route_paths(routes: list[BaseRoute]) -> Iterator[tuple[BaseRoute, str | None]]:
+    """Every route of the app with its full path (None when it has none), routers included
+    with `include_router` seen through."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # a FastAPI that keeps included routes flat
+        for route in routes:
+            yield route, getattr(route, "path", None)
+        return
+    for context in iter_route_contexts(routes):
+        yield context.original_route, context.path
+
+
+class _FirstRoute(Route):
+    """A proxy route tried before every other one, so that a proxied request is not matched
+    against each of the gateway's routes first. It stands aside (and the same route at the
+    end of the list takes over) while any other route lives under its service's prefix or
+    could (a path starting with a parameter): the gateway's own routes always win."""
+
+    def __init__(self, path: str, endpoint: Proxy, *, router: Router, prefix: str) -> None:
+        super().__init__(path, endpoint, methods=METHODS, include_in_schema=False)
+        self.router = router
+        self.prefix = prefix
+        self._shadowed = True
+        self._checked_routes = -1
+
+    def _is_shadowed(self) -> bool:
+        routes = self.router.routes
+        if len(routes) != self._checked_routes:
+            self._checked_routes = len(routes)
+            self._shadowed = any(
+                path is None
+                or path == ""
+                or path.startswith("/{")
+                or path == self.prefix
+                or path.startswith(self.prefix + "/")
+                for route, path in _route_paths(routes)
+                if not isinstance(getattr(route, "endpoint", None), Proxy)
+            )
+        return self._shadowed
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            return Match.NONE, {}
+        if self._is_shadowed():
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 def install_proxy(
     app: FastAPI,
     settings: Any,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Any = None,
     services: tuple[str, ...] = SERVICES,
 ) -> None:
     """Route `/{service}` and `/{service}/...` (every method) to the services.
 
-    Call it after every other route is added: the catch-alls must come last. The upstream
-    clients are opened lazily on first use; add `start_upstreams` / `stop_upstreams`
-    (upstander.gateway.proxy) to the ServiceSpec's on_startup / on_shutdown to open them at
-    start and close them at shutdown.
+    `transport` (an `httpx.AsyncBaseTransport`) replaces the network, for tests. Call it after
+    every other route is added: the catch-alls come last, and copies of them first that give
+    way to any gateway route under a service's prefix. The upstream clients are opened lazily
+    on first use; add `start_upstreams` / `stop_upstreams` (upstander.gateway.proxy) to the
+    ServiceSpec's on_startup / on_shutdown to open them at start and close them at shutdown.
     """
-    endpoint = Proxy(get_upstreams(app, settings, transport), settings)
+    endpoint = Proxy(get_upstreams(app, settings, transport), settings, services)
+    router = app.router
+    first: list[BaseRoute] = []
     for service in services:
         for path in (f"/{service}", f"/{service}/{{path:path}}"):
-            app.router.routes.append(
-                Route(path, endpoint.handle, methods=METHODS, include_in_schema=False)
-            )
+            router.routes.append(Route(path, endpoint, methods=METHODS, include_in_schema=False))
+            first.append(_FirstRoute(path, endpoint, router=router, prefix=f"/{service}"))
+    router.routes[0:0] = first

@@ -1,7 +1,12 @@
 """One pooled HTTP client per upstream service, made lazily and closed with the app: the
 proxy's pool (`app.state.upstreams`), and a small one of its own for `GET /healthz`
 (`app.state.health_upstreams`), so a proxy pool busy with traffic never makes the platform
-look down."""
+look down.
+
+Each pool has two kinds of client per service: `client(service)`, an `httpx.AsyncClient` for
+the gateway's own calls (merged docs, web pages, health), and `forwarder(service)`, what the
+proxy forwards requests with (`upstander.gateway.proxy.client`): aiohttp on the network, or
+the httpx client when the pool was given a `transport` (tests)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from upstander.gateway.proxy.client import AiohttpForwarder, Forwarder, HttpxForwarder
+
 SERVICES: tuple[str, ...] = ("intake", "cases", "training", "notify")
+KEEPALIVE_EXPIRY_SECONDS = 30.0
 
 
 class _NoCookieJar(http.cookiejar.CookieJar):
@@ -32,7 +40,8 @@ class UpstreamPool:
     works without lifespan hooks); `aclose()` closes them and the next use opens new ones.
 
     `max_connections` / `max_keepalive_connections` bound each client's pool (default: the
-    settings' `proxy_max_connections` / `proxy_max_keepalive_connections`)."""
+    settings' `proxy_max_connections` / `proxy_max_keepalive_connections`); the forwarders'
+    aiohttp pools are bounded by `max_connections` alone, idle connections included."""
 
     def __init__(
         self,
@@ -57,9 +66,42 @@ class UpstreamPool:
             else getattr(settings, "proxy_max_keepalive_connections", 50)
         )
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._forwarders: dict[str, Forwarder] = {}
+        self._base_urls: dict[str, str] = {}
 
     def base_url(self, service: str) -> str:
-        return str(self.settings.service_url(service)).rstrip("/")
+        url = self._base_urls.get(service)
+        if url is None:
+            url = self._base_urls[service] = str(self.settings.service_url(service)).rstrip("/")
+        return url
+
+    def forwarder_keepalive_expiry(self) -> float:
+        """How long the proxy keeps an idle connection: a second less than the services keep
+        theirs (every app serves with the kit's `server_timeout_keep_alive_seconds`), so that
+        a request is not sent on a connection the service is closing at that moment."""
+        service_side = getattr(self.settings, "server_timeout_keep_alive_seconds", None)
+        if service_side is None:
+            return KEEPALIVE_EXPIRY_SECONDS
+        return min(KEEPALIVE_EXPIRY_SECONDS, max(0.5, float(service_side) - 1.0))
+
+    def forwarder(self, service: str) -> Forwarder:
+        """What the proxy sends `service`'s requests with (made on first use)."""
+        forwarder = self._forwarders.get(service)
+        if forwarder is None:
+            if self.transport is None:
+                forwarder = AiohttpForwarder(
+                    self.base_url(service),
+                    connect_timeout=float(self.settings.http_connect_timeout),
+                    read_timeout=float(self.settings.http_read_timeout),
+                    max_connections=self.max_connections,
+                    keepalive_expiry=self.forwarder_keepalive_expiry(),
+                )
+            else:
+                forwarder = HttpxForwarder(self.client(service), self.base_url(service))
+            self._forwarders[service] = forwarder
+        elif isinstance(forwarder, HttpxForwarder) and forwarder.client.is_closed:
+            forwarder.client = self.client(service)
+        return forwarder
 
     def client(self, service: str) -> httpx.AsyncClient:
         client = self._clients.get(service)
@@ -76,7 +118,7 @@ class UpstreamPool:
         limits = httpx.Limits(
             max_connections=self.max_connections,
             max_keepalive_connections=min(self.max_keepalive_connections, self.max_connections),
-            keepalive_expiry=30.0,
+            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
         )
         client = httpx.AsyncClient(
             transport=self.transport,
@@ -97,6 +139,9 @@ class UpstreamPool:
             self.client(service)
 
     async def aclose(self) -> None:
+        forwarders, self._forwarders = list(self._forwarders.values()), {}
+        for forwarder in forwarders:
+            await forwarder.aclose()
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
