@@ -19,16 +19,16 @@ help:
 	@echo "make lint      ruff check, ruff format --check, mypy"
 	@echo "make fmt       ruff format and ruff check --fix"
 	@echo "make migrate   upgrade every app's database to head"
-	@echo "make bench     gateway overhead (through the gateway vs direct); training compliance at 10k people"
+	@echo "make bench     Upstander vs nginx / bare FastAPI, start-up, memory, flood: one table (BENCH_ARGS=--only gateway)"
 	@echo "make conformance  the ADL xAPI LRS conformance suite against a live platform (>= 95%)"
 	@echo "make clean     remove var/*.db and var/mail"
 
 install: $(STAMP)
 
 $(STAMP): uv.lock pyproject.toml
-	@if command -v uv >/dev/null 2>&1; then set -x; uv sync --all-packages --frozen; \
+	@if command -v uv >/dev/null 2>&1; then set -x; uv sync --all-packages --frozen --compile-bytecode; \
 	else python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv; \
-		set -x; python3 -m uv sync --all-packages --frozen; fi
+		set -x; python3 -m uv sync --all-packages --frozen --compile-bytecode; fi
 	@touch $@
 
 run: install
@@ -49,10 +49,10 @@ fmt: install
 migrate: install
 	$(RUN) python scripts/migrate.py
 
+# One side-by-side table (docs/performance.md); BENCH_ARGS e.g. --only gateway,db --seconds 3.
+# The single-purpose benches (bench/*.py) run on their own.
 bench: install
-	$(RUN) python bench/gateway_overhead.py $(BENCH_ARGS)
-	$(RUN) python bench/training_compliance.py
-	$(RUN) python bench/token_revocation.py
+	$(RUN) python bench/side_by_side.py $(BENCH_ARGS)
 
 # The ADL xAPI LRS conformance suite against a live platform on throw-away databases
 # (needs node and npm; node_modules cached in ~/.cache/upstander). CONFORMANCE_ARGS: e.g.

@@ -2,7 +2,8 @@
 that dies, stop them.
 
 Shared by `make run` (scripts/run.py), the process tests (tests/test_processes.py) and the
-benchmark (bench/gateway_overhead.py), so all three run the platform the same way.
+benchmarks (bench/side_by_side.py, bench/gateway_overhead.py), so all of them run the platform
+the same way.
 (Not named `platform.py`: that would shadow the standard library's `platform` module for
 every script in this folder.)
 
@@ -36,6 +37,9 @@ SERVICES = ("intake", "cases", "training", "notify")
 APPS = (*SERVICES, "gateway")
 DEFAULT_PORTS = {"gateway": 8000, "intake": 8001, "cases": 8002, "training": 8003, "notify": 8004}
 HOST = "127.0.0.1"
+# How often `wait_healthy` asks: a refused connection costs nothing, and every tick slept
+# past an app's readiness is start-up time (docs/performance.md).
+HEALTH_POLL_SECONDS = 0.05
 # The apps read it too (pydantic-settings, from their working directory: the repository).
 ENV_FILE = REPO_ROOT / ".env"
 
@@ -292,7 +296,7 @@ class Platform:
                         f"not healthy after {timeout:.0f} s: " + ", ".join(sorted(waiting))
                     )
                 if waiting:
-                    time.sleep(0.2)
+                    time.sleep(HEALTH_POLL_SECONDS)
 
     def _death_notice(self, child: Child) -> str:
         tail = "\n".join(list(child.recent)[-20:])

@@ -1,34 +1,104 @@
-"""Apply a service's Alembic migrations from code (on start in dev mode, `make migrate`, tests)."""
+"""Apply a service's Alembic migrations from code (on start in dev mode, `make migrate`, tests).
+
+A database already at head is the common case on start (`make run` a second time, a test
+platform restarted): then Alembic is not run at all. Loading its script directory imports
+every migration file and costs far more than the one `SELECT` that says nothing is to do
+(docs/performance.md). The heads are read from the files' `revision` / `down_revision` lines;
+whenever that reading is not certain, Alembic decides as before."""
 
 from __future__ import annotations
 
+import ast
+import logging
+import re
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from upstander.kit.db import make_engine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+log = logging.getLogger("upstander.kit.migrations")
+
+VERSION_TABLE = "alembic_version"
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
 
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 
 
+def script_heads(migrations_dir: Path) -> frozenset[str] | None:
+    """The head revisions of `migrations_dir/versions`, read from the files' text; None when a
+    file does not say plainly (a literal) what its revision and its parents are."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((migrations_dir / "versions").glob("*.py")):
+        found = dict(_ASSIGNMENT.findall(path.read_text(encoding="utf-8")))
+        if "revision" not in found or "down_revision" not in found:
+            return None
+        try:
+            revision = ast.literal_eval(found["revision"])
+            down = ast.literal_eval(found["down_revision"])
+        except (ValueError, SyntaxError):
+            return None
+        if not isinstance(revision, str) or revision in revisions:
+            return None
+        if down is None:
+            down = ()
+        elif isinstance(down, str):
+            down = (down,)
+        if not isinstance(down, tuple | list) or not all(isinstance(d, str) for d in down):
+            return None
+        revisions.add(revision)
+        parents.update(down)
+    if not revisions or not parents <= revisions:
+        return None
+    return frozenset(revisions - parents)
+
+
+def database_revisions(connection: Connection) -> frozenset[str] | None:
+    """What `alembic_version` holds; None when there is no such table yet."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+    return frozenset(str(row[0]) for row in rows)
+
+
 async def upgrade_to_head(database_url: str, migrations_dir: Path) -> None:
     """Upgrade on an async connection: env.py uses `config.attributes['connection']`."""
+    began = time.perf_counter()
+    heads = script_heads(migrations_dir)
     engine = make_engine(database_url)
+    ran = False
     try:
         async with engine.begin() as connection:
 
-            def _upgrade(sync_connection: Connection) -> None:
+            def _upgrade(sync_connection: Connection) -> bool:
+                if heads is not None and database_revisions(sync_connection) == heads:
+                    return False
+                from alembic import command
+
                 config = alembic_config(migrations_dir, database_url)
                 config.attributes["connection"] = sync_connection
                 command.upgrade(config, "head")
+                return True
 
-            await connection.run_sync(_upgrade)
+            ran = await connection.run_sync(_upgrade)
     finally:
         await engine.dispose()
+    log.info(
+        "migrations %s in %.0f ms",
+        "applied" if ran else "already at head",
+        (time.perf_counter() - began) * 1000,
+    )
