@@ -13,8 +13,9 @@ from pydantic import BaseModel
 
 from upstander.gateway.edge import install_edge
 from upstander.kit.clock import FrozenClock
+from upstander.kit.edge import edge_of
 from upstander.kit.errors import install_problem_handlers
-from upstander.kit.observability import RequestIdMiddleware
+from upstander.kit.observability import RequestId
 from upstander.kit.settings import KitSettings
 
 CLIENT_IP = "203.0.113.7"
@@ -112,7 +113,7 @@ def edge_app(
     app = FastAPI(title="Upstander", version="1.0.0")
     app.state.clock = clock or FrozenClock()
     install_problem_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
+    edge_of(app).add_innermost(RequestId())
 
     @app.post("/auth/token", operation_id="create_token")
     async def token() -> TokenOut:

@@ -24,11 +24,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Scope
 
 from upstander.gateway.auth.oauth import OAuthError
 from upstander.gateway.auth.tokens import authenticate_client
+from upstander.kit.edge import Answer, EdgeMiddleware, Exchange, edge_of
 from upstander.kit.errors import PROBLEM_BASE, PROBLEM_JSON
 
 LRS_PREFIX = "/training/v1/xapi"
@@ -61,49 +61,49 @@ class Throttled(Exception):
         self.retry_after = max(1, retry_after)
 
 
-class LrsBasicAuthMiddleware:
-    """Replace `Authorization: Basic` on LRS paths by the client's bearer token (or answer 401)."""
+class LrsBasicAuth:
+    """Edge step (kit/edge.py): replace `Authorization: Basic` on LRS paths by the client's
+    bearer token (or answer 401). Any other path costs one prefix check."""
 
-    def __init__(self, app: ASGIApp, *, gateway: FastAPI) -> None:
-        self.app = app
+    name = "lrs_basic"
+
+    def __init__(self, *, gateway: FastAPI) -> None:
         self.gateway = gateway
         self.tokens: dict[str, tuple[str, float]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not (
-            scope["path"] == LRS_PREFIX or scope["path"].startswith(LRS_PREFIX + "/")
-        ):
-            await self.app(scope, receive, send)
-            return
+    def enter(self, exchange: Exchange) -> Any:
+        path = exchange.scope["path"]
+        if not (path == LRS_PREFIX or path.startswith(LRS_PREFIX + "/")):
+            return None
+        return self._enter(exchange)
+
+    async def _enter(self, exchange: Exchange) -> Answer | None:
+        scope = exchange.scope
         headers: list[tuple[bytes, bytes]] = list(scope["headers"])
         position = next((i for i, (k, _) in enumerate(headers) if k == b"authorization"), None)
         if position is None:
             if _alternate_syntax(scope, headers):
-                await self._form(scope, receive, send, headers)
-                return
-            await self.app(scope, receive, send)
-            return
+                return await self._form(exchange, headers)
+            return None
         raw = headers[position][1].decode("latin-1")
         if not raw.strip().lower().startswith("basic"):
-            await self.app(scope, receive, send)
-            return
+            return None
         credentials = basic_credentials(raw)
         try:
             token = await self._token(credentials) if credentials is not None else None
         except Throttled as throttled:
-            await self._refuse(scope, send, retry_after=throttled.retry_after)
-            return
+            return self._refuse(scope, retry_after=throttled.retry_after)
         if token is None:
-            await self._refuse(scope, send)
-            return
+            return self._refuse(scope)
         headers[position] = (b"authorization", b"Bearer " + token.encode())
-        await self.app({**scope, "headers": headers}, receive, send)
+        scope["headers"] = headers
+        exchange.headers_changed()
+        return None
 
-    async def _form(
-        self, scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
-    ) -> None:
+    async def _form(self, exchange: Exchange, headers: list[tuple[bytes, bytes]]) -> Answer | None:
         """The Alternate Request Syntax (xAPI §1.3) may carry Authorization as a form field:
         a Basic one there is replaced by the bearer token, in the form itself."""
+        scope, receive = exchange.scope, exchange.receive
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -129,11 +129,9 @@ class LrsBasicAuthMiddleware:
                 try:
                     token = await self._token(credentials) if credentials is not None else None
                 except Throttled as throttled:
-                    await self._refuse(scope, send, retry_after=throttled.retry_after)
-                    return
+                    return self._refuse(scope, retry_after=throttled.retry_after)
                 if token is None:
-                    await self._refuse(scope, send)
-                    return
+                    return self._refuse(scope)
                 form[index] = (name, f"Bearer {token}")
                 body = urlencode(form).encode()
                 headers = [(k, v) for k, v in headers if k != b"content-length"]
@@ -148,7 +146,10 @@ class LrsBasicAuthMiddleware:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": more}
 
-        await self.app({**scope, "headers": headers}, replay, send)
+        scope["headers"] = headers
+        exchange.headers_changed()
+        exchange.receive = replay
+        return None
 
     async def _token(self, credentials: tuple[str, str]) -> str | None:
         client_id, secret = credentials
@@ -183,7 +184,7 @@ class LrsBasicAuthMiddleware:
         return token
 
     @staticmethod
-    async def _refuse(scope: Scope, send: Send, *, retry_after: int | None = None) -> None:
+    def _refuse(scope: Scope, *, retry_after: int | None = None) -> Answer:
         status = 401 if retry_after is None else 429
         problem: dict[str, Any] = {
             "type": PROBLEM_BASE + ("unauthenticated" if status == 401 else "rate-limited"),
@@ -209,8 +210,14 @@ class LrsBasicAuthMiddleware:
             headers.append((b"www-authenticate", REALM))
         else:
             headers.append((b"retry-after", str(retry_after).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        return Answer(status, headers, body)
+
+
+class LrsBasicAuthMiddleware(EdgeMiddleware):
+    """`LrsBasicAuth` on its own, as a middleware (apps built without the kit's edge)."""
+
+    def __init__(self, app: ASGIApp, *, gateway: FastAPI) -> None:
+        super().__init__(app, steps=[LrsBasicAuth(gateway=gateway)])
 
 
 def _alternate_syntax(scope: Scope, headers: list[tuple[bytes, bytes]]) -> bool:
@@ -226,12 +233,6 @@ def _alternate_syntax(scope: Scope, headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 def install_lrs_basic(app: FastAPI) -> None:
-    """Add `LrsBasicAuthMiddleware` just inside the request-id and access-log middlewares, so
-    that the revocation check, the rate limits and the proxy see a bearer token."""
-    names = [getattr(m.cls, "__name__", "") for m in app.user_middleware]
-    outer = [
-        i for i, name in enumerate(names) if name in ("RequestIdMiddleware", "AccessLogMiddleware")
-    ]
-    app.user_middleware.insert(
-        max(outer) + 1 if outer else 0, Middleware(LrsBasicAuthMiddleware, gateway=app)
-    )
+    """Add the LRS Basic step to the app's edge just inside the request id and the access log,
+    so that the revocation check, the rate limits and the proxy see a bearer token."""
+    edge_of(app).add_inside(LrsBasicAuth(gateway=app), "request_id", "access_log")

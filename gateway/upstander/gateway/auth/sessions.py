@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import time
@@ -26,8 +27,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from upstander.gateway.auth.oauth import OAuthError
 from upstander.gateway.auth.tokens import (
@@ -40,6 +40,7 @@ from upstander.gateway.auth.tokens import (
 from upstander.gateway.models import ApiClient, Org, Person, RefreshToken, RevokedToken
 from upstander.kit.auth import Principal, PrincipalKind, TokenVerifier
 from upstander.kit.clock import Clock
+from upstander.kit.edge import Answer, EdgeMiddleware, Exchange, edge_of
 from upstander.kit.errors import PROBLEM_BASE, PROBLEM_JSON, Unauthorized
 from upstander.kit.scopes import scopes_for_roles
 
@@ -64,6 +65,19 @@ class RevokedTokens:
         self.max_entries = max_entries
         # key -> (monotonic expiry of the answer, revoked?)
         self._cache: dict[str, tuple[float, bool]] = {}
+
+    def cached(self, keys: Iterable[str]) -> bool | None:
+        """What the cache alone says: True (one is revoked), False (every key is known and
+        none is), or None (one must be read: `any_revoked`)."""
+        now = time.monotonic()
+        answer: bool | None = False
+        for key in keys:
+            cached = self._cache.get(key)
+            if cached is None or cached[0] <= now:
+                answer = None
+            elif cached[1]:
+                return True
+        return answer
 
     async def any_revoked(self, keys: Iterable[str]) -> bool:
         now = time.monotonic()
@@ -396,68 +410,94 @@ def _takes_no_token(path: str) -> bool:
     return path in _TOKENLESS_PATHS or path.startswith(("/auth/", "/.well-known/"))
 
 
-class RevokedTokenMiddleware:
-    """Refuse (401 `token-revoked`) a bearer token whose `jti` or sign-in (`sid`) was revoked,
-    for the gateway's own routes and everything it proxies. `/auth/*` is left alone (logging
-    out twice is fine), and so are the routes that take no token at all (`/healthz`,
-    `/readyz`, `/.well-known/*`): a probe that happens to carry a stale token gets the answer
-    it asked for, not an undocumented 401. The token is only read here to find its entry; the
-    routes and the services verify it."""
+_KEYS_REMEMBERED = 4096
+_REVOKED_HEADERS = (
+    (b"content-type", PROBLEM_JSON.encode()),
+    (
+        b"www-authenticate",
+        b'Bearer realm="upstander", error="invalid_token", '
+        b'error_description="The token was revoked"',
+    ),
+    (b"cache-control", b"no-store"),
+)
 
-    def __init__(self, app: ASGIApp, *, gateway: FastAPI) -> None:
-        self.app = app
+
+class RevokedTokenCheck:
+    """Edge step (kit/edge.py): refuse (401 `token-revoked`) a bearer token whose `jti` or
+    sign-in (`sid`) was revoked, for the gateway's own routes and everything it proxies.
+    `/auth/*` is left alone (logging out twice is fine), and so are the routes that take no
+    token at all (`/healthz`, `/readyz`, `/.well-known/*`): a probe that happens to carry a
+    stale token gets the answer it asked for, not an undocumented 401. The token is only read
+    here to find its entry; the routes and the services verify it."""
+
+    name = "revocation"
+
+    def __init__(self, *, gateway: FastAPI) -> None:
         self.gateway = gateway
+        # SHA-256 of an Authorization header → the revocation keys it names (unverified).
+        self._keys_of: dict[bytes, list[str]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _takes_no_token(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        keys = self._keys(scope)
+    def enter(self, exchange: Exchange) -> Any:
+        scope = exchange.scope
+        if _takes_no_token(scope["path"]):
+            return None
+        keys = self._keys(exchange)
         revoked: RevokedTokens | None = getattr(self.gateway.state, "revoked_tokens", None)
-        if not keys or revoked is None or not await revoked.any_revoked(keys):
-            await self.app(scope, receive, send)
-            return
-        request_id = scope.get("state", {}).get("request_id")
-        body = _revoked_body(scope["path"], request_id)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (
-                        b"www-authenticate",
-                        b'Bearer realm="upstander", error="invalid_token", '
-                        b'error_description="The token was revoked"',
-                    ),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        if not keys or revoked is None:
+            return None
+        known = revoked.cached(keys)  # most requests: answered without a coroutine
+        if known is False:
+            return None
+        if known:
+            return self._refusal(scope)
+        return self._check(scope, revoked, keys)
+
+    @classmethod
+    async def _check(cls, scope: Scope, revoked: RevokedTokens, keys: list[str]) -> Answer | None:
+        if not await revoked.any_revoked(keys):
+            return None
+        return cls._refusal(scope)
 
     @staticmethod
-    def _keys(scope: Scope) -> list[str]:
-        for name, value in scope.get("headers", []):
-            if name == b"authorization":
-                kind, _, token = value.decode("latin-1").partition(" ")
-                if kind.lower() == "bearer" and token.strip():
-                    return revocation_keys(unverified_claims(token.strip()))
-                return []
-        return []
+    def _refusal(scope: Scope) -> Answer:
+        request_id = scope.get("state", {}).get("request_id")
+        body = _revoked_body(scope["path"], request_id)
+        headers = list(_REVOKED_HEADERS)
+        headers.insert(1, (b"content-length", str(len(body)).encode()))
+        return Answer(401, headers, body)
+
+    def _keys(self, exchange: Exchange) -> list[str]:
+        value = exchange.header(b"authorization")
+        if value is None:
+            return []
+        digest = hashlib.sha256(value).digest()  # never the token itself in memory
+        keys = self._keys_of.get(digest)
+        if keys is not None:
+            return keys
+        kind, _, token = value.decode("latin-1").partition(" ")
+        if kind.lower() == "bearer" and token.strip():
+            keys = revocation_keys(unverified_claims(token.strip()))
+        else:
+            keys = []
+        # The keys a header names never change: remember them for the next request with it.
+        if len(self._keys_of) >= _KEYS_REMEMBERED:
+            self._keys_of.clear()
+        self._keys_of[digest] = keys
+        return keys
+
+
+class RevokedTokenMiddleware(EdgeMiddleware):
+    """`RevokedTokenCheck` on its own, as a middleware (apps built without the kit's edge)."""
+
+    def __init__(self, app: ASGIApp, *, gateway: FastAPI) -> None:
+        super().__init__(app, steps=[RevokedTokenCheck(gateway=gateway)])
 
 
 def install_revocation_check(app: FastAPI) -> None:
-    """Add `RevokedTokenMiddleware` just inside the request-id and access-log middlewares (so
-    its 401 carries the request id and is logged), before the rate limits and the proxy."""
-    names = [getattr(m.cls, "__name__", "") for m in app.user_middleware]
-    outer = [
-        i for i, name in enumerate(names) if name in ("RequestIdMiddleware", "AccessLogMiddleware")
-    ]
-    app.user_middleware.insert(
-        max(outer) + 1 if outer else 0, Middleware(RevokedTokenMiddleware, gateway=app)
-    )
+    """Add the revocation check to the app's edge just inside the request id and the access
+    log (so its 401 carries the request id and is logged), before the rate limits and the
+    proxy."""
+    edge_of(app).add_inside(RevokedTokenCheck(gateway=app), "request_id", "access_log")
 
 
 async def start_revoked_tokens(app: FastAPI) -> None:

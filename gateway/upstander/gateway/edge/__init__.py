@@ -7,28 +7,35 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from starlette.middleware import Middleware
 
 from upstander.gateway.edge.health import health_router, install_health
 from upstander.gateway.edge.limitstore import ReceiptLimits, WindowLimit, open_store
 from upstander.gateway.edge.openapi import MergedOpenAPI, install_openapi, merge_openapi
 from upstander.gateway.edge.ratelimit import (
     GrowingDelayLimiter,
+    RateLimit,
     RateLimitMiddleware,
     ReceiptLimiter,
     SlidingWindowLimiter,
     anonymise,
 )
-from upstander.gateway.edge.security import SecurityHeadersMiddleware, install_security
+from upstander.gateway.edge.security import (
+    SecurityHeaders,
+    SecurityHeadersMiddleware,
+    install_security,
+)
 from upstander.gateway.proxy import install_proxy
 from upstander.kit.clock import Clock
+from upstander.kit.edge import edge_of
 
 __all__ = [
     "GrowingDelayLimiter",
     "MergedOpenAPI",
+    "RateLimit",
     "RateLimitMiddleware",
     "ReceiptLimiter",
     "ReceiptLimits",
+    "SecurityHeaders",
     "SecurityHeadersMiddleware",
     "SlidingWindowLimiter",
     "WindowLimit",
@@ -43,16 +50,6 @@ __all__ = [
     "merge_openapi",
     "stop_rate_limits",
 ]
-
-
-def _insert_inside(app: FastAPI, middleware: Middleware, *outer: str) -> None:
-    """Add `middleware` just inside the innermost of the middlewares named in `outer` (so a
-    429 still carries the request id and is logged), or outermost when none is present."""
-    if app.middleware_stack is not None:
-        raise RuntimeError("cannot add middleware after the application has started")
-    names = [getattr(m.cls, "__name__", "") for m in app.user_middleware]
-    positions = [i for i, name in enumerate(names) if name in outer]
-    app.user_middleware.insert(max(positions) + 1 if positions else 0, middleware)
 
 
 def install_rate_limits(app: FastAPI, settings: Any, *, clock: Clock | None = None) -> None:
@@ -84,17 +81,17 @@ def install_rate_limits(app: FastAPI, settings: Any, *, clock: Clock | None = No
         "auth-account", app.state.auth_account_limiter, store
     )
     app.state.receipt_limits = ReceiptLimits(app.state.receipt_limiter, store)
-    _insert_inside(
-        app,
-        Middleware(
-            RateLimitMiddleware,
+    # Just inside the request id and the access log, so a 429 carries the request id and is
+    # logged.
+    edge_of(app).add_inside(
+        RateLimit(
             limiter=app.state.auth_source_limits,
             # Escrow entries and private records too: guessing who is named, or a record
             # code, is limited per source (docs/escrow.md).
             prefixes=("/auth/", "/intake/v1/escrow", "/intake/v1/records"),
         ),
-        "RequestIdMiddleware",
-        "AccessLogMiddleware",
+        "request_id",
+        "access_log",
     )
 
 

@@ -34,7 +34,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Scope
+
+from upstander.kit.edge import Answer, EdgeMiddleware, Exchange, edge_of
 
 PLATFORM = "platform"
 EXPOSED_HEADERS = (
@@ -68,6 +70,7 @@ _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 __all__ = [
     "ALLOWED_HEADERS",
     "EXPOSED_HEADERS",
+    "Cors",
     "CorsMiddleware",
     "OriginRegistry",
     "install_cors",
@@ -237,48 +240,39 @@ _FORBIDDEN = json.dumps(
 ).encode()
 
 
-class CorsMiddleware:
-    """The one CORS layer (see the module docstring)."""
+class Cors:
+    """Edge step (kit/edge.py): the one CORS layer (see the module docstring). A request
+    without `Origin` costs one header scan."""
 
-    def __init__(self, app: ASGIApp, *, registry: OriginRegistry) -> None:
-        self.app = app
+    name = "cors"
+
+    def __init__(self, *, registry: OriginRegistry) -> None:
         self.registry = registry
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        origin = _header(scope, b"origin")
+    def enter(self, exchange: Exchange) -> Any:
+        origin = exchange.header(b"origin")
         if origin is None:
-            await self.app(scope, receive, send)
-            return
+            return None
+        return self._enter(exchange, origin.decode("latin-1"))
+
+    async def _enter(self, exchange: Exchange, origin: str) -> Answer | None:
+        scope = exchange.scope
         owners = await self.registry.lookup(origin)
         preflight = scope["method"] == "OPTIONS" and _header(
             scope, b"access-control-request-method"
         )
         if preflight:
-            await self._preflight(origin, bool(owners), send)
-            return
+            return self._preflight(origin, bool(owners))
         allowed = bool(owners) and (PLATFORM in owners or self._org_allows(scope, owners))
         if not allowed:
-            await self.app(scope, receive, _vary(send))
-            return
-        cors = [
+            exchange.on_start(_vary_hook)
+            return None
+        exchange.state["cors"] = [
             (b"access-control-allow-origin", origin.encode("latin-1")),
             (b"access-control-expose-headers", _EXPOSED),
         ]
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if not k.lower().startswith(b"access-control-")
-                ]
-                message["headers"] = _with_vary([*headers, *cors])
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
+        exchange.on_start(_cors_hook)
+        return None
 
     @staticmethod
     def _org_allows(scope: Scope, owners: frozenset[Any]) -> bool:
@@ -288,7 +282,7 @@ class CorsMiddleware:
         return org is not False and org in owners
 
     @staticmethod
-    async def _preflight(origin: str, allowed: bool, send: Send) -> None:
+    def _preflight(origin: str, allowed: bool) -> Answer:
         if allowed:
             status, body = 200, b""
             headers = [
@@ -304,10 +298,27 @@ class CorsMiddleware:
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(body)).encode()),
             ]
-        await send(
-            {"type": "http.response.start", "status": status, "headers": _with_vary(headers)}
-        )
-        await send({"type": "http.response.body", "body": body})
+        return Answer(status, _with_vary(headers), body)
+
+
+def _cors_hook(exchange: Exchange, message: Message) -> None:
+    headers = [
+        (k, v)
+        for k, v in message.get("headers", [])
+        if not k.lower().startswith(b"access-control-")
+    ]
+    message["headers"] = _with_vary([*headers, *exchange.state["cors"]])
+
+
+def _vary_hook(_exchange: Exchange, message: Message) -> None:
+    message["headers"] = _with_vary(list(message.get("headers", [])))
+
+
+class CorsMiddleware(EdgeMiddleware):
+    """`Cors` on its own, as a middleware (apps built without the kit's edge)."""
+
+    def __init__(self, app: ASGIApp, *, registry: OriginRegistry) -> None:
+        super().__init__(app, steps=[Cors(registry=registry)])
 
 
 def _with_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -319,23 +330,14 @@ def _with_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return [*headers, (b"vary", b"Origin")]
 
 
-def _vary(send: Send) -> Send:
-    async def send_with_vary(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = _with_vary(list(message.get("headers", [])))
-        await send(message)
-
-    return send_with_vary
-
-
 def install_cors(app: Any, settings: Any) -> OriginRegistry:
-    """Add the CORS layer (outside the routes, inside the security headers: call it just
-    before adding `SecurityHeadersMiddleware`); `app.state.cors_registry` is its registry."""
+    """Add the CORS step to the app's edge, outermost (call it just before adding the
+    security headers, which go outside it); `app.state.cors_registry` is its registry."""
     registry = OriginRegistry(
         app,
         list(getattr(settings, "cors_origins", []) or []),
         ttl=float(getattr(settings, "cors_cache_seconds", 30.0)),
     )
     app.state.cors_registry = registry
-    app.add_middleware(CorsMiddleware, registry=registry)
+    edge_of(app).add_outermost(Cors(registry=registry))
     return registry

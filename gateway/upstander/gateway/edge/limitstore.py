@@ -13,7 +13,7 @@ When the shared store cannot be reached (Redis down, refusing, or slower than
 `UPSTANDER_REDIS_TIMEOUT_SECONDS`), ordinary limits fail open (a warning is logged once per
 outage, without any key or address), while receipt-code exchanges fall back to this process's
 memory: guessing stays limited, per replica, until Redis answers again. The per-source cap on
-slow request bodies (`upstander.kit.http.BodyGuardMiddleware`) stays per process by design: it
+slow request bodies (`upstander.kit.http.BodyGuard`) stays per process by design: it
 bounds the sockets this process holds open.
 
 Keys are keyed hashes (BLAKE2b) of addresses, usernames and slugs, namespaced under

@@ -15,11 +15,12 @@ import secrets
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from upstander.kit.clock import Clock
+from upstander.kit.edge import Answer, EdgeMiddleware, Exchange
 from upstander.kit.errors import PROBLEM_BASE, PROBLEM_JSON
 
 DEFAULT_MAX_KEYS = 100_000
@@ -329,32 +330,29 @@ def _source(scope: Scope, limiter: HitLimiter) -> str:
     return limiter.key(client[0]) if client else "unknown"
 
 
-class RateLimitMiddleware:
-    """Limit requests per source address on the paths under `prefixes` (default `/auth/`).
+class RateLimit:
+    """Edge step (kit/edge.py): limit requests per source address on the paths under
+    `prefixes` (default `/auth/`). Any other path costs one prefix check.
 
     Per-client and per-username limits need the form body, so the auth handlers apply those
     themselves with a limit's `await hit(key)`.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        limiter: HitLimiter,
-        prefixes: tuple[str, ...] = ("/auth/",),
-    ) -> None:
-        self.app = app
+    name = "rate_limit"
+
+    def __init__(self, *, limiter: HitLimiter, prefixes: tuple[str, ...] = ("/auth/",)) -> None:
         self.limiter = limiter
         self.prefixes = prefixes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
-            await self.app(scope, receive, send)
-            return
+    def enter(self, exchange: Exchange) -> Any:
+        if not exchange.scope["path"].startswith(self.prefixes):
+            return None
+        return self._limit(exchange.scope)
+
+    async def _limit(self, scope: Scope) -> Answer | None:
         retry_after = await self.limiter.hit("source:" + _source(scope, self.limiter))
         if retry_after is None:
-            await self.app(scope, receive, send)
-            return
+            return None
         problem: dict[str, object] = {
             "type": PROBLEM_BASE + "rate-limited",
             "title": "Too many requests",
@@ -370,16 +368,26 @@ class RateLimitMiddleware:
         if request_id:
             problem["request_id"] = request_id
         body = json.dumps(problem).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(retry_after).encode()),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
+        return Answer(
+            429,
+            [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(retry_after).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+            body,
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+class RateLimitMiddleware(EdgeMiddleware):
+    """`RateLimit` on its own, as a middleware (apps built without the kit's edge)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: HitLimiter,
+        prefixes: tuple[str, ...] = ("/auth/",),
+    ) -> None:
+        super().__init__(app, steps=[RateLimit(limiter=limiter, prefixes=prefixes)])

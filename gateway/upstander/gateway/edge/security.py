@@ -7,11 +7,12 @@ import re
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message
 
 from upstander.gateway.edge.cors import ALLOWED_HEADERS as CORS_ALLOWED_HEADERS
 from upstander.gateway.edge.cors import EXPOSED_HEADERS as CORS_EXPOSED_HEADERS
 from upstander.gateway.edge.cors import install_cors
+from upstander.kit.edge import EdgeMiddleware, Exchange, edge_of
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 # Swagger UI loads its script and styles from jsDelivr and boots with an inline script.
@@ -56,61 +57,82 @@ def is_docs_path(path: str) -> bool:
     return path.endswith("/docs") or path.endswith("/docs/oauth2-redirect")
 
 
-class SecurityHeadersMiddleware:
-    """Set the edge's security headers on every HTTP response, replacing any a service set."""
+_CSP_HEADER = b"content-security-policy"
+_HSTS = (b"strict-transport-security", HSTS.encode())
+_NO_STORE = (b"cache-control", b"no-store")
+_AUTH_CACHE = [_NO_STORE, (b"pragma", b"no-cache")]
+_FIXED_FRAMED = tuple(h for h in _FIXED if h[0] != b"x-frame-options")
+_API_CSP, _DOCS_CSP = API_CSP.encode(), DOCS_CSP.encode()
+_REPORTER_PAGE_CSP, _INVITE_PAGE_CSP = REPORTER_PAGE_CSP.encode(), INVITE_PAGE_CSP.encode()
 
-    def __init__(self, app: ASGIApp, *, production: bool = False) -> None:
-        self.app = app
+
+def _csp(path: str) -> bytes:
+    if is_docs_path(path):
+        return _DOCS_CSP
+    if path.startswith("/r/"):
+        return _REPORTER_PAGE_CSP
+    if path in INVITE_PAGE_PATHS:
+        return _INVITE_PAGE_CSP
+    return _API_CSP
+
+
+class SecurityHeaders:
+    """Edge step (kit/edge.py): set the edge's security headers on every HTTP response,
+    replacing any a service set. The header sets are built once, not per response."""
+
+    name = "security_headers"
+
+    def __init__(self, *, production: bool = False) -> None:
         self.production = production
+        own = {name for name, _ in _FIXED} | {_CSP_HEADER, FRAME_ANCESTORS_HEADER}
+        if production:
+            own.add(b"strict-transport-security")
+        # The headers this layer owns (and drops from the app's answer), off and on /auth/.
+        self._own = frozenset(own)
+        self._own_auth = frozenset(own | {b"cache-control", b"pragma"})
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def enter(self, exchange: Exchange) -> None:
+        exchange.on_start(self._start)
+
+    def _start(self, exchange: Exchange, message: Message) -> None:
+        scope = exchange.scope
         path: str = scope["path"]
         auth_path = path.startswith("/auth/")
-        authorised = any(name == b"authorization" for name, _ in scope["headers"])
-        reporter_page = path.startswith("/r/")
-        csp = (
-            DOCS_CSP
-            if is_docs_path(path)
-            else REPORTER_PAGE_CSP
-            if reporter_page
-            else INVITE_PAGE_CSP
-            if path in INVITE_PAGE_PATHS
-            else API_CSP
-        ).encode()
+        csp = _csp(path)
+        own = self._own_auth if auth_path else self._own
+        original = message.get("headers", [])
+        framers = _framers(original) if path.startswith("/r/") else []
+        headers = [(k, v) for k, v in original if k.lower() not in own]
+        if framers:
+            # Embeddable for the organisation's own sites: no DENY, and those origins.
+            headers.extend(_FIXED_FRAMED)
+            framed = csp.replace(
+                b"frame-ancestors 'none'", b"frame-ancestors " + b" ".join(framers)
+            )
+            headers.append((_CSP_HEADER, framed))
+        else:
+            headers.extend(_FIXED)
+            headers.append((_CSP_HEADER, csp))
+        if self.production:
+            headers.append(_HSTS)
+        if auth_path:
+            headers += _AUTH_CACHE
+        elif _authorised(exchange) and _is_json(headers) and not _has(headers, b"cache-control"):
+            headers.append(_NO_STORE)
+        message["headers"] = headers
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                own = {name for name, _ in _FIXED} | {b"content-security-policy"}
-                if self.production:
-                    own.add(b"strict-transport-security")
-                if auth_path:
-                    own |= {b"cache-control", b"pragma"}
-                framers = _framers(message.get("headers", [])) if reporter_page else []
-                own.add(FRAME_ANCESTORS_HEADER)
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in own]
-                if framers:
-                    # Embeddable for the organisation's own sites: no DENY, and those origins.
-                    headers.extend(h for h in _FIXED if h[0] != b"x-frame-options")
-                    framed = csp.replace(
-                        b"frame-ancestors 'none'", b"frame-ancestors " + b" ".join(framers)
-                    )
-                    headers.append((b"content-security-policy", framed))
-                else:
-                    headers.extend(_FIXED)
-                    headers.append((b"content-security-policy", csp))
-                if self.production:
-                    headers.append((b"strict-transport-security", HSTS.encode()))
-                if auth_path:
-                    headers += [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
-                elif authorised and _is_json(headers) and not _has(headers, b"cache-control"):
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+def _authorised(exchange: Exchange) -> bool:
+    """Whether the request came with an Authorization header (as it arrived at the edge: the
+    LRS step only ever turns one kind into another)."""
+    return any(name == b"authorization" for name, _ in exchange.scope["headers"])
+
+
+class SecurityHeadersMiddleware(EdgeMiddleware):
+    """`SecurityHeaders` on its own, as a middleware (apps built without the kit's edge)."""
+
+    def __init__(self, app: ASGIApp, *, production: bool = False) -> None:
+        super().__init__(app, steps=[SecurityHeaders(production=production)])
 
 
 def _framers(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
@@ -140,6 +162,6 @@ def install_security(app: FastAPI, settings: Any) -> None:
     the outermost middleware so every response (errors and preflights included) gets them."""
     # CORS per organisation and client, and for `settings.cors_origins` (edge/cors.py).
     install_cors(app, settings)
-    app.add_middleware(
-        SecurityHeadersMiddleware, production=getattr(settings, "mode", "dev") == "production"
+    edge_of(app).add_outermost(
+        SecurityHeaders(production=getattr(settings, "mode", "dev") == "production")
     )

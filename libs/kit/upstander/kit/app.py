@@ -23,20 +23,21 @@ from upstander.kit.db import (
     make_engine,
     make_sessionmaker,
 )
-from upstander.kit.errors import install_problem_handlers, problem_responses
+from upstander.kit.edge import Step, edge_of
+from upstander.kit.errors import UnexpectedErrors, install_problem_handlers, problem_responses
 from upstander.kit.events import (
     install_events,
     start_event_delivery,
     start_events,
     stop_events,
 )
-from upstander.kit.http import DEFAULT_CONTENT_TYPES, BodyDeadline, BodyGuardMiddleware
-from upstander.kit.idempotency import IdempotencyMiddleware
+from upstander.kit.http import DEFAULT_CONTENT_TYPES, BodyDeadline, BodyGuard
+from upstander.kit.idempotency import Idempotency
 from upstander.kit.migrations import upgrade_to_head
 from upstander.kit.observability import (
-    AccessLogMiddleware,
+    AccessLog,
     Metrics,
-    RequestIdMiddleware,
+    RequestId,
     configure_logging,
     metrics_endpoint,
 )
@@ -164,28 +165,36 @@ def create_service_app(
         docs_url="/docs" if spec.name == "gateway" else f"/{spec.name}/docs",
         openapi_url="/openapi.json" if spec.name == "gateway" else f"/{spec.name}/openapi.json",
         redoc_url=None,
+        # The platform exports no OpenTelemetry (its metrics are Prometheus's, kit/observability):
+        # FastAPI's native telemetry would only cost a provider check on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.router.route_class = CommittingRoute
     app.state.settings = settings
     app.state.clock = clock or Clock()
     app.state.metrics = Metrics(spec.name)
     app.state.service_name = spec.name
-    install_problem_handlers(app)
+    install_problem_handlers(app, catch_unexpected=False)
 
-    # Outermost first at request time: request id, access log, body guard, idempotency.
+    # One layer (kit/edge.py), its steps outermost first: request id, access log, body guard,
+    # idempotency (writes with a key), and the answer to an error no handler took. The gateway
+    # adds its own steps around and inside these (gateway/edge, gateway/auth).
+    steps: list[Step] = [
+        RequestId(),
+        AccessLog(app.state.metrics),
+        BodyGuard(
+            max_bytes=spec.max_body_bytes,
+            content_types=spec.content_types,
+            content_types_under=spec.content_types_under,
+            deadline=BodyDeadline.from_settings(settings),
+            per_source=spec.slow_requests_per_source,
+        ),
+    ]
     if spec.idempotency_table is not None:
-        app.add_middleware(IdempotencyMiddleware, table=spec.idempotency_table)
+        steps.append(Idempotency(spec.idempotency_table))
         app.state.idempotency_keyring = Keyring.from_settings(settings)
-    app.add_middleware(
-        BodyGuardMiddleware,
-        max_bytes=spec.max_body_bytes,
-        content_types=spec.content_types,
-        content_types_under=spec.content_types_under,
-        deadline=BodyDeadline.from_settings(settings),
-        per_source=spec.slow_requests_per_source,
-    )
-    app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics)
-    app.add_middleware(RequestIdMiddleware)
+    steps.append(UnexpectedErrors())
+    edge_of(app).steps.extend(steps)
 
     for router in spec.routers:
         app.include_router(router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
@@ -189,7 +190,12 @@ def decode_token(
         raise Unauthorized(_INVALID) from exc
     if not isinstance(claims, dict):
         raise Unauthorized(_MALFORMED)
-    moment = (now or datetime.now(UTC)).timestamp()
+    check_window(claims, (now or datetime.now(UTC)).timestamp())
+    return claims
+
+
+def check_window(claims: dict[str, Any], moment: float) -> None:
+    """Refuse (401) claims whose time window does not hold `moment` (see `decode_token`)."""
     expires, issued = _timestamp(claims, "exp"), _timestamp(claims, "iat")
     not_before = _timestamp(claims, "nbf")
     if expires is None or issued is None:  # required above; kept for the type checker
@@ -202,7 +208,6 @@ def decode_token(
         raise Unauthorized(_INVALID)
     if not_before is not None and not_before - LEEWAY_SECONDS > moment:
         raise Unauthorized(_INVALID)
-    return claims
 
 
 def _optional_uuid(claims: dict[str, Any], name: str) -> uuid.UUID | None:
@@ -283,7 +288,21 @@ class KeySource(Protocol):
 RevocationCheck = Callable[[Principal], Awaitable[bool]]
 
 
+# Verified tokens a verifier remembers (by a hash of the token), so that a caller's steady
+# traffic costs one signature check per token rather than one per request.
+VERIFIED_CACHE_SIZE = 4096
+
+
 class TokenVerifier:
+    """Verify a bearer token: its signature (the gateway's key named by `kid`), audience,
+    issuer, claims and time window, then the revocation check.
+
+    A token that verified is remembered (a SHA-256 of it, with the key that verified it and
+    the caller it names; at most `cache_size`, the oldest dropped first). Using it again skips
+    the signature and the parsing only: the key must still be the one the JWKS serves for its
+    `kid`, the time window is checked against the clock again, and the revocation check runs
+    every time, as for a new token."""
+
     def __init__(
         self,
         jwks: KeySource,
@@ -292,14 +311,30 @@ class TokenVerifier:
         issuer: str,
         clock: Clock | None = None,
         revocation_check: RevocationCheck | None = None,
+        cache_size: int = VERIFIED_CACHE_SIZE,
     ) -> None:
         self.jwks = jwks
         self.audience = audience
         self.issuer = issuer
         self.clock = clock or Clock()
         self.revocation_check = revocation_check
+        self.cache_size = cache_size
+        self._verified: dict[bytes, tuple[str, Any, Principal]] = {}
 
     async def verify(self, token: str) -> Principal:
+        digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+        cached = self._verified.get(digest)
+        if cached is not None:
+            known_kid, known_key, known = cached
+            try:
+                current = await self.jwks.key(known_kid)
+            except Unauthorized:
+                self._verified.pop(digest, None)  # its key left the JWKS
+                raise
+            if current is known_key:
+                check_window(known.claims, self.clock.now().timestamp())
+                return await self._unrevoked(known)
+            self._verified.pop(digest, None)  # the key was rotated or refreshed: verify afresh
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -314,6 +349,13 @@ class TokenVerifier:
             token, key, audience=self.audience, issuer=self.issuer, now=self.clock.now()
         )
         principal = principal_from_claims(claims)
+        if self.cache_size > 0:
+            while len(self._verified) >= self.cache_size:
+                del self._verified[next(iter(self._verified))]
+            self._verified[digest] = (kid, key, principal)
+        return await self._unrevoked(principal)
+
+    async def _unrevoked(self, principal: Principal) -> Principal:
         if (
             self.revocation_check is not None
             and principal.kind in (PrincipalKind.STAFF, PrincipalKind.CLIENT)

@@ -131,6 +131,11 @@ class DatabaseTimeouts:
 _CLIENT_GRACE_SECONDS = 0.5
 
 
+# Connections an app keeps open to PostgreSQL, and how many more it may open under load.
+POOL_SIZE, POOL_OVERFLOW = 16, 14
+SQLITE_POOL_SIZE = 16
+
+
 def make_engine(
     url: str, *, echo: bool = False, timeouts: DatabaseTimeouts | None = None
 ) -> AsyncEngine:
@@ -141,8 +146,15 @@ def make_engine(
     kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
+        if ":memory:" not in url and "mode=memory" not in url:
+            # A file database is pooled (aiosqlite: a thread per connection). Keep enough
+            # connections for a busy worker: past `pool_size`, each request would open a
+            # connection (a new thread, the pragmas) and close it again.
+            kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
     else:
-        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # Same ceiling as before (30 per app), more of it kept open: a pool smaller than the
+        # requests in flight opens and closes a connection per request past it.
+        kwargs.update(pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         if timeouts is not None:
             kwargs["pool_timeout"] = timeouts.pool_seconds
             if make_url(url).get_driver_name() == "asyncpg":

@@ -11,9 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from upstander.kit.db import is_database_unavailable
+from upstander.kit.edge import HANDLED, Answer, EdgeMiddleware, Exchange
 
 PROBLEM_BASE = "https://upstander.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -257,56 +258,58 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-class UnexpectedErrorMiddleware:
-    """Turn an exception that no handler took into a 500 problem, sent as a normal response
-    (a 503 `database-unavailable` when the database is down or did not answer in time).
+class UnexpectedErrors:
+    """Edge step (kit/edge.py), the innermost: turn an exception that no handler took into a
+    500 problem, sent as a normal response (a 503 `database-unavailable` when the database is
+    down or did not answer in time).
 
     Starlette's last-resort handler (`ServerErrorMiddleware`) sends its 500 and then re-raises,
     and uvicorn answers a re-raised error by closing the connection: the client's next request
-    on that keep-alive connection fails. Here the error ends with the response instead. Added
-    before the kit's other middleware, so it sits inside them: the 500 still carries the request
-    id, reaches the access log, and releases an idempotency key."""
+    on that keep-alive connection fails. Here the error ends with the response instead. It sits
+    inside the kit's other steps: the 500 still carries the request id, reaches the access log,
+    and releases an idempotency key."""
+
+    name = "unexpected_errors"
+
+    def enter(self, exchange: Exchange) -> None:
+        exchange.on_error(self._caught)
+
+    @staticmethod
+    async def _caught(exchange: Exchange, exc: Exception) -> Answer | object | None:
+        scope = exchange.scope
+        if exchange.finished:
+            # The response went out whole (the error came from work after it: a background
+            # task, a dependency's teardown); the connection is fine.
+            log.exception(
+                "error after the response", extra={"path": scope.get("path")}, exc_info=exc
+            )
+            return HANDLED
+        if exchange.started:
+            # Part of a response is already out; dropping the connection is the only honest
+            # way to end it.
+            return None
+        response = await _on_unexpected(Request(scope), exc)
+        return Answer(response.status_code, response.raw_headers, bytes(response.body))
+
+
+class UnexpectedErrorMiddleware(EdgeMiddleware):
+    """`UnexpectedErrors` on its own, as a middleware (apps built without the kit's edge)."""
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = finished = False
-
-        async def watch(message: Message) -> None:
-            nonlocal started, finished
-            if message["type"] == "http.response.start":
-                started = True
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                finished = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception as exc:
-            if finished:
-                # The response went out whole (the error came from work after it: a
-                # background task, a dependency's teardown); the connection is fine.
-                log.exception("error after the response", extra={"path": scope.get("path")})
-                return
-            if started:
-                # Part of a response is already out; dropping the connection is the only
-                # honest way to end it.
-                raise
-            response = await _on_unexpected(Request(scope), exc)
-            await response(scope, receive, send)
+        super().__init__(app, steps=[UnexpectedErrors()])
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: FastAPI, *, catch_unexpected: bool = True) -> None:
+    """The problem handlers, and (unless `catch_unexpected` is false: the kit's app adds the
+    `UnexpectedErrors` step to its edge instead) the middleware that answers what no handler
+    took."""
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     # The fallback for errors raised outside the middleware below (in outer middleware).
     app.add_exception_handler(Exception, _on_unexpected)
-    app.add_middleware(UnexpectedErrorMiddleware)
+    if catch_unexpected:
+        app.add_middleware(UnexpectedErrorMiddleware)
     document_body_errors(app)
 
 

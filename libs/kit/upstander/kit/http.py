@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Scope
 
+from upstander.kit.edge import Answer, EdgeMiddleware, Exchange
 from upstander.kit.errors import PROBLEM_BASE, PROBLEM_JSON
 
 DEFAULT_CONTENT_TYPES = (
@@ -123,8 +124,7 @@ class SourceSlots:
         return len(self._held)
 
 
-async def _send_problem(
-    send: Send,
+def problem_answer(
     scope: Scope,
     status: int,
     slug: str,
@@ -133,7 +133,7 @@ async def _send_problem(
     *,
     close: bool = True,
     retry_after: int | None = None,
-) -> None:
+) -> Answer:
     problem: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
         "title": title,
@@ -146,7 +146,7 @@ async def _send_problem(
         problem["request_id"] = request_id
     body = json.dumps(problem).encode()
     headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-type", _PROBLEM_JSON),
         (b"content-length", str(len(body)).encode()),
     ]
     if retry_after is not None:
@@ -154,25 +154,26 @@ async def _send_problem(
     if close:
         # The body is left unread: ending the connection is the only clean way to be rid of it.
         headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return Answer(status, headers, body)
 
 
+_PROBLEM_JSON = PROBLEM_JSON.encode()
 _REFUSED_PROBLEMS = {
     408: ("request-timeout", "Request timeout"),
     413: ("payload-too-large", "Payload too large"),
 }
 
 
-class BodyGuardMiddleware:
-    """Refuse bodies over `max_bytes` (declared or streamed) and unexpected content types; cut
-    bodies that arrive slower than `deadline` allows (408); and, when `per_source` is set (the
-    gateway), answer 429 at once to a source that already has `per_source` requests whose
-    bodies are still arriving."""
+class BodyGuard:
+    """Edge step (kit/edge.py): refuse bodies over `max_bytes` (declared or streamed) and
+    unexpected content types; cut bodies that arrive slower than `deadline` allows (408); and,
+    when `per_source` is set (the gateway), answer 429 at once to a source that already has
+    `per_source` requests whose bodies are still arriving."""
+
+    name = "body_guard"
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         max_bytes: int,
         content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES,
@@ -180,64 +181,54 @@ class BodyGuardMiddleware:
         deadline: BodyDeadline | None = None,
         per_source: int = 0,
     ) -> None:
-        self.app = app
         self.max_bytes = max_bytes
-        self.content_types = content_types
+        self.content_types = frozenset(content_types)
         # Path prefix → more media types accepted under it (`*/*`: any, e.g. the LRS's
         # documents); everywhere else only `content_types`.
         self.content_types_under = tuple((content_types_under or {}).items())
         self.deadline = deadline or BodyDeadline()
         self.slots = SourceSlots(per_source) if per_source > 0 else None
+        self._too_large = f"The body exceeds {self.max_bytes} bytes."
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in BODYLESS_METHODS:
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
+    def enter(self, exchange: Exchange) -> Answer | None:
+        scope = exchange.scope
+        if scope["method"] in BODYLESS_METHODS:
+            return None
+        headers = exchange.headers()
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
                 too_large = int(declared) > self.max_bytes
             except ValueError:
-                await _send_problem(
-                    send, scope, 400, "bad-request", "Bad request", "Bad Content-Length."
+                return problem_answer(
+                    scope, 400, "bad-request", "Bad request", "Bad Content-Length."
                 )
-                return
             if too_large:
-                await _send_problem(
-                    send,
-                    scope,
-                    413,
-                    "payload-too-large",
-                    "Payload too large",
-                    f"The body exceeds {self.max_bytes} bytes.",
+                return problem_answer(
+                    scope, 413, "payload-too-large", "Payload too large", self._too_large
                 )
-                return
         content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0]
         content_type = content_type.strip().lower()
         has_body = declared not in (None, b"0") or b"transfer-encoding" in headers
         if has_body and content_type and not self._accepts(content_type, scope["path"]):
-            await _send_problem(
-                send,
+            return problem_answer(
                 scope,
                 415,
                 "unsupported-media-type",
                 "Unsupported media type",
                 f"Content type {content_type!r} is not accepted here.",
             )
-            return
         if not has_body:
-            await self.app(scope, receive, send)
-            return
-        await self._guarded(scope, receive, send)
+            return None
+        return self._guard(exchange)
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _guard(self, exchange: Exchange) -> Answer | None:
+        scope = exchange.scope
         slots, key = self.slots, None
         if slots is not None:
             key = source_key(scope)
             if not slots.acquire(key):
-                await _send_problem(
-                    send,
+                return problem_answer(
                     scope,
                     429,
                     "rate-limited",
@@ -246,13 +237,13 @@ class BodyGuardMiddleware:
                     "retry later.",
                     retry_after=max(1, math.ceil(self.deadline.timeout)),
                 )
-                return
         loop = asyncio.get_running_loop()
         started_at = loop.time()
         received = 0
         arriving = True  # until the last body chunk (or a disconnect) came in
+        receive = exchange.receive
 
-        def done_arriving() -> None:
+        def done_arriving(_exchange: Exchange | None = None) -> None:
             nonlocal arriving
             if arriving:
                 arriving = False
@@ -277,30 +268,24 @@ class BodyGuardMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     done_arriving()
-                    raise BodyRefused(413, f"The body exceeds {self.max_bytes} bytes.")
+                    raise BodyRefused(413, self._too_large)
                 if not message.get("more_body", False):
                     done_arriving()
             else:
                 done_arriving()
             return message
 
-        response_started = False
+        exchange.receive = guarded_receive
+        exchange.on_exit(done_arriving)
+        exchange.on_error(self._refused)
+        return None
 
-        async def watch_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, guarded_receive, watch_send)
-        except BodyRefused as refused:
-            if response_started:
-                raise
-            slug, title = _REFUSED_PROBLEMS.get(refused.status_code, ("bad-request", "Bad request"))
-            await _send_problem(send, scope, refused.status_code, slug, title, refused.detail)
-        finally:
-            done_arriving()
+    @staticmethod
+    def _refused(exchange: Exchange, error: Exception) -> Answer | None:
+        if not isinstance(error, BodyRefused) or exchange.started:
+            return None
+        slug, title = _REFUSED_PROBLEMS.get(error.status_code, ("bad-request", "Bad request"))
+        return problem_answer(exchange.scope, error.status_code, slug, title, error.detail)
 
     def _accepts(self, content_type: str, path: str) -> bool:
         if content_type.endswith("+json") or content_type in self.content_types:
@@ -309,3 +294,30 @@ class BodyGuardMiddleware:
             path.startswith(prefix) and ("*/*" in extra or content_type in extra)
             for prefix, extra in self.content_types_under
         )
+
+
+class BodyGuardMiddleware(EdgeMiddleware):
+    """`BodyGuard` on its own, as a middleware (apps built without the kit's edge)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES,
+        content_types_under: Mapping[str, tuple[str, ...]] | None = None,
+        deadline: BodyDeadline | None = None,
+        per_source: int = 0,
+    ) -> None:
+        self.guard = BodyGuard(
+            max_bytes=max_bytes,
+            content_types=content_types,
+            content_types_under=content_types_under,
+            deadline=deadline,
+            per_source=per_source,
+        )
+        super().__init__(app, steps=[self.guard])
+
+    @property
+    def slots(self) -> SourceSlots | None:
+        return self.guard.slots

@@ -24,19 +24,20 @@ from typing import Any
 from sqlalchemy import Integer, LargeBinary, String, UniqueConstraint, Uuid, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope
 
 from upstander.kit.auth import Principal, PrincipalKind
 from upstander.kit.clock import coarse
 from upstander.kit.crypto import Keyring
 from upstander.kit.db import IdMixin, UTCDateTime
+from upstander.kit.edge import Answer, EdgeMiddleware, Exchange
 from upstander.kit.errors import PROBLEM_BASE, ProblemError
 
 log = logging.getLogger("upstander.idempotency")
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 255
-WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REPLAYED_HEADERS = {b"content-type", b"location", b"etag"}
 
 
@@ -70,40 +71,41 @@ def _problem(status: int, slug: str, title: str, detail: str) -> tuple[int, byte
     return status, json.dumps(body).encode()
 
 
-class IdempotencyMiddleware:
-    """Pure ASGI: sits inside the body guards, so bodies are already bounded."""
+class Idempotency:
+    """Edge step (kit/edge.py), inside the body guard, so bodies are already bounded. It costs
+    a method check on a read, and a header look-up on a write without a key."""
 
-    def __init__(self, app: ASGIApp, table: type[Any], ttl_hours: int = 24) -> None:
-        self.app = app
+    name = "idempotency"
+
+    def __init__(self, table: type[Any], ttl_hours: int = 24) -> None:
         self.table = table
         self.ttl = timedelta(hours=ttl_hours)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        raw_key = headers.get(HEADER)
+    def enter(self, exchange: Exchange) -> Any:
+        if exchange.scope["method"] not in WRITE_METHODS:
+            return None
+        raw_key = exchange.headers().get(HEADER)
         if raw_key is None:
-            await self.app(scope, receive, send)
-            return
+            return None
+        return self._enter(exchange, raw_key)
+
+    async def _enter(self, exchange: Exchange, raw_key: bytes) -> Answer | None:
+        scope = exchange.scope
         key = raw_key.decode("latin-1").strip()
         if not key or len(key) > MAX_KEY_LENGTH:
-            await _send(
-                send,
+            return _answer(
                 *_problem(
                     400,
                     "bad-request",
                     "Bad request",
                     f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.",
-                ),
+                )
             )
-            return
-        principal = await self._principal(scope, headers)
+        principal = await self._principal(scope, exchange.headers())
         if principal is None:  # anonymous or invalid token: no replay (see module docstring)
-            await self.app(scope, receive, send)
-            return
+            return None
 
+        receive = exchange.receive
         body = await _read_body(receive)
         fingerprint = hashlib.sha256(
             scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
@@ -112,11 +114,9 @@ class IdempotencyMiddleware:
         state = scope["app"].state
         outcome = await self._reserve(state, caller, key, principal, fingerprint)
         if outcome is not None:
-            await _send(send, *outcome[:2], replay_headers=outcome[2])
-            return
+            return _answer(*outcome[:2], replay_headers=outcome[2])
 
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": b""}
-
         replayed = False
 
         async def replay_receive() -> Message:
@@ -128,18 +128,20 @@ class IdempotencyMiddleware:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def capture(message: Message) -> None:
+        def capture(_exchange: Exchange, message: Message) -> None:
             if message["type"] == "http.response.start":
                 captured["status"] = message["status"]
                 captured["headers"] = message.get("headers", [])
             elif message["type"] == "http.response.body":
                 captured["body"] += message.get("body", b"")
-            await send(message)
 
-        try:
-            await self.app(scope, replay_receive, capture)
-        finally:
+        async def finish(_exchange: Exchange) -> None:
             await self._finish(state, caller, key, captured)
+
+        exchange.receive = replay_receive
+        exchange.watch(capture)
+        exchange.on_exit(finish)
+        return None
 
     async def _principal(self, scope: Scope, headers: dict[bytes, bytes]) -> Principal | None:
         scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
@@ -248,14 +250,19 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _send(
-    send: Send,
+def _answer(
     status: int,
     body: bytes,
     replay_headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
+) -> Answer:
     headers = replay_headers or [(b"content-type", b"application/problem+json")]
     headers = [h for h in headers if h[0] != b"content-length"]
     headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return Answer(status, headers, body)
+
+
+class IdempotencyMiddleware(EdgeMiddleware):
+    """`Idempotency` on its own, as a middleware (apps built without the kit's edge)."""
+
+    def __init__(self, app: ASGIApp, table: type[Any], ttl_hours: int = 24) -> None:
+        super().__init__(app, steps=[Idempotency(table, ttl_hours)])

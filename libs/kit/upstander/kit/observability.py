@@ -14,10 +14,10 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,9 +28,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Scope
 
 from upstander.kit.clock import coarse
+from upstander.kit.edge import EdgeMiddleware, Exchange
 
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -164,40 +165,38 @@ def configure_logging(service: str, level: str = "INFO", json_logs: bool = True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-class RequestIdMiddleware:
-    """Accept a sane `X-Request-ID` or make one; return it; expose it to logs and handlers."""
+class RequestId:
+    """Edge step (kit/edge.py): accept a sane `X-Request-ID` or make one; return it; expose it
+    to logs (`request_id_var`) and handlers (`request.state.request_id`)."""
+
+    name = "request_id"
+
+    def enter(self, exchange: Exchange) -> None:
+        incoming = exchange.header(b"x-request-id")
+        text = incoming.decode("latin-1") if incoming else None
+        # A fresh id: 32 random hex digits (as `uuid4().hex`, without building a UUID).
+        request_id = text if text and _VALID_REQUEST_ID.match(text) else os.urandom(16).hex()
+        exchange.scope.setdefault("state", {})["request_id"] = request_id
+        exchange.state["request_id"] = (request_id.encode(), request_id_var.set(request_id))
+        exchange.on_start(self._start)
+        exchange.on_exit(self._exit)
+
+    @staticmethod
+    def _start(exchange: Exchange, message: Message) -> None:
+        headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+        headers.append((b"x-request-id", exchange.state["request_id"][0]))
+        message["headers"] = headers
+
+    @staticmethod
+    def _exit(exchange: Exchange) -> None:
+        request_id_var.reset(exchange.state["request_id"][1])
+
+
+class RequestIdMiddleware(EdgeMiddleware):
+    """`RequestId` on its own, as a middleware (apps built without the kit's edge)."""
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                incoming = value.decode("latin-1")
-                break
-        request_id = (
-            incoming if incoming and _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        )
-        scope.setdefault("state", {})["request_id"] = request_id
-        token = request_id_var.set(request_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
-                ]
-                headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)
+        super().__init__(app, steps=[RequestId()])
 
 
 class Metrics:
@@ -223,41 +222,55 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-class AccessLogMiddleware:
-    """Log method, route template, status and duration. Never the client address, user agent,
-    query string or body: anonymous reporters must leave no trace. Requests to
+# Label sets kept per access step; past this many (methods are the client's to choose) the
+# children are looked up each time instead of remembered.
+_MAX_REMEMBERED_LABELS = 4096
+_QUIET_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
+class AccessLog:
+    """Edge step: log method, route template, status and duration. Never the client address,
+    user agent, query string or body: anonymous reporters must leave no trace. Requests to
     `anonymous_paths`, and those a handler marks with `keep_time_coarse()`, are served coarse
     (see the module): an hour-precision line without request id, and no metrics."""
 
+    name = "access_log"
+
     def __init__(
-        self, app: ASGIApp, metrics: Metrics, anonymous_paths: tuple[str, ...] = ANONYMOUS_PATHS
+        self, metrics: Metrics, anonymous_paths: tuple[str, ...] = ANONYMOUS_PATHS
     ) -> None:
-        self.app = app
         self.metrics = metrics
         self.anonymous_paths = anonymous_paths
         self.log = logging.getLogger("upstander.access")
+        # (method, route, status) → the counter's and the histogram's children.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status_holder = {"status": 500}
-        timing = _Timing(coarse=is_anonymous_path(scope.get("path", ""), self.anonymous_paths))
-        token = _timing_var.set(timing)
+    def enter(self, exchange: Exchange) -> None:
+        timing = _Timing(
+            coarse=is_anonymous_path(exchange.scope.get("path", ""), self.anonymous_paths)
+        )
+        exchange.state["access"] = (time.perf_counter(), timing, _timing_var.set(timing))
+        exchange.on_exit(self._exit)
 
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-            await send(message)
-
+    def _exit(self, exchange: Exchange) -> None:
+        started, timing, token = exchange.state["access"]
         try:
-            await self.app(scope, receive, capture)
+            self._record(exchange.scope, exchange.status, started, timing.coarse)
         finally:
-            try:
-                self._record(scope, status_holder["status"], started, timing.coarse)
-            finally:
-                _timing_var.reset(token)
+            _timing_var.reset(token)
+
+    def _labelled(self, method: str, template: str, status: int) -> tuple[Any, Any]:
+        key = (method, template, status)
+        children = self._children.get(key)
+        if children is None:
+            metrics = self.metrics
+            children = (
+                metrics.requests.labels(metrics.service, method, template, str(status)),
+                metrics.latency.labels(metrics.service, method, template),
+            )
+            if len(self._children) < _MAX_REMEMBERED_LABELS:
+                self._children[key] = children
+        return children
 
     def _record(self, scope: Scope, status: int, started: float, coarse_line: bool) -> None:
         elapsed = time.perf_counter() - started
@@ -265,9 +278,10 @@ class AccessLogMiddleware:
         template = getattr(route, "path", None) or "unmatched"
         method = scope["method"]
         if not coarse_line:
-            self.metrics.requests.labels(self.metrics.service, method, template, str(status)).inc()
-            self.metrics.latency.labels(self.metrics.service, method, template).observe(elapsed)
-        if template not in ("/metrics", "/healthz", "/readyz"):
+            requests, latency = self._labelled(method, template, status)
+            requests.inc()
+            latency.observe(elapsed)
+        if template not in _QUIET_ROUTES and self.log.isEnabledFor(logging.INFO):
             self.log.info(
                 "request",
                 extra={
@@ -278,6 +292,15 @@ class AccessLogMiddleware:
                     COARSE_TIME: coarse_line,
                 },
             )
+
+
+class AccessLogMiddleware(EdgeMiddleware):
+    """`AccessLog` on its own, as a middleware (apps built without the kit's edge)."""
+
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, anonymous_paths: tuple[str, ...] = ANONYMOUS_PATHS
+    ) -> None:
+        super().__init__(app, steps=[AccessLog(metrics, anonymous_paths)])
 
 
 def metrics_endpoint(request: Request) -> Response:

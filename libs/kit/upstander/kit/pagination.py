@@ -55,10 +55,11 @@ def cursor_query(description: str = "`next_cursor` of a page.") -> Any:
     return Query(None, description=description, json_schema_extra={"maxLength": MAX_CURSOR_LENGTH})
 
 
-def page_params(
+async def page_params(
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page."),
     cursor: str | None = cursor_query(),
 ) -> PageParams:
+    # async: a plain function would run in the thread pool, a thread hop per list request.
     return PageParams(limit=limit, cursor=cursor)
 
 

@@ -2,7 +2,7 @@
 place, so that the gateway and the four services bound their connections the same way.
 
 The request-level bounds (how long a body may take, how many slow requests one source may
-hold) live in the app itself (`upstander.kit.http.BodyGuardMiddleware`), where they answer with
+hold) live in the app itself (`upstander.kit.http.BodyGuard`), where they answer with
 a problem document; these are the server's own backstops under them.
 """
 

@@ -62,7 +62,7 @@ class KitSettings(BaseSettings):
     database_statement_timeout_seconds: float = Field(default=3.0, gt=0, le=3600)
     database_pool_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 
-    # Slow clients (kit/http.py BodyGuardMiddleware): a request body must arrive within
+    # Slow clients (kit/http.py BodyGuard): a request body must arrive within
     # `request_body_timeout_seconds`, plus one second per `request_body_min_bytes_per_second`
     # bytes received, and never take longer than `request_body_max_seconds`; else 408.
     request_body_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -7,7 +7,6 @@ handler-facing route, stat, event, webhook or log line can know an entry exists 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from upstander.intake.escrow.models import (
 )
 from upstander.intake.escrow.schemas import EscrowIn, ReleaseIn
 from upstander.intake.events import REPORT_SUBMITTED
+from upstander.intake.hashing import slow_hash
 from upstander.intake.models import Report, ReportingForm, ReportMode, ReportStatus
 from upstander.intake.reports import receipts
 from upstander.intake.reports import service as reports
@@ -287,7 +287,7 @@ async def create_entry(
         expires_at=hour + timedelta(days=expiry_days),
         reporter_index=ids.reporter_index(escrow.index_key, who) if who else None,
         receipt_lookup=receipts.lookup_key(code, receipt_key),
-        receipt_hash=await asyncio.to_thread(receipts.hash_code, code),
+        receipt_hash=await slow_hash(receipts.hash_code, code),
         content={
             "report": report_data,
             "identifiers": [{"kind": k.value, "value": v} for k, v in named],

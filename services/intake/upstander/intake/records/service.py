@@ -6,7 +6,6 @@ and added to; the signed exact times are inside the sealed entries."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import secrets
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.intake.escrow.models import PrivateRecord, PrivateRecordEntry
 from upstander.intake.escrow.service import validated_report
+from upstander.intake.hashing import slow_hash
 from upstander.intake.models import ReportingForm, ReportMode
 from upstander.intake.records import sealing
 from upstander.intake.records.schemas import RecordEntryIn, RecordFileIn, RecordToReportIn
@@ -177,7 +177,7 @@ async def create(
     and the entry with its proof."""
     files = _files(entry_in, settings)
     code = receipts.new_code()
-    spec, key = await asyncio.to_thread(sealing.new_code_key, code)
+    spec, key = await slow_hash(sealing.new_code_key, code)
     record_id = uuid.uuid4()
     dek = secrets.token_bytes(sealing.KEY_BYTES)
     hour = coarse(now)
@@ -215,9 +215,9 @@ async def open_record(
         )
     if record is None or code is None:
         if code is not None:  # a well-formed code costs the same found or not
-            await asyncio.to_thread(sealing.decoy_key)
+            await slow_hash(sealing.decoy_key)
         raise NotFound(NO_SUCH_RECORD)
-    key = await asyncio.to_thread(sealing.code_key, code, record.kdf)
+    key = await slow_hash(sealing.code_key, code, record.kdf)
     try:
         dek = sealing.unwrap_data_key(key, record.id, bytes(record.wrapped_key))
     except sealing.WrongCode:

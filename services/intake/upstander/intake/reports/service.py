@@ -7,7 +7,6 @@ events about it. Only identified reports keep the exact moment."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from upstander.intake.directory.service import foreign_people
 from upstander.intake.escrow.receipts import receipt_row_query as escrow_receipt_row
 from upstander.intake.events import ATTACHMENT_ADDED, REPORT_SUBMITTED
+from upstander.intake.hashing import slow_hash
 from upstander.intake.models import (
     Attachment,
     Report,
@@ -211,7 +211,7 @@ async def submit_report(
     if body.mode != ReportMode.IDENTIFIED:
         code = receipts.new_code()
         lookup = receipts.lookup_key(code, receipt_key)
-        hashed = await asyncio.to_thread(receipts.hash_code, code)
+        hashed = await slow_hash(receipts.hash_code, code)
 
     report_id = uuid.uuid4()
     await vault.create_key(session, org_id=form.org_id, owner_id=report_id, created_at=now)
@@ -345,7 +345,7 @@ async def verify_receipt(
             row = (await session.execute(escrow_receipt_row(lookup))).first()
         if row is not None and row.org_slug == org_slug.strip().lower():
             stored, found = row.receipt_hash, (row.id, row.org_id)
-    matches = await asyncio.to_thread(receipts.verify_code, code if stored else None, stored)
+    matches = await slow_hash(receipts.verify_code, code if stored else None, stored)
     if not matches or found is None:
         raise NotFound(NO_SUCH_RECEIPT)
     return found
