@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
+import importlib.util
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import helpers
@@ -35,6 +37,16 @@ async def database_url(name: str, directory: Path) -> str:
     """A fresh database for one app on the selected backend: a copy of the run's migrated
     template (`directory/<name>.db`, or `upstander_t_<run>_<name>_<n>`, dropped at the end)."""
     return await helpers.fresh_database(name, directory)
+
+
+def load_example(name: str) -> ModuleType:
+    """`examples/<name>.py`, imported as a module of its own (the examples are no package)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}_{uuid.uuid4().hex}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass
@@ -72,6 +84,30 @@ class Platform:
 
     async def auth(self, email: str, **kwargs: Any) -> dict[str, str]:
         return {"authorization": f"Bearer {await self.token(email, **kwargs)}"}
+
+    async def api_client(self, scopes: list[str], name: str = "") -> httpx.AsyncClient:
+        """An API client the demo admin registers with `scopes`, signed in with the
+        client-credentials grant: an httpx client to the gateway carrying its token (the
+        caller closes it)."""
+        created = await self.gateway.post(
+            "/identity/v1/clients",
+            json={"name": name or f"client {uuid.uuid4().hex[:6]}", "scopes": scopes},
+            headers=await self.auth("admin@demo.example"),
+        )
+        assert created.status_code == 201, created.text
+        body = created.json()
+        token = await self.gateway.post(
+            "/auth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(body["client_id"], body["client_secret"]),
+        )
+        assert token.status_code == 200, token.text
+        return httpx.AsyncClient(
+            transport=self.transport,
+            base_url=str(self.gateway.base_url),
+            headers={"authorization": f"Bearer {token.json()['access_token']}"},
+            timeout=30,
+        )
 
     async def drain(self, rounds: int = 50) -> None:
         """Deliver every due event across all apps, until no outbox has work left."""

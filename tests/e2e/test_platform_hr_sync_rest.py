@@ -5,56 +5,21 @@ completions by reference."""
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
-from pathlib import Path
-from types import ModuleType
 
-import httpx
-from harness import Platform
+from harness import Platform, load_example
 from sqlalchemy import select
 
 from upstander.cases.models import Case
 from upstander.cases.retention.service import delete_case
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hr_sync.py"
 SCOPES = ["cases:read", "cases:write", "training:read", "training:write"]
-
-
-def _example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hr_sync_example_rest", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-async def _client(platform: Platform) -> httpx.AsyncClient:
-    created = await platform.gateway.post(
-        "/identity/v1/clients",
-        json={"name": f"Workday {uuid.uuid4().hex[:6]}", "scopes": SCOPES},
-        headers=await platform.auth("admin@demo.example"),
-    )
-    assert created.status_code == 201, created.text
-    body = created.json()
-    token = await platform.gateway.post(
-        "/auth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(body["client_id"], body["client_secret"]),
-    )
-    assert token.status_code == 200, token.text
-    return httpx.AsyncClient(
-        transport=platform.transport,
-        base_url=str(platform.gateway.base_url),
-        headers={"authorization": f"Bearer {token.json()['access_token']}"},
-        timeout=30,
-    )
 
 
 async def test_an_hr_system_opens_a_case_syncs_it_and_hears_of_its_deletion(
     platform: Platform,
 ) -> None:
-    hr_sync = _example()
+    hr_sync = load_example("hr_sync")
     ref = f"E-{uuid.uuid4().hex[:8]}"
     body = {
         "external_ref": {"system": "workday", "id": ref},
@@ -62,7 +27,7 @@ async def test_an_hr_system_opens_a_case_syncs_it_and_hears_of_its_deletion(
         "categories": ["sexual_harassment"],
         "description": "Reported by phone to HR.",
     }
-    async with await _client(platform) as http:
+    async with await platform.api_client(SCOPES, "Workday") as http:
         state: dict = {"cursor": None, "cases": {}}
         await hr_sync.sync(http, state)
 
@@ -101,7 +66,7 @@ async def test_an_lms_upserts_courses_and_completions_by_reference(platform: Pla
         "duration_minutes": 60,
         "external_refs": [{"system": "cornerstone", "id": ref}],
     }
-    async with await _client(platform) as http:
+    async with await platform.api_client(SCOPES, "Workday") as http:
         first = await http.post("/training/v1/courses", json=course)
         assert first.status_code == 201, first.text
         second = await http.post("/training/v1/courses", json={**course, "duration_minutes": 90})

@@ -6,48 +6,14 @@ the gateway passes a malformed cursor's 400 problem and a missing scope's 403 th
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
-from harness import Platform
+from harness import Platform, load_example
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hr_sync.py"
 PEOPLE_FEED = "/identity/v1/people/changes"
 COMPLETION_FEED = "/training/v1/completions/changes"
-
-
-def _example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hr_sync_people_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-async def _client(platform: Platform, scopes: list[str]) -> httpx.AsyncClient:
-    created = await platform.gateway.post(
-        "/identity/v1/clients",
-        json={"name": f"HR {uuid.uuid4().hex[:6]}", "scopes": scopes},
-        headers=await platform.auth("admin@demo.example"),
-    )
-    assert created.status_code == 201, created.text
-    body = created.json()
-    token = await platform.gateway.post(
-        "/auth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(body["client_id"], body["client_secret"]),
-    )
-    assert token.status_code == 200, token.text
-    return httpx.AsyncClient(
-        transport=platform.transport,
-        base_url=str(platform.gateway.base_url),
-        headers={"authorization": f"Bearer {token.json()['access_token']}"},
-        timeout=30,
-    )
 
 
 async def _directory(http: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
@@ -65,11 +31,11 @@ async def _directory(http: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
 async def test_the_example_client_mirrors_the_directory_from_the_people_feed(
     platform: Platform,
 ) -> None:
-    hr_sync = _example()
+    hr_sync = load_example("hr_sync")
     admin = await platform.auth("admin@demo.example")
     async with (
-        await _client(platform, ["people:read", "scim"]) as http,
-        await _client(platform, ["cases:read"]) as narrow,
+        await platform.api_client(["people:read", "scim"]) as http,
+        await platform.api_client(["cases:read"]) as narrow,
     ):
         state: dict[str, Any] = {"people_cursor": None, "people": {}}
         assert await hr_sync.sync_people(http, state) >= 1
@@ -141,8 +107,8 @@ async def test_completions_a_trainer_records_reach_the_lms_through_the_feed(
     people = (await platform.gateway.get("/training/v1/people", headers=trainer)).json()["items"]
     person_id = people[0]["id"]
     async with (
-        await _client(platform, ["training:read"]) as lms,
-        await _client(platform, ["people:read"]) as narrow,
+        await platform.api_client(["training:read"]) as lms,
+        await platform.api_client(["people:read"]) as narrow,
     ):
         _, cursor = await _read(lms, None)
         recorded = []

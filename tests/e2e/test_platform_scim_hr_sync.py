@@ -5,45 +5,9 @@ what the case list says."""
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
-from pathlib import Path
-from types import ModuleType
 
-import httpx
-from harness import Platform
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hr_sync.py"
-
-
-def _example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hr_sync_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-async def _hr_client(platform: Platform) -> httpx.AsyncClient:
-    created = await platform.gateway.post(
-        "/identity/v1/clients",
-        json={"name": "HR case system", "scopes": ["cases:read", "cases:write"]},
-        headers=await platform.auth("admin@demo.example"),
-    )
-    assert created.status_code == 201, created.text
-    body = created.json()
-    token = await platform.gateway.post(
-        "/auth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(body["client_id"], body["client_secret"]),
-    )
-    assert token.status_code == 200, token.text
-    return httpx.AsyncClient(
-        transport=platform.transport,
-        base_url=str(platform.gateway.base_url),
-        headers={"authorization": f"Bearer {token.json()['access_token']}"},
-        timeout=30,
-    )
+from harness import Platform, load_example
 
 
 async def _file(platform: Platform) -> None:
@@ -62,11 +26,11 @@ async def _file(platform: Platform) -> None:
 async def test_the_example_sync_client_mirrors_cases_and_then_only_what_changed(
     platform: Platform,
 ) -> None:
-    hr_sync = _example()
+    hr_sync = load_example("hr_sync")
     for _ in range(2):
         await _file(platform)
     await platform.drain()
-    async with await _hr_client(platform) as http:
+    async with await platform.api_client(["cases:read", "cases:write"], "HR case system") as http:
         state: dict = {"cursor": None, "cases": {}}
         assert await hr_sync.sync(http, state) >= 2
         listed = (await http.get("/cases/v1/cases", params={"limit": 200})).json()["items"]

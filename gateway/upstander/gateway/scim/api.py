@@ -387,6 +387,24 @@ def _integer(value: Any, name: str) -> int | None:
     return value
 
 
+async def _search_body(
+    request: Request,
+) -> tuple[str | None, int, int | None, str | None, str | None]:
+    """A `.search` body (RFC 7644 3.4.3) as the GET query's parameters: filter, startIndex,
+    count, attributes, excludedAttributes."""
+    body = await _body(request)
+    query = get_ci(body, "filter")
+    if query is not None and not isinstance(query, str):
+        raise ScimError(400, "filter is a string.", "invalidFilter")
+    return (
+        query,
+        _integer(get_ci(body, "startIndex"), "startIndex") or 1,
+        _integer(get_ci(body, "count"), "count"),
+        _joined(get_ci(body, "attributes"), "attributes"),
+        _joined(get_ci(body, "excludedAttributes"), "excludedAttributes"),
+    )
+
+
 @router.post(
     "/Users/.search",
     operation_id="scim_search_users",
@@ -399,20 +417,7 @@ def _integer(value: Any, name: str) -> int | None:
     ),
 )
 async def search_users(request: Request, principal: Provisioner, session: Session) -> ScimResponse:
-    body = await _body(request)
-    query = get_ci(body, "filter")
-    if query is not None and not isinstance(query, str):
-        raise ScimError(400, "filter is a string.", "invalidFilter")
-    return await _search_users(
-        request,
-        principal,
-        session,
-        query,
-        _integer(get_ci(body, "startIndex"), "startIndex") or 1,
-        _integer(get_ci(body, "count"), "count"),
-        _joined(get_ci(body, "attributes"), "attributes"),
-        _joined(get_ci(body, "excludedAttributes"), "excludedAttributes"),
-    )
+    return await _search_users(request, principal, session, *await _search_body(request))
 
 
 @router.post(
@@ -679,20 +684,7 @@ async def _search_groups(
     openapi_extra=_json_body({"schemas": [SEARCH_REQUEST], "filter": 'displayName eq "staff"'}),
 )
 async def search_groups(request: Request, principal: Provisioner, session: Session) -> ScimResponse:
-    body = await _body(request)
-    query = get_ci(body, "filter")
-    if query is not None and not isinstance(query, str):
-        raise ScimError(400, "filter is a string.", "invalidFilter")
-    return await _search_groups(
-        request,
-        principal,
-        session,
-        query,
-        _integer(get_ci(body, "startIndex"), "startIndex") or 1,
-        _integer(get_ci(body, "count"), "count"),
-        _joined(get_ci(body, "attributes"), "attributes"),
-        _joined(get_ci(body, "excludedAttributes"), "excludedAttributes"),
-    )
+    return await _search_groups(request, principal, session, *await _search_body(request))
 
 
 def _created(resource: dict[str, Any]) -> ScimResponse:
