@@ -213,6 +213,9 @@ from upstander.gateway.identity import change_tables as _change_tables  # noqa: 
 # One-time invitations of an organisation's admins (identity/orgs.py).
 from upstander.gateway.identity import org_tables as _org_tables  # noqa: E402, F401
 
+# People's external references (identity/external_refs.py).
+from upstander.gateway.identity import ref_tables as _ref_tables  # noqa: E402, F401
+
 # SCIM team groups (scim/groups.py).
 from upstander.gateway.scim import tables as _scim_tables  # noqa: E402, F401
 

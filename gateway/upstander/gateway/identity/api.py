@@ -108,9 +108,18 @@ async def list_people(
     email: Annotated[str | None, Query(max_length=320, description="Exact email.")] = None,
     role: Annotated[Role | None, Query(description="People holding this role.")] = None,
     active: Annotated[bool | None, Query(description="Only active (or inactive) people.")] = None,
+    external_ref: Annotated[
+        str | None,
+        Query(
+            max_length=265,
+            description="Only the person another system calls this: `<system>:<id>` "
+            "(400 otherwise).",
+            examples=["workday:E-1042"],
+        ),
+    ] = None,
 ) -> Page[PersonOut]:
     rows, next_cursor = await service.list_people(
-        session, principal, paging, email=email, role=role, active=active
+        session, principal, paging, email=email, role=role, active=active, external_ref=external_ref
     )
     return Page[PersonOut](
         items=[PersonOut.model_validate(row) for row in rows], next_cursor=next_cursor
@@ -121,15 +130,30 @@ async def list_people(
     "/people",
     operation_id="create_person",
     dependencies=[require_scope(Scope.PEOPLE_WRITE)],
-    summary="Add a person to the directory",
+    summary="Add a person to the directory; upsert by external reference",
+    description=(
+        "201 with the new person. When one of `external_refs` already names a person of "
+        "your organisation, that person is updated with the fields sent instead (200; the "
+        "password is never changed this way): an HR sync can send its whole directory again "
+        "without making duplicates. References naming two different people, or two for one "
+        "system: 409."
+    ),
     status_code=201,
     response_model=PersonOut,
-    responses=problem_responses(401, 403, 409, 422),
+    responses={
+        200: {"description": "The person with this external reference, updated."},
+        **problem_responses(401, 403, 409, 422),
+    },
 )
 async def create_person(
-    session: Session, principal: Admin, body: PersonCreate, response: Response
+    session: Session,
+    principal: Admin,
+    body: PersonCreate,
+    response: Response,
+    clock: Annotated[Clock, Depends(get_clock)],
 ) -> PersonOut:
-    person = await service.create_person(session, principal, body)
+    person, created = await service.upsert_person(session, principal, body, clock=clock)
+    response.status_code = 201 if created else 200
     _etag(response, person.version)
     response.headers["Location"] = f"/identity/v1/people/{person.id}"
     return PersonOut.model_validate(person)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from upstander.gateway.events import BUS_KEY
 from upstander.gateway.identity.change_tables import PersonChange
+from upstander.gateway.identity.ref_tables import PersonExternalRef
 from upstander.gateway.models import Person
 from upstander.kit.auth import Principal
 from upstander.kit.changefeed import MAX_LIMIT, ChangeFeed
@@ -49,6 +50,7 @@ _FIELDS = (
     "scim_user_name",
     "scim_emails",
     "scim_deleted_at",
+    "external_refs",  # a reference added or removed (one changed in place: below)
 )
 
 
@@ -76,6 +78,11 @@ def _collect(session: Session, feed: ChangeFeed) -> None:
     for obj in session.deleted:
         if isinstance(obj, Person):
             feed.note(session, obj.org_id, obj.id, "deleted")
+    # An external reference added, changed or removed changes the person (`updated`; a
+    # stronger kind noted for them in the same transaction wins).
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, PersonExternalRef) and obj.person_id is not None:
+            feed.note(session, obj.org_id, obj.person_id, "updated")
 
 
 def _stamp(session: Session) -> datetime:
@@ -89,7 +96,7 @@ FEED = ChangeFeed(
     subject="person_id",
     kinds=("updated", "deactivated", "deleted", "created"),
     lock_namespace=LOCK_NAMESPACE,
-    tracked=(Person,),
+    tracked=(Person, PersonExternalRef),
     collect=_collect,
     stamp=_stamp,
 )

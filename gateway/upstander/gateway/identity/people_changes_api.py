@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field
 from upstander.gateway.identity import people_changes as service
 from upstander.gateway.identity.api import DirectoryReader, Session
 from upstander.gateway.identity.change_tables import PersonChange
+from upstander.gateway.identity.schemas import REFS_EXAMPLE, RefsOut
 from upstander.gateway.models import Person
 from upstander.kit.app import make_router
 from upstander.kit.changefeed import HAS_MORE_DESCRIPTION, NEXT_CURSOR_DESCRIPTION
@@ -46,6 +47,7 @@ PAGE_EXAMPLE: dict[str, Any] = {
                 "location": "CA",
                 "language": "en",
                 "active": True,
+                "external_refs": REFS_EXAMPLE,
                 "version": 3,
                 "updated_at": "2026-11-30T10:00:00Z",
             },
@@ -80,6 +82,11 @@ class PersonNow(ResponseModel):
     location: str | None = Field(default=None, examples=["CA"])
     language: str = Field(examples=["en"])
     active: bool = Field(examples=[True])
+    external_refs: RefsOut = Field(
+        default_factory=list,
+        description="What other systems call the person (`POST /identity/v1/people`).",
+        examples=[REFS_EXAMPLE],
+    )
     version: int = Field(description="Also the person's ETag.", examples=[3])
     updated_at: datetime = Field(examples=["2026-11-30T10:00:00Z"])
 

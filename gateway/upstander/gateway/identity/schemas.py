@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from upstander.kit.auth import Role
 from upstander.kit.schemas import RequestModel, ResponseModel
@@ -44,6 +44,41 @@ class OrgUpdate(RequestModel):
 
 # --- people -----------------------------------------------------------------------------------
 
+SYSTEM_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}$"
+REFS_DESCRIPTION = (
+    "What other systems (an HR system, a payroll) call the person, unique per organisation "
+    "and system, one per system."
+)
+
+
+class ExternalRefIn(RequestModel):
+    system: str = Field(
+        pattern=SYSTEM_PATTERN,
+        description="The other system's name (lower case), e.g. `workday`.",
+        examples=["workday"],
+    )
+    id: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\s]+$",
+        description="What the other system calls the person.",
+        examples=["E-1042"],
+    )
+
+
+class ExternalRefOut(ResponseModel):
+    system: str = Field(examples=["workday"])
+    id: str = Field(validation_alias="external_id", examples=["E-1042"])
+
+
+def _by_system(refs: list[ExternalRefOut]) -> list[ExternalRefOut]:
+    return sorted(refs, key=lambda ref: ref.system)
+
+
+# What responses carry, ordered by system.
+RefsOut = Annotated[list[ExternalRefOut], AfterValidator(_by_system)]
+REFS_EXAMPLE = [{"system": "workday", "id": "E-1042"}]
+
 
 class PersonCreate(RequestModel):
     email: str = Field(max_length=320, pattern=EMAIL_PATTERN, examples=["ana@campaign.example"])
@@ -71,9 +106,27 @@ class PersonCreate(RequestModel):
         description="Optional; without one the person cannot use the password grant.",
         examples=["a long passphrase"],
     )
+    external_refs: list[ExternalRefIn] = Field(
+        default_factory=list,
+        max_length=10,
+        description=REFS_DESCRIPTION
+        + " Sending a reference that already names one of your people updates that person "
+        "with the fields sent (as a PATCH would; never the password) instead of adding "
+        "another (200 instead of 201): an HR sync can be re-run without duplicates. "
+        "References naming two different people: 409.",
+        examples=[REFS_EXAMPLE],
+    )
 
 
-_NOT_NULLABLE = ("email", "name", "roles", "is_leadership", "language", "active")
+_NOT_NULLABLE = (
+    "email",
+    "name",
+    "roles",
+    "is_leadership",
+    "language",
+    "active",
+    "external_refs",
+)
 
 
 class PersonUpdate(RequestModel):
@@ -92,6 +145,14 @@ class PersonUpdate(RequestModel):
     language: Language | None = Field(default=None, examples=["es"])
     active: bool | None = Field(default=None, examples=[True])
     password: str | None = Field(default=None, min_length=8, max_length=256)
+    external_refs: list[ExternalRefIn] | None = Field(
+        default=None,
+        max_length=10,
+        description=REFS_DESCRIPTION
+        + " The list sent replaces the person's (a system left out loses its reference; "
+        "`[]` removes them all). A reference naming another person: 409.",
+        examples=[REFS_EXAMPLE],
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -117,6 +178,11 @@ class PersonOut(ResponseModel):
     language: str = Field(examples=["en"])
     active: bool = Field(examples=[True])
     has_password: bool = Field(examples=[True])
+    external_refs: RefsOut = Field(
+        default_factory=list,
+        description="What other systems call the person (SCIM's `externalId` is apart).",
+        examples=[REFS_EXAMPLE],
+    )
     version: int = Field(description="Also the ETag.", examples=[1])
     created_at: datetime
     updated_at: datetime

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.gateway.auth.passwords import hash_secret, new_client_secret
 from upstander.gateway.auth.tokens import revoke_person_tokens
+from upstander.gateway.identity import external_refs as refs
 from upstander.gateway.identity.schemas import (
     ClientCreate,
     OrgUpdate,
@@ -91,8 +92,11 @@ async def list_people(
     email: str | None = None,
     role: str | None = None,
     active: bool | None = None,
+    external_ref: str | None = None,
 ) -> tuple[list[Person], str | None]:
     statement = select(Person).where(Person.org_id == _org_of(principal))
+    if external_ref is not None:
+        statement = statement.where(refs.condition(_org_of(principal), external_ref))
     if email is not None:
         statement = statement.where(Person.email == email.strip().lower())
     if role is not None:
@@ -149,7 +153,10 @@ async def _flush_person(session: AsyncSession) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        raise Conflict("A person with this email exists in the organisation.") from exc
+        # The checks before passed: a concurrent request took the email or a reference.
+        raise Conflict(
+            "A person with this email or external reference exists in the organisation."
+        ) from exc
 
 
 async def create_person(session: AsyncSession, principal: Principal, data: PersonCreate) -> Person:
@@ -174,9 +181,44 @@ async def create_person(session: AsyncSession, principal: Principal, data: Perso
         password_hash=await hash_secret(data.password) if data.password else None,
         version=1,
     )
+    if data.external_refs:
+        await refs.check_free(session, person, data.external_refs)
+    refs.attach(person, data.external_refs)
     session.add(person)
     await _flush_person(session)
+    await session.refresh(person, attribute_names=["external_refs"])  # for the response
     return person
+
+
+async def upsert_person(
+    session: AsyncSession, principal: Principal, data: PersonCreate, *, clock: Clock
+) -> tuple[Person, bool]:
+    """Add the person, or, when one of `data.external_refs` already names a person of the
+    organisation, update that one with the fields sent (never the password) and give them the
+    other references. Returns the person and whether they are new."""
+    existing = None
+    if data.external_refs:
+        existing = await refs.person_by_refs(session, _org_of(principal), data.external_refs)
+    if existing is None:
+        return await create_person(session, principal, data), True
+    sent = data.model_dump(exclude_unset=True, exclude={"password", "external_refs"})
+    normal = {
+        **sent,
+        **({"email": sent["email"].lower()} if "email" in sent else {}),
+        **({"roles": [str(r) for r in dict.fromkeys(sent["roles"])]} if "roles" in sent else {}),
+        **({"language": str(sent["language"])} if "language" in sent else {}),
+    }
+    differing = {name: sent[name] for name in sent if normal[name] != getattr(existing, name)}
+    if differing:
+        update = PersonUpdate.model_validate(differing)
+        existing = await update_person(
+            session, principal, existing.id, update, if_match=None, clock=clock
+        )
+    if refs.attach(existing, data.external_refs):
+        if not differing:
+            existing.version += 1
+        await _flush_person(session)
+    return existing, False
 
 
 def etag_matches(if_match: str | None, version: int) -> bool:
@@ -209,6 +251,10 @@ async def update_person(
         changes["roles"] = [str(role) for role in dict.fromkeys(changes["roles"])]
     if "language" in changes:
         changes["language"] = str(changes["language"])
+    new_refs = changes.pop("external_refs", None)
+    if new_refs is not None:
+        await refs.check_free(session, person, data.external_refs or [])
+        refs.attach(person, data.external_refs or [], replace=True)
     password = changes.pop("password", None)
     if "password" in data.model_fields_set:
         person.password_hash = await hash_secret(password) if password else None

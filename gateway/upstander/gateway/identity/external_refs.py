@@ -1,0 +1,110 @@
+"""People's external references: find a person by reference, attach or replace references,
+filter the directory. Always within one organisation: another org's reference never matches."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from upstander.gateway.identity.ref_tables import PersonExternalRef
+from upstander.gateway.identity.schemas import ExternalRefIn
+from upstander.gateway.models import Person
+from upstander.kit.errors import BadRequest, Conflict
+
+
+def parse(value: str) -> tuple[str, str]:
+    """`workday:E-1042` → ("workday", "E-1042"); anything else is a 400."""
+    system, _, external_id = value.partition(":")
+    if not system.strip() or not external_id.strip():
+        raise BadRequest("external_ref is `<system>:<id>`, e.g. `workday:E-1042`.")
+    return system.strip().lower(), external_id.strip()
+
+
+def condition(org_id: uuid.UUID, value: str) -> ColumnElement[bool]:
+    """People whom another system calls `value` (`<system>:<id>`), in this organisation."""
+    system, external_id = parse(value)
+    return exists().where(
+        PersonExternalRef.person_id == Person.id,
+        PersonExternalRef.org_id == org_id,
+        PersonExternalRef.system == system,
+        PersonExternalRef.external_id == external_id,
+    )
+
+
+def _unique_systems(refs: Sequence[ExternalRefIn]) -> None:
+    systems = [ref.system for ref in refs]
+    if len(set(systems)) != len(systems):
+        raise Conflict("One reference per system.", rule="external_ref_system_twice")
+
+
+async def owners(
+    session: AsyncSession, org_id: uuid.UUID, refs: Sequence[ExternalRefIn]
+) -> set[uuid.UUID]:
+    """The people of the organisation these references name (checks one per system)."""
+    _unique_systems(refs)
+    found: set[uuid.UUID] = set()
+    for ref in refs:
+        person_id = await session.scalar(
+            select(PersonExternalRef.person_id).where(
+                PersonExternalRef.org_id == org_id,
+                PersonExternalRef.system == ref.system,
+                PersonExternalRef.external_id == ref.id,
+            )
+        )
+        if person_id is not None:
+            found.add(person_id)
+    return found
+
+
+async def person_by_refs(
+    session: AsyncSession, org_id: uuid.UUID, refs: Sequence[ExternalRefIn]
+) -> Person | None:
+    """The person these references name, if any; two different people are a 409."""
+    found = await owners(session, org_id, refs)
+    if len(found) > 1:
+        raise Conflict("These references name different people.", rule="external_ref_taken")
+    if not found:
+        return None
+    return await session.scalar(
+        select(Person).where(Person.id == found.pop(), Person.org_id == org_id)
+    )
+
+
+async def check_free(session: AsyncSession, person: Person, refs: Sequence[ExternalRefIn]) -> None:
+    """None of `refs` may name anyone but `person` (409)."""
+    if await owners(session, person.org_id, refs) - {person.id}:
+        raise Conflict("Another person has this external reference.", rule="external_ref_taken")
+
+
+def attach(person: Person, refs: Sequence[ExternalRefIn], *, replace: bool = False) -> bool:
+    """Give `person` the references it lacks (a new id in a system replaces the old one);
+    with `replace`, also drop the systems not in `refs`. The caller checked that none names
+    another person. Returns whether anything changed."""
+    collection: list[PersonExternalRef] = person.external_refs  # type: ignore[attr-defined]
+    current = {row.system: row for row in collection}
+    changed = False
+    if replace:
+        wanted = {ref.system for ref in refs}
+        for dropped in [row for row in collection if row.system not in wanted]:
+            collection.remove(dropped)
+            changed = True
+    for ref in refs:
+        row = current.get(ref.system)
+        if row is not None and row.external_id == ref.id:
+            continue
+        if row is not None:
+            row.external_id = ref.id
+        else:
+            collection.append(
+                PersonExternalRef(
+                    org_id=person.org_id,
+                    person_id=person.id,
+                    system=ref.system,
+                    external_id=ref.id,
+                )
+            )
+        changed = True
+    return changed
