@@ -198,16 +198,21 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Platfo
                 nginx.wait()
 
 
-def _served_by(platform: Platform, request_id: str) -> set[str]:
-    """The apps whose log has a line with `request_id` (each app logs every request)."""
-    deadline = time.monotonic() + 5
-    while True:
-        found = {
+def _served_by(platform: Platform, request_id: str, expected: set[str]) -> set[str]:
+    """The apps whose log has a line with `request_id` (each app logs every request): read
+    once every app in `expected` has logged it (each writes its line on its own time), and
+    again a moment later, so that an app that should not have served it is seen too."""
+
+    def found() -> set[str]:
+        return {
             name for name in APPS if any(request_id in line for line in platform.recent_lines(name))
         }
-        if found or time.monotonic() > deadline:
-            return found
+
+    deadline = time.monotonic() + 10
+    while not found() >= expected and time.monotonic() < deadline:
         time.sleep(0.05)
+    time.sleep(0.3)
+    return found()
 
 
 def _token(url: str) -> str:
@@ -237,7 +242,7 @@ def test_direct_routes_verify_tokens_in_the_service_and_carry_the_edge_headers(
         headers={"Authorization": f"Bearer {token}", "X-Request-ID": request_id},
     )
     assert ok.status_code == 200, ok.text
-    assert _served_by(platform, request_id) == {"training"}
+    assert _served_by(platform, request_id, {"training"}) == {"training"}
     assert ok.headers["x-frame-options"] == "DENY"
     assert ok.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
     assert ok.headers["cache-control"] == "no-store"
@@ -268,7 +273,7 @@ def test_what_only_the_gateway_does_stays_on_the_gateway(edge: tuple[str, Platfo
     )
     assert basic.status_code == 401
     assert basic.headers["www-authenticate"].lower().startswith("basic")
-    assert "gateway" in _served_by(platform, request_id)
+    assert "gateway" in _served_by(platform, request_id, {"gateway"})
     # CORS: a preflight from an origin nobody allowed is the gateway's 403 problem.
     preflight = httpx.options(
         url + "/training/v1/courses",
@@ -287,6 +292,6 @@ def test_what_only_the_gateway_does_stays_on_the_gateway(edge: tuple[str, Platfo
         },
     )
     assert actual.status_code == 200, actual.text
-    assert _served_by(platform, request_id) == {"gateway", "training"}
+    assert _served_by(platform, request_id, {"gateway", "training"}) == {"gateway", "training"}
     for path in ("/healthz", "/.well-known/jwks.json", "/r/demo", "/docs"):
         assert httpx.get(url + path).status_code == 200, path
