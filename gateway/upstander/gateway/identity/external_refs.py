@@ -12,20 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from upstander.gateway.identity.ref_tables import PersonExternalRef
 from upstander.gateway.identity.schemas import ExternalRefIn
 from upstander.gateway.models import Person
-from upstander.kit.errors import BadRequest, Conflict
-
-
-def parse(value: str) -> tuple[str, str]:
-    """`workday:E-1042` → ("workday", "E-1042"); anything else is a 400."""
-    system, _, external_id = value.partition(":")
-    if not system.strip() or not external_id.strip():
-        raise BadRequest("external_ref is `<system>:<id>`, e.g. `workday:E-1042`.")
-    return system.strip().lower(), external_id.strip()
+from upstander.kit.errors import Conflict
+from upstander.kit.external_refs import one_per_system, parse_external_ref
 
 
 def condition(org_id: uuid.UUID, value: str) -> ColumnElement[bool]:
     """People whom another system calls `value` (`<system>:<id>`), in this organisation."""
-    system, external_id = parse(value)
+    system, external_id = parse_external_ref(value)
     return exists().where(
         PersonExternalRef.person_id == Person.id,
         PersonExternalRef.org_id == org_id,
@@ -34,17 +27,11 @@ def condition(org_id: uuid.UUID, value: str) -> ColumnElement[bool]:
     )
 
 
-def _unique_systems(refs: Sequence[ExternalRefIn]) -> None:
-    systems = [ref.system for ref in refs]
-    if len(set(systems)) != len(systems):
-        raise Conflict("One reference per system.", rule="external_ref_system_twice")
-
-
 async def owners(
     session: AsyncSession, org_id: uuid.UUID, refs: Sequence[ExternalRefIn]
 ) -> set[uuid.UUID]:
     """The people of the organisation these references name (checks one per system)."""
-    _unique_systems(refs)
+    one_per_system(ref.system for ref in refs)
     found: set[uuid.UUID] = set()
     for ref in refs:
         person_id = await session.scalar(

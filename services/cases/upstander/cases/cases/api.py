@@ -12,6 +12,7 @@ from upstander.cases.cases.schemas import CaseOut, CasePage
 from upstander.cases.models import CaseStatus
 from upstander.cases.sync import service as sync_service
 from upstander.kit.errors import BadRequest, problem_responses
+from upstander.kit.external_refs import parse_external_ref
 from upstander.kit.pagination import PageParams, page_params
 from upstander.kit.scopes import Scope, require_scope
 
@@ -61,7 +62,7 @@ async def list_cases(
         raise BadRequest("updated_since needs a time zone, e.g. `2026-11-30T00:00:00Z`.")
     conditions = []
     if external_ref is not None:
-        system, external_id = sync_service.parse_external_ref(external_ref)
+        system, external_id = parse_external_ref(external_ref)
         conditions.append(sync_service.external_ref_condition(ctx.org_id, system, external_id))
     cases, next_cursor = await service.list_cases(
         ctx.session,

@@ -23,7 +23,7 @@ from upstander.kit.auth import Principal
 from upstander.kit.changefeed import MAX_LIMIT
 from upstander.kit.clock import Clock, for_reporter
 from upstander.kit.crypto import Vault
-from upstander.kit.errors import BadRequest, Conflict, NotFound
+from upstander.kit.errors import Conflict, NotFound
 from upstander.kit.events import EventBus
 
 # Cases whose handling is over: their assignments are history, kept as they were.
@@ -76,14 +76,6 @@ async def release_assignments(
 
 
 # ----------------------------------------------------------------------------- external refs
-
-
-def parse_external_ref(value: str) -> tuple[str, str]:
-    """`workday:E-1042` → ("workday", "E-1042"); anything else is a 400."""
-    system, _, external_id = value.partition(":")
-    if not system or not external_id:
-        raise BadRequest("external_ref is `<system>:<id>`, e.g. `workday:E-1042`.")
-    return system.strip().lower(), external_id.strip()
 
 
 def external_ref_condition(org_id: uuid.UUID, system: str, external_id: str) -> ColumnElement[bool]:

@@ -10,7 +10,8 @@ from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from upstander.kit.errors import BadRequest, Conflict
+from upstander.kit.errors import Conflict
+from upstander.kit.external_refs import one_per_system, parse_external_ref
 from upstander.training.external_refs.models import CompletionExternalRef, CourseExternalRef
 from upstander.training.external_refs.schemas import ExternalRefIn
 from upstander.training.models import Completion, Course
@@ -18,16 +19,8 @@ from upstander.training.models import Completion, Course
 Ref = TypeVar("Ref", CourseExternalRef, CompletionExternalRef)
 
 
-def parse(value: str) -> tuple[str, str]:
-    """`workday:C-17` → ("workday", "C-17"); anything else is a 400."""
-    system, _, external_id = value.partition(":")
-    if not system.strip() or not external_id.strip():
-        raise BadRequest("external_ref is `<system>:<id>`, e.g. `workday:C-17`.")
-    return system.strip().lower(), external_id.strip()
-
-
 def course_condition(org_id: uuid.UUID, value: str) -> ColumnElement[bool]:
-    system, external_id = parse(value)
+    system, external_id = parse_external_ref(value)
     return exists().where(
         CourseExternalRef.course_id == Course.id,
         CourseExternalRef.org_id == org_id,
@@ -37,19 +30,13 @@ def course_condition(org_id: uuid.UUID, value: str) -> ColumnElement[bool]:
 
 
 def completion_condition(org_id: uuid.UUID, value: str) -> ColumnElement[bool]:
-    system, external_id = parse(value)
+    system, external_id = parse_external_ref(value)
     return exists().where(
         CompletionExternalRef.completion_id == Completion.id,
         CompletionExternalRef.org_id == org_id,
         CompletionExternalRef.system == system,
         CompletionExternalRef.external_id == external_id,
     )
-
-
-def _unique_systems(refs: Sequence[ExternalRefIn]) -> None:
-    systems = [ref.system for ref in refs]
-    if len(set(systems)) != len(systems):
-        raise Conflict("One reference per system.", rule="external_ref_system_twice")
 
 
 async def _owners(
@@ -75,7 +62,7 @@ async def course_by_refs(
     session: AsyncSession, org_id: uuid.UUID, refs: Sequence[ExternalRefIn]
 ) -> Course | None:
     """The course these references name, if any; two different courses are a 409."""
-    _unique_systems(refs)
+    one_per_system(ref.system for ref in refs)
     owners = await _owners(session, CourseExternalRef, "course_id", org_id, refs)
     if len(owners) > 1:
         raise Conflict("These references name different courses.", rule="external_ref_taken")
@@ -87,7 +74,7 @@ async def course_by_refs(
 async def completion_by_refs(
     session: AsyncSession, org_id: uuid.UUID, refs: Sequence[ExternalRefIn]
 ) -> Completion | None:
-    _unique_systems(refs)
+    one_per_system(ref.system for ref in refs)
     owners = await _owners(session, CompletionExternalRef, "completion_id", org_id, refs)
     if len(owners) > 1:
         raise Conflict("These references name different completions.", rule="external_ref_taken")
