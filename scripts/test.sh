@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # `make test`: single-head checks for every app's Alembic history, then the pytest suite once
-# per backend: SQLite, and PostgreSQL when a server answers at UPSTANDER_TEST_PG_URL. The two
-# passes run side by side (one per core); each makes only databases named after its own run, so
-# they, and other runs on the machine, never touch each other's (see docs/testing.md).
+# per backend: SQLite, and PostgreSQL when a server answers at UPSTANDER_TEST_PG_URL. Each
+# backend's pass runs as a few worker processes side by side, which split its modules between
+# them (a worker waiting on a timeout or a started process leaves the core to another); each
+# process makes only databases named after itself, so they, and other runs on the machine,
+# never touch each other's (see docs/testing.md).
 #
-#   UPSTANDER_TEST_BACKEND   set here for each pass (sqlite, postgresql); the tests read it
+#   UPSTANDER_TEST_BACKEND   set here for each worker (sqlite, postgresql); the tests read it
 #   UPSTANDER_TEST_PG_URL    PostgreSQL admin URL (default postgresql://postgres@127.0.0.1:5432/postgres)
-#   UPSTANDER_TEST_PARALLEL  1 (default): both passes at once; 0: one after the other
+#   UPSTANDER_TEST_WORKERS   pytest processes per backend (default 1)
+#   UPSTANDER_TEST_PARALLEL  1 (default): every worker at once; 0: one process per backend,
+#                            one backend after the other
 #   CI=true                  an unreachable PostgreSQL is a failure, not a skip
-#   UPSTANDER_TEST_SHARE_DIR set here when both passes run: the tests that touch no database
-#                            run once, in whichever pass is free first (tests/conftest.py)
+#   UPSTANDER_TEST_SHARE_DIR set here: the folder in which the processes claim modules, so each
+#                            module runs once, and the tests that touch no database run once
+#                            in all, in whichever process is free first (tests/conftest.py)
 #
-# Extra arguments go to both pytest passes: scripts/test.sh tests/cases -k transitions
+# Extra arguments go to every pytest process: scripts/test.sh tests/cases -k transitions
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +24,7 @@ RUN=(uv run --no-sync)
 if ! command -v uv >/dev/null 2>&1; then RUN=(python3 -m uv run --no-sync); fi
 export UPSTANDER_TEST_PG_URL="${UPSTANDER_TEST_PG_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 PARALLEL="${UPSTANDER_TEST_PARALLEL:-1}"
+WORKERS="${UPSTANDER_TEST_WORKERS:-1}"
 # Every Python process here (pytest, and the app processes some tests start) would otherwise
 # compile ~2,600 modules from source when PYTHONDONTWRITEBYTECODE is set. The environment's
 # bytecode is compiled once by `make install` (uv's --compile-bytecode, into the packages'
@@ -29,11 +35,10 @@ unset PYTHONDONTWRITEBYTECODE
 # pass: the other tests still run and report.
 PYTEST_OPTIONS=(-q --durations=15 --continue-on-collection-errors)
 LOG_DIR="$(mktemp -d)"
-background_pid=""
-sqlite_pid=""
+worker_pids=()
 cleanup() {
-  # A pass runs as `subshell -> uv -> pytest`; stopping uv stops its pytest too.
-  for pid in $background_pid $sqlite_pid; do
+  # A worker runs as `subshell -> uv -> pytest`; stopping uv stops its pytest too.
+  for pid in "${worker_pids[@]}"; do
     pkill -TERM -P "$pid" 2>/dev/null
     kill "$pid" 2>/dev/null
   done
@@ -87,13 +92,15 @@ fi
 start_pytest() {
   local backend="$1" log="$2"; shift 2
   : >"$log"
-  UPSTANDER_TEST_BACKEND="$backend" "${RUN[@]}" pytest "${PYTEST_OPTIONS[@]}" "$@" >"$log" 2>&1
+  # A run id given to the run is made unique per worker (database names carry it).
+  local run_id="${UPSTANDER_TEST_RUN_ID:-}"
+  [[ -z "$run_id" ]] || run_id="${run_id}_${backend:0:1}$(basename "$log" .log | tr -cd '0-9')"
+  UPSTANDER_TEST_RUN_ID="$run_id" UPSTANDER_TEST_BACKEND="$backend" "${RUN[@]}" pytest "${PYTEST_OPTIONS[@]}" "$@" >"$log" 2>&1
   echo $? >"$log.code"
 }
 
 finish_pytest() {
-  local backend="$1"
-  local log="$LOG_DIR/$backend.log"
+  local log="$1"
   local code
   code="$(cat "$log.code" 2>/dev/null || echo 1)"
   # pytest's summary line, e.g. "3 failed, 40 passed, 2 skipped, 1 error in 9.1s".
@@ -140,45 +147,56 @@ else
 fi
 
 started=$SECONDS
-if [[ "$postgresql_reachable" == 1 ]]; then
-  # The tests that touch no database run once in all, not once per pass: each pass runs its
-  # own tests first, then takes those modules one at a time while the other has not, so the
-  # two passes end together (tests/conftest.py, docs/testing.md).
-  export UPSTANDER_TEST_SHARE_DIR="$LOG_DIR/shared"
-fi
-if [[ "$postgresql_reachable" == 1 && "$PARALLEL" != 0 ]]; then
-  say "pytest on postgresql (in the background; its output follows the SQLite pass)"
-  start_pytest postgresql "$LOG_DIR/postgresql.log" "$@" &
-  background_pid=$!
-fi
+# Every test process of the run shares one folder: each module is claimed by exactly one of
+# them (tests/conftest.py), so the workers of a backend split its modules, and the modules
+# that touch no database run once in all, in whichever process is free first.
+export UPSTANDER_TEST_SHARE_DIR="$LOG_DIR/shared"
+backends=(sqlite)
+if [[ "$postgresql_reachable" == 1 ]]; then backends+=(postgresql); fi
+if [[ "$PARALLEL" == 0 ]]; then WORKERS=1; fi
 
-say "pytest on sqlite"
-: >"$LOG_DIR/sqlite.log"  # exists before `tail` opens it
-start_pytest sqlite "$LOG_DIR/sqlite.log" "$@" &
-sqlite_pid=$!
-tail -n +1 -f --pid="$sqlite_pid" "$LOG_DIR/sqlite.log"
-wait "$sqlite_pid"
-sqlite_pid=""
-finish_pytest sqlite
-sqlite_outcome="$outcome"
+# `run_backend BACKEND`: its workers side by side, each with its own log.
+run_backend() {
+  local backend="$1" worker
+  shift
+  for ((worker = 1; worker <= WORKERS; worker++)); do
+    start_pytest "$backend" "$LOG_DIR/$backend.$worker.log" "$@" &
+    worker_pids+=("$!")
+  done
+}
 
+worker_pids=()
+if [[ "$PARALLEL" != 0 ]]; then
+  say "pytest: ${WORKERS} worker(s) per backend (${backends[*]}), side by side; the first SQLite worker's output follows, the others' after it"
+  : >"$LOG_DIR/sqlite.1.log"  # exists before `tail` opens it
+  for backend in "${backends[@]}"; do run_backend "$backend" "$@"; done
+  tail -n +1 -f --pid="${worker_pids[0]}" "$LOG_DIR/sqlite.1.log" 2>/dev/null
+  wait "${worker_pids[@]}"
+else
+  for backend in "${backends[@]}"; do
+    say "pytest on $backend"
+    start_pytest "$backend" "$LOG_DIR/$backend.1.log" "$@"
+    cat "$LOG_DIR/$backend.1.log"
+  done
+fi
+worker_pids=()
+
+declare -A outcomes
+for backend in "${backends[@]}"; do
+  outcomes[$backend]=passed
+  for ((worker = 1; worker <= WORKERS; worker++)); do
+    log="$LOG_DIR/$backend.$worker.log"
+    if [[ "$PARALLEL" != 0 && ! ( "$backend" == sqlite && "$worker" == 1 ) ]]; then
+      say "pytest on $backend, worker $worker"
+      cat "$log"
+    fi
+    finish_pytest "$log"
+    [[ "$outcome" == passed ]] || outcomes[$backend]="$outcome"
+  done
+done
+sqlite_outcome="${outcomes[sqlite]}"
 if [[ "$postgresql_reachable" == 1 ]]; then
-  if [[ -n "$background_pid" ]]; then
-    wait "$background_pid"
-    background_pid=""
-    say "pytest on postgresql"
-    cat "$LOG_DIR/postgresql.log"
-  else
-    say "pytest on postgresql"
-    : >"$LOG_DIR/postgresql.log"
-    start_pytest postgresql "$LOG_DIR/postgresql.log" "$@" &
-    background_pid=$!
-    tail -n +1 -f --pid="$background_pid" "$LOG_DIR/postgresql.log"
-    wait "$background_pid"
-    background_pid=""
-  fi
-  finish_pytest postgresql
-  postgresql_outcome="$outcome"
+  postgresql_outcome="${outcomes[postgresql]}"
 elif [[ "${CI:-}" == "true" ]]; then
   postgresql_outcome="failed (unreachable; CI must run both backends)"
   failed=1

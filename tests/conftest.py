@@ -79,6 +79,15 @@ def pytest_configure(config: pytest.Config) -> None:
             config.addinivalue_line("markers", f"{name}: {description}")
 
 
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Every async test and fixture runs on uvloop, the loop the apps run on under uvicorn
+    (`uvicorn[standard]`): the suite spends much of its CPU in the event loop, and uvloop's
+    costs less of it than asyncio's own."""
+    import uvloop
+
+    return {"uvloop": uvloop.new_event_loop}
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     backend = helpers.selected_backend()
     if backend != "postgresql":
@@ -132,11 +141,17 @@ def _uses_backend(item: pytest.Item) -> bool:
     return module is not None and _module_makes_databases(module)
 
 
-# Set by scripts/test.sh when both passes run: a folder the two passes share. The tests that
-# never touch a database are then run once in all, by whichever pass is free first.
+# Set by scripts/test.sh: a folder every test process of the run shares. Each module is then
+# run by exactly one process: a backend's modules by one of that backend's workers, the
+# modules that never touch a database by whichever process of either backend is free first.
 SHARE_VARIABLE = "UPSTANDER_TEST_SHARE_DIR"
-_SHARED = pytest.StashKey[list[tuple[str, list[pytest.Item]]]]()
+_PLAN = pytest.StashKey[list[tuple[str, list[pytest.Item]]]]()
+_SHARED_MODULES = pytest.StashKey[set[str]]()
 _SHARE_TALLY = pytest.StashKey[dict[str, int]]()
+
+# Modules that start processes or a whole platform take the longest: they are claimed first,
+# so the workers end together instead of one starting a long module when the others are done.
+_HEAVY_FOLDERS = ("tests/e2e/", "tests/contract/")
 
 
 def _share_dir() -> Path | None:
@@ -148,14 +163,20 @@ def _module_of(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
+def _weight(module: str, members: list[pytest.Item]) -> tuple[int, int]:
+    heavy = module.startswith(_HEAVY_FOLDERS) or "/" not in module.removeprefix("tests/")
+    heavy = heavy or any(member.get_closest_marker("processes") for member in members)
+    return (0 if heavy else 1, -len(members))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On the PostgreSQL pass keep only the tests that use the backend. When a selection has
     none (say `tests/kit` alone), it runs as selected rather than as nothing.
 
-    With UPSTANDER_TEST_SHARE_DIR (both passes of scripts/test.sh), the modules none of whose
-    tests use the backend are set apart from either pass's own tests and left to the end; each
-    pass then takes them one module at a time while the other pass has not (see
-    `pytest_runtestloop`), so each runs once and the two passes end together."""
+    With UPSTANDER_TEST_SHARE_DIR (scripts/test.sh), the tests are grouped by module into a
+    plan: this backend's modules, heaviest first, then the modules none of whose tests use the
+    backend (which either backend may run). `pytest_runtestloop` claims each module just before
+    running it, so the workers of a run split the modules between them and end together."""
     uses = {id(item): _uses_backend(item) for item in items}
     share = _share_dir()
     if share is not None:
@@ -168,19 +189,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if not any(uses[id(member)] for member in members)
         }
         postgresql = helpers.selected_backend() == "postgresql"
-        own: list[pytest.Item] = []
+        own: dict[str, list[pytest.Item]] = {}
         dropped: list[pytest.Item] = []
-        for item in items:
-            if _module_of(item) in shared:
+        for module, members in modules.items():
+            if module in shared:
                 continue
-            # A module that uses the backend keeps its other tests in the SQLite pass.
-            (dropped if postgresql and not uses[id(item)] else own).append(item)
+            for item in members:
+                # A module that uses the backend keeps its other tests in the SQLite pass.
+                if postgresql and not uses[id(item)]:
+                    dropped.append(item)
+                else:
+                    own.setdefault(module, []).append(item)
         if dropped:
             config.hook.pytest_deselected(items=dropped)
-        config.stash[_SHARED] = [
-            (module, modules[module]) for module in modules if module in shared
-        ]
-        items[:] = own + [item for module, _ in config.stash[_SHARED] for item in modules[module]]
+        plan = sorted(own.items(), key=lambda entry: _weight(*entry))
+        plan += [(module, modules[module]) for module in modules if module in shared]
+        config.stash[_PLAN] = plan
+        config.stash[_SHARED_MODULES] = shared
+        items[:] = [item for _, members in plan for item in members]
         return
     if helpers.selected_backend() != "postgresql":
         return
@@ -190,28 +216,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
-def _claim(share: Path, module: str) -> bool:
-    """Take `module` for this pass, unless the other pass has (an exclusive file create)."""
+def _claim(share: Path, key: str) -> bool:
+    """Take `key` (a module) for this process, unless another has (an exclusive file create)."""
     share.mkdir(parents=True, exist_ok=True)
-    name = hashlib.sha256(module.encode()).hexdigest()[:32]
+    name = hashlib.sha256(key.encode()).hexdigest()[:32]
     try:
         descriptor = os.open(share / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         return False
     with os.fdopen(descriptor, "w") as claim:
-        claim.write(f"{helpers.selected_backend()} {module}\n")
+        claim.write(f"{os.getpid()} {key}\n")
     return True
 
 
 def _items_to_run(session: pytest.Session, share: Path) -> Iterator[pytest.Item]:
-    shared = session.config.stash.get(_SHARED, [])
-    first_shared = len(session.items) - sum(len(members) for _, members in shared)
-    tally = session.config.stash.setdefault(_SHARE_TALLY, {"modules": 0, "tests": 0})
-    yield from session.items[:first_shared]
-    for module, members in shared:
-        if _claim(share, module):
+    shared = session.config.stash.get(_SHARED_MODULES, set())
+    tally = session.config.stash.setdefault(
+        _SHARE_TALLY, {"modules": 0, "tests": 0, "shared_modules": 0, "shared_tests": 0}
+    )
+    backend = helpers.selected_backend()
+    # The plan as it stands once every hook has deselected what it would (`-m`, `-k`).
+    selected = {id(item) for item in session.items}
+    plan = [
+        (module, kept)
+        for module, members in session.config.stash.get(_PLAN, [])
+        if (kept := [item for item in members if id(item) in selected])
+    ]
+    session.config.stash[_PLAN] = plan
+    for module, members in plan:
+        is_shared = module in shared
+        if _claim(share, f"{'any' if is_shared else backend} {module}"):
             tally["modules"] += 1
             tally["tests"] += len(members)
+            if is_shared:
+                tally["shared_modules"] += 1
+                tally["shared_tests"] += len(members)
             yield from members
         else:
             session.config.hook.pytest_deselected(items=members)
@@ -219,9 +258,9 @@ def _items_to_run(session: pytest.Session, share: Path) -> Iterator[pytest.Item]
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
-    """pytest's own loop, except that with a share folder the backend-independent modules at
-    the end run only if this pass takes them first (each is claimed just before the test
-    ahead of it runs, so `nextitem` is always the test that really runs next)."""
+    """pytest's own loop, except that with a share folder a module runs only if this process
+    claims it first (each is claimed just before the test ahead of it runs, so `nextitem` is
+    always the test that really runs next)."""
     share = _share_dir()
     if share is None or session.config.option.collectonly:
         return None  # pytest's loop
@@ -249,14 +288,17 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         f"{children.ru_utime + children.ru_stime:.1f}s in the processes it started "
         f"(and waited for); wall {time.monotonic() - _STARTED:.1f}s"
     )
-    shared = terminalreporter.config.stash.get(_SHARED, None)
-    if not shared:
+    plan = terminalreporter.config.stash.get(_PLAN, None)
+    if plan is None:
         return
-    tally = terminalreporter.config.stash.get(_SHARE_TALLY, {"modules": 0, "tests": 0})
+    shared = terminalreporter.config.stash.get(_SHARED_MODULES, set())
+    tally = terminalreporter.config.stash.get(
+        _SHARE_TALLY, {"modules": 0, "tests": 0, "shared_modules": 0, "shared_tests": 0}
+    )
     terminalreporter.write_line(
-        f"backend-independent modules shared with the other pass: this pass ran "
-        f"{tally['modules']} of {len(shared)} ({tally['tests']} of "
-        f"{sum(len(members) for _, members in shared)} tests)"
+        f"this worker ran {tally['modules']} of the {len(plan)} modules it could "
+        f"({tally['tests']} tests), {tally['shared_modules']} of them of the "
+        f"{len(shared)} that touch no database ({tally['shared_tests']} tests)"
     )
 
 
