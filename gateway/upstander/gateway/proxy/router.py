@@ -9,7 +9,8 @@ connections to a service, until the kit's body deadline cuts it (408). Larger bo
 service at once, so slow uploads can never take the whole pool.
 
 The hot path: the proxy is a plain ASGI endpoint (no Request/Response objects on the way
-through), its routes are tried before the gateway's own (matching a proxied path against the
+through), its routes are tried in front of the whole app (`ProxyLane`: the edge's steps, then
+the proxy, without FastAPI's outer layers and the router; matching a proxied path against the
 gateway's hundred-odd routes first cost more than forwarding it), a small answer with a
 Content-Length (up to `RESPONSE_BUFFER_BYTES`) is read whole and sent in one message, and the
 header sets, base URLs and settings are worked out once. The client is aiohttp's pool
@@ -27,7 +28,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Match, Route, Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from upstander.gateway.proxy.client import (
     Body,
@@ -38,6 +39,7 @@ from upstander.gateway.proxy.client import (
     UpstreamUnreachable,
 )
 from upstander.gateway.proxy.upstreams import SERVICES, UpstreamPool, get_upstreams
+from upstander.kit.edge import EdgeMiddleware, edge_of
 from upstander.kit.errors import problem_response
 
 log = logging.getLogger("upstander.gateway.proxy")
@@ -458,9 +460,45 @@ def install_proxy(
     """
     endpoint = Proxy(get_upstreams(app, settings, transport), settings, services)
     router = app.router
-    first: list[BaseRoute] = []
+    first: list[_FirstRoute] = []
     for service in services:
         for path in (f"/{service}", f"/{service}/{{path:path}}"):
             router.routes.append(Route(path, endpoint, methods=METHODS, include_in_schema=False))
             first.append(_FirstRoute(path, endpoint, router=router, prefix=f"/{service}"))
     router.routes[0:0] = first
+    # The same routes, tried in front of the whole app (ProxyLane).
+    _install_lane(app, endpoint, first)
+
+
+class ProxyLane:
+    """The outermost layer of the gateway's app: a request for a proxied service goes through
+    the edge's steps (the same `Edge`, so the same security headers, CORS, limits, revocation
+    check, request id, access line and error answer) straight to the proxy, without FastAPI's
+    outer layers, its exception middleware and the router, which a forwarded request never
+    needs. Anything else, including a path a gateway route shadows (`_FirstRoute`) and a method
+    the proxy does not take, goes through the whole app as before."""
+
+    def __init__(self, app: ASGIApp, lane: ASGIApp, routes: list[_FirstRoute]) -> None:
+        self.app = app
+        self.lane = lane
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for route in self.routes:
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child_scope)
+                    scope["route"] = route
+                    await self.lane(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _install_lane(app: FastAPI, endpoint: Proxy, routes: list[_FirstRoute]) -> None:
+    build = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        return ProxyLane(build(), EdgeMiddleware(endpoint, edge=edge_of(app)), routes)
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]

@@ -276,6 +276,11 @@ class UnexpectedErrors:
 
     @staticmethod
     async def _caught(exchange: Exchange, exc: Exception) -> Answer | object | None:
+        if isinstance(exc, StarletteHTTPException):
+            # An answer, not an unexpected error: a body the kit's `BodyGuard` refused while
+            # it was being read (408, 413) where no app handler stood in between (the
+            # gateway's proxy lane). The step outside that raised it renders it.
+            return None
         scope = exchange.scope
         if exchange.finished:
             # The response went out whole (the error came from work after it: a background
