@@ -304,3 +304,45 @@ def test_whitespace_around_a_header_value_is_not_forwarded() -> None:
     headers = dict(upstream_request_headers(request, "cases"))
     assert headers["authorization"] == "Bearer"
     assert headers["x-note"] == "padded"
+
+
+async def test_proxied_requests_skip_the_apps_layers_while_gateway_routes_under_a_prefix_win(
+    settings: EdgeSettings, routing: RoutingTransport
+):
+    """ProxyLane: a forwarded request goes through the edge straight to the proxy; a gateway
+    route under a service's prefix, and what the proxy does not take, still go through the
+    app's layers and router."""
+    app = edge_app(settings, routing)
+    reached_app: list[str] = []
+
+    class Recorder:
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http":
+                reached_app.append(scope["path"])
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(Recorder)
+
+    @app.get("/cases/v1/gateway-owned")
+    async def gateway_owned() -> dict[str, str]:
+        return {"served_by": "gateway"}
+
+    # Where the gateway's own routes are: before the proxy's catch-alls.
+    app.router.routes.insert(0, app.router.routes.pop())
+
+    async with client_for(app) as client:
+        proxied = await client.get("/training/v1/headers")
+        owned = await client.get("/cases/v1/gateway-owned")
+        shadowed_prefix_proxied = await client.get("/cases/v1/headers")
+        not_taken = await client.request("TRACE", "/notify/v1/headers")
+
+    assert proxied.status_code == 200 and "x-request-id" in proxied.headers
+    assert owned.json() == {"served_by": "gateway"}
+    # While a gateway route lives under /cases, the whole prefix goes through the router
+    # (the gateway's own routes always win); it is still forwarded.
+    assert shadowed_prefix_proxied.status_code == 200
+    assert not_taken.status_code == 405
+    assert reached_app == ["/cases/v1/gateway-owned", "/cases/v1/headers", "/notify/v1/headers"]
