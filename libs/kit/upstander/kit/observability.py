@@ -128,23 +128,56 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self.service = service
 
-    def format(self, record: logging.LogRecord) -> str:
-        coarse_line = _record_is_coarse(record)
-        entry: dict[str, Any] = {
-            "time": log_time(record).isoformat(),
-            "level": record.levelname.lower(),
+    def entry(
+        self, created: float, level: str, logger: str, message: str, coarse_line: bool
+    ) -> dict[str, Any]:
+        """A line's fixed fields; the caller adds its own after them."""
+        moment = datetime.fromtimestamp(created, UTC)
+        return {
+            "time": (coarse(moment) if coarse_line else moment).isoformat(),
+            "level": level,
             "service": self.service,
-            "logger": record.name,
-            "message": record.getMessage(),
+            "logger": logger,
+            "message": message,
             # A request id would link a coarse line to the precise ones around it.
             "request_id": None if coarse_line else request_id_var.get(),
         }
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = self.entry(
+            record.created,
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            _record_is_coarse(record),
+        )
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def _json_stream_of(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
+    """The one handler an INFO line of `logger` reaches when that is the kit's own JSON stream
+    (`configure_logging`) and nothing else listens (no other handler, no filter), else None.
+    A test's log capture adds a handler, and the line then goes the usual way."""
+    if logger.handlers or logger.filters or not logger.propagate or logger.disabled:
+        return None
+    root = logging.root
+    handlers = root.handlers
+    if len(handlers) != 1 or root.filters:
+        return None
+    handler = handlers[0]
+    if (
+        type(handler) is not logging.StreamHandler
+        or handler.filters
+        or type(handler.formatter) is not JsonFormatter
+        or handler.level > logging.INFO
+    ):
+        return None
+    return handler
 
 
 class PlainFormatter(logging.Formatter):
@@ -289,16 +322,32 @@ class AccessLog:
             requests.inc()
             latency.observe(elapsed)
         if template not in _QUIET_ROUTES and self.log.isEnabledFor(logging.INFO):
-            self.log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    COARSE_TIME: coarse_line,
-                },
+            fields = {
+                "method": method,
+                "route": template,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            }
+            handler = _json_stream_of(self.log)
+            if handler is None:
+                self.log.info("request", extra={**fields, COARSE_TIME: coarse_line})
+                return
+            # The line `JsonFormatter` would write for that record, written without building
+            # the record (the access line is the one line of every request).
+            formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]
+            entry = formatter.entry(
+                time.time(), "info", self.log.name, "request", coarse_line or time_is_coarse()
             )
+            entry.update(fields)
+            line = json.dumps(entry, default=str) + handler.terminator
+            handler.acquire()
+            try:
+                handler.stream.write(line)
+                handler.flush()
+            except (OSError, ValueError):
+                pass  # as the logging module: a closed or broken stream never fails a request
+            finally:
+                handler.release()
 
 
 class AccessLogMiddleware(EdgeMiddleware):
