@@ -188,13 +188,15 @@ class PlainFormatter(logging.Formatter):
 
 
 def configure_logging(service: str, level: str = "INFO", json_logs: bool = True) -> None:
-    # What no line shows is not gathered for every record (the logging module's own
-    # optimisations, https://docs.python.org/3/howto/logging.html#optimization): the caller's
-    # file and line (a walk up the stack per record), thread, process and task names.
-    logging._srcfile = None  # type: ignore[attr-defined]
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
+    if json_logs:
+        # What no JSON line shows is not gathered for every record (the logging module's own
+        # optimisations, https://docs.python.org/3/howto/logging.html#optimization): the
+        # caller's file and line (a walk up the stack per record), thread and process names.
+        # Plain logs (development, tests) keep them for whoever formats them.
+        logging._srcfile = None  # type: ignore[attr-defined]
+        logging.logThreads = False
+        logging.logProcesses = False
+        logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service) if json_logs else PlainFormatter())
     root = logging.getLogger()
