@@ -31,6 +31,8 @@ WORKERS="${UPSTANDER_TEST_WORKERS:-1}"
 # __pycache__); the project's own modules are cached beside their sources on first import
 # (__pycache__ is ignored by git, so the tree stays clean).
 unset PYTHONDONTWRITEBYTECODE
+# Each pytest process ends as soon as it has reported and cleaned up (tests/conftest.py).
+export UPSTANDER_TEST_FAST_EXIT=1
 # A module that fails to import is reported as an error (and fails the run) without stopping the
 # pass: the other tests still run and report.
 PYTEST_OPTIONS=(-q --durations=15 --continue-on-collection-errors)

@@ -10,9 +10,12 @@ the SQLite pass runs everything. See docs/testing.md.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import hashlib
 import os
 import resource
+import sys
 import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -306,6 +309,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     helpers.remove_template_folder()
     if helpers.selected_backend() == "postgresql":
         helpers.finish_run()
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+# Set by scripts/test.sh: once pytest has reported and cleaned up (databases dropped, template
+# folders removed), the process ends at once with pytest's exit status. Tearing down the
+# interpreter of a whole pass (the objects of hundreds of started apps, thread joins, the
+# garbage collector over them) took 5 to 15 s at the end of each run and served nothing.
+FAST_EXIT_VARIABLE = "UPSTANDER_TEST_FAST_EXIT"
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if os.environ.get(FAST_EXIT_VARIABLE) != "1" or _EXIT_STATUS not in config.stash:
+        return
+    status = config.stash[_EXIT_STATUS]
+
+    def end_now() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+
+    # atexit runs its callbacks last-registered first: this one, before any other's.
+    atexit.register(end_now)
 
 
 @pytest.fixture(scope="session")
