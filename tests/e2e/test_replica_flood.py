@@ -203,6 +203,11 @@ def replicas(
     environment = {
         "UPSTANDER_EVENT_TRANSPORT": "nats",
         "UPSTANDER_NATS_URL": nats_server.url,
+        # The deployment meant for floods (docs/deploy.md, "How each app scales"): one
+        # opening in flight per lane, so the lanes are how many cases open at once across
+        # the replicas. With the default 4, openings (about 60 a second) fall behind a flood
+        # that intake now takes at 100-125 reports a second.
+        "UPSTANDER_NATS_PARTITIONS": "8",
         # Whoever calls intake (the gateway) goes through the balancer.
         "UPSTANDER_INTAKE_URL": balancer.url,
         "UPSTANDER_CASES_URL": f"http://127.0.0.1:{first_ports['cases']}",

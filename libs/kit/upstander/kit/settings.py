@@ -85,7 +85,7 @@ class KitSettings(BaseSettings):
     nats_partitions: int = Field(default=4, ge=1, le=64)
     # An event handed to a consumer comes back to another after this long without an ack
     # (a crashed replica); a live handler extends it while it works.
-    nats_ack_wait_seconds: float = Field(default=10.0, ge=1, le=600)
+    nats_ack_wait_seconds: float = Field(default=5.0, ge=1, le=600)
     # How long the stream keeps events (what a new consumer can replay), and the broker's
     # de-duplication window by `Nats-Msg-Id`.
     nats_stream_max_age_days: float = Field(default=14.0, gt=0)
