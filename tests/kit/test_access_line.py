@@ -76,3 +76,16 @@ def test_the_direct_line_equals_the_logged_line(coarse_line: bool) -> None:
         "route": "/training/v1/courses",
         "status": 200,
     }
+
+
+def test_a_handler_on_a_parent_logger_gets_the_record() -> None:
+    access = AccessLog(Metrics("kit-test"))
+    parent = logging.getLogger("upstander")
+    with only_the_kit_stream():
+        assert _json_stream_of(access.log) is not None
+        extra = logging.NullHandler()
+        parent.addHandler(extra)
+        try:
+            assert _json_stream_of(access.log) is None
+        finally:
+            parent.removeHandler(extra)

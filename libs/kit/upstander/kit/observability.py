@@ -163,9 +163,14 @@ def _json_stream_of(logger: logging.Logger) -> logging.StreamHandler[Any] | None
     """The one handler an INFO line of `logger` reaches when that is the kit's own JSON stream
     (`configure_logging`) and nothing else listens (no other handler, no filter), else None.
     A test's log capture adds a handler, and the line then goes the usual way."""
-    if logger.handlers or logger.filters or not logger.propagate or logger.disabled:
+    if logger.disabled:
         return None
     root = logging.root
+    current: logging.Logger | None = logger
+    while current is not None and current is not root:
+        if current.handlers or current.filters or not current.propagate:
+            return None
+        current = current.parent
     handlers = root.handlers
     if len(handlers) != 1 or root.filters:
         return None
