@@ -6,24 +6,30 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.gateway.identity.ref_tables import PersonExternalRef
 from upstander.gateway.identity.schemas import ExternalRefIn
 from upstander.gateway.models import Person
 from upstander.kit.errors import Conflict
-from upstander.kit.external_refs import one_per_system, parse_external_ref
+from upstander.kit.external_refs import (
+    attach_refs,
+    has_ref,
+    one_per_system,
+    parse_external_ref,
+    ref_owners,
+)
 
 
 def condition(org_id: uuid.UUID, value: str) -> ColumnElement[bool]:
     """People whom another system calls `value` (`<system>:<id>`), in this organisation."""
-    system, external_id = parse_external_ref(value)
-    return exists().where(
-        PersonExternalRef.person_id == Person.id,
-        PersonExternalRef.org_id == org_id,
-        PersonExternalRef.system == system,
-        PersonExternalRef.external_id == external_id,
+    return has_ref(
+        PersonExternalRef,
+        PersonExternalRef.person_id,
+        Person.id,
+        org_id,
+        *parse_external_ref(value),
     )
 
 
@@ -32,18 +38,7 @@ async def owners(
 ) -> set[uuid.UUID]:
     """The people of the organisation these references name (checks one per system)."""
     one_per_system(ref.system for ref in refs)
-    found: set[uuid.UUID] = set()
-    for ref in refs:
-        person_id = await session.scalar(
-            select(PersonExternalRef.person_id).where(
-                PersonExternalRef.org_id == org_id,
-                PersonExternalRef.system == ref.system,
-                PersonExternalRef.external_id == ref.id,
-            )
-        )
-        if person_id is not None:
-            found.add(person_id)
-    return found
+    return await ref_owners(session, PersonExternalRef.person_id, org_id, refs)
 
 
 async def person_by_refs(
@@ -71,27 +66,11 @@ def attach(person: Person, refs: Sequence[ExternalRefIn], *, replace: bool = Fal
     with `replace`, also drop the systems not in `refs`. The caller checked that none names
     another person. Returns whether anything changed."""
     collection: list[PersonExternalRef] = person.external_refs  # type: ignore[attr-defined]
-    current = {row.system: row for row in collection}
-    changed = False
-    if replace:
-        wanted = {ref.system for ref in refs}
-        for dropped in [row for row in collection if row.system not in wanted]:
-            collection.remove(dropped)
-            changed = True
-    for ref in refs:
-        row = current.get(ref.system)
-        if row is not None and row.external_id == ref.id:
-            continue
-        if row is not None:
-            row.external_id = ref.id
-        else:
-            collection.append(
-                PersonExternalRef(
-                    org_id=person.org_id,
-                    person_id=person.id,
-                    system=ref.system,
-                    external_id=ref.id,
-                )
-            )
-        changed = True
-    return changed
+    return attach_refs(
+        collection,
+        refs,
+        lambda system, external_id: PersonExternalRef(
+            org_id=person.org_id, person_id=person.id, system=system, external_id=external_id
+        ),
+        replace=replace,
+    )

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, model_validator
 
 from upstander.kit.auth import Role
+from upstander.kit.external_refs import SYSTEM_PATTERN
 from upstander.kit.schemas import RequestModel, ResponseModel
 from upstander.kit.scopes import Scope
 
@@ -44,7 +45,6 @@ class OrgUpdate(RequestModel):
 
 # --- people -----------------------------------------------------------------------------------
 
-SYSTEM_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}$"
 REFS_DESCRIPTION = (
     "What other systems (an HR system, a payroll) call the person, unique per organisation "
     "and system, one per system."

@@ -12,9 +12,8 @@ from upstander.cases.cases.schemas import CaseOut
 from upstander.cases.models import CaseStatus
 from upstander.cases.report.schemas import ReportOut
 from upstander.kit.changefeed import HAS_MORE_DESCRIPTION, NEXT_CURSOR_DESCRIPTION
+from upstander.kit.external_refs import SYSTEM_PATTERN
 from upstander.kit.schemas import RequestModel, ResponseModel
-
-SYSTEM_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}$"
 
 
 class ExternalRefIn(RequestModel):

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, exists, select
+from sqlalchemy import ColumnElement, and_, case, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ from upstander.kit.clock import Clock, for_reporter
 from upstander.kit.crypto import Vault
 from upstander.kit.errors import Conflict, NotFound
 from upstander.kit.events import EventBus
+from upstander.kit.external_refs import has_ref
 
 # Cases whose handling is over: their assignments are history, kept as they were.
 FINISHED = (CaseStatus.CLOSED, CaseStatus.REFERRED, CaseStatus.DISMISSED, CaseStatus.DELETED)
@@ -80,12 +81,7 @@ async def release_assignments(
 
 def external_ref_condition(org_id: uuid.UUID, system: str, external_id: str) -> ColumnElement[bool]:
     """The condition on `Case` for "has this external reference"."""
-    return exists().where(
-        CaseExternalRef.case_id == Case.id,
-        CaseExternalRef.org_id == org_id,
-        CaseExternalRef.system == system,
-        CaseExternalRef.external_id == external_id,
-    )
+    return has_ref(CaseExternalRef, CaseExternalRef.case_id, Case.id, org_id, system, external_id)
 
 
 async def external_refs(

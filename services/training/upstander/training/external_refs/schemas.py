@@ -6,9 +6,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from upstander.kit.external_refs import SYSTEM_PATTERN
 from upstander.kit.schemas import RequestModel, ResponseModel
-
-SYSTEM_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}$"
 
 
 class ExternalRefIn(RequestModel):

@@ -4,58 +4,42 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import TypeVar
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.kit.errors import Conflict
-from upstander.kit.external_refs import one_per_system, parse_external_ref
+from upstander.kit.external_refs import (
+    attach_refs,
+    has_ref,
+    one_per_system,
+    parse_external_ref,
+    ref_owners,
+)
 from upstander.training.external_refs.models import CompletionExternalRef, CourseExternalRef
 from upstander.training.external_refs.schemas import ExternalRefIn
 from upstander.training.models import Completion, Course
 
-Ref = TypeVar("Ref", CourseExternalRef, CompletionExternalRef)
-
 
 def course_condition(org_id: uuid.UUID, value: str) -> ColumnElement[bool]:
-    system, external_id = parse_external_ref(value)
-    return exists().where(
-        CourseExternalRef.course_id == Course.id,
-        CourseExternalRef.org_id == org_id,
-        CourseExternalRef.system == system,
-        CourseExternalRef.external_id == external_id,
+    return has_ref(
+        CourseExternalRef,
+        CourseExternalRef.course_id,
+        Course.id,
+        org_id,
+        *parse_external_ref(value),
     )
 
 
 def completion_condition(org_id: uuid.UUID, value: str) -> ColumnElement[bool]:
-    system, external_id = parse_external_ref(value)
-    return exists().where(
-        CompletionExternalRef.completion_id == Completion.id,
-        CompletionExternalRef.org_id == org_id,
-        CompletionExternalRef.system == system,
-        CompletionExternalRef.external_id == external_id,
+    return has_ref(
+        CompletionExternalRef,
+        CompletionExternalRef.completion_id,
+        Completion.id,
+        org_id,
+        *parse_external_ref(value),
     )
-
-
-async def _owners(
-    session: AsyncSession,
-    model: type[Ref],
-    owner: str,
-    org_id: uuid.UUID,
-    refs: Sequence[ExternalRefIn],
-) -> set[uuid.UUID]:
-    found: set[uuid.UUID] = set()
-    for ref in refs:
-        owner_id = await session.scalar(
-            select(getattr(model, owner)).where(
-                model.org_id == org_id, model.system == ref.system, model.external_id == ref.id
-            )
-        )
-        if owner_id is not None:
-            found.add(owner_id)
-    return found
 
 
 async def course_by_refs(
@@ -63,7 +47,7 @@ async def course_by_refs(
 ) -> Course | None:
     """The course these references name, if any; two different courses are a 409."""
     one_per_system(ref.system for ref in refs)
-    owners = await _owners(session, CourseExternalRef, "course_id", org_id, refs)
+    owners = await ref_owners(session, CourseExternalRef.course_id, org_id, refs)
     if len(owners) > 1:
         raise Conflict("These references name different courses.", rule="external_ref_taken")
     if not owners:
@@ -75,7 +59,7 @@ async def completion_by_refs(
     session: AsyncSession, org_id: uuid.UUID, refs: Sequence[ExternalRefIn]
 ) -> Completion | None:
     one_per_system(ref.system for ref in refs)
-    owners = await _owners(session, CompletionExternalRef, "completion_id", org_id, refs)
+    owners = await ref_owners(session, CompletionExternalRef.completion_id, org_id, refs)
     if len(owners) > 1:
         raise Conflict("These references name different completions.", rule="external_ref_taken")
     if not owners:
@@ -86,21 +70,14 @@ async def completion_by_refs(
 def attach(target: Course | Completion, refs: Sequence[ExternalRefIn]) -> bool:
     """Give `target` the references it lacks (a new id in a system replaces the old one).
     The caller checked that none names another object. Returns whether anything changed."""
-    current = {ref.system: ref for ref in target.external_refs}  # type: ignore[union-attr]
     model = CourseExternalRef if isinstance(target, Course) else CompletionExternalRef
-    changed = False
-    for ref in refs:
-        row = current.get(ref.system)
-        if row is not None and row.external_id == ref.id:
-            continue
-        if row is not None:
-            row.external_id = ref.id
-        else:
-            target.external_refs.append(  # type: ignore[union-attr]
-                model(org_id=target.org_id, system=ref.system, external_id=ref.id)
-            )
-        changed = True
-    return changed
+    return attach_refs(
+        target.external_refs,  # type: ignore[union-attr]
+        refs,
+        lambda system, external_id: model(
+            org_id=target.org_id, system=system, external_id=external_id
+        ),
+    )
 
 
 async def flush(session: AsyncSession, target: Course | Completion | None = None) -> None:
