@@ -59,6 +59,7 @@ REPO_ROOT = BENCH.parent
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 from launcher import APPS, Platform, free_port, missing_apps, quiet_sink  # noqa: E402
+from throwaway_nginx import find_nginx, install_deploy_nginx, nginx_conf  # noqa: E402
 
 ROWS = ("gateway", "db", "edge", "startup", "memory", "flood")
 ORG = "demo"
@@ -66,8 +67,6 @@ ADMIN = "admin@demo.example"
 PG_ADMIN_URL = os.environ.get(
     "UPSTANDER_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-NGINX_DEPLOY = REPO_ROOT / "deploy" / "nginx"
-NGINX_INSTALLED_AT = "/etc/nginx/upstander/"
 
 
 # -- results -------------------------------------------------------------------------------
@@ -269,33 +268,11 @@ def process(command: list[str], port: int, env: dict[str, str] | None = None) ->
                 child.wait()
 
 
-def nginx_conf(folder: Path, port: int, http: str, server: str) -> Path:
-    """A whole nginx.conf for a throw-away nginx: one worker, its files in `folder`."""
-    temp = folder / "nginx-temp"
-    temp.mkdir(parents=True, exist_ok=True)
-    conf = folder / "nginx.conf"
-    conf.write_text(
-        f"""worker_processes 1;
-daemon off;
-pid {folder}/nginx.pid;
-error_log {folder}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-{http}
-    server {{
-        listen 127.0.0.1:{port};
-{server}
-    }}
-}}
-"""
+def server_conf(folder: Path, port: int, http: str, server: str) -> Path:
+    """A throw-away nginx (scripts/throwaway_nginx.py) with `http` and one server on `port`."""
+    return nginx_conf(
+        folder, f"{http}\n    server {{\n        listen 127.0.0.1:{port};\n{server}\n    }}"
     )
-    return conf
 
 
 @contextlib.contextmanager
@@ -316,23 +293,15 @@ def simple_proxy_conf(folder: Path, port: int, upstream_port: int) -> Path:
             proxy_set_header Connection "";
             proxy_set_header Host $host;
         }"""
-    return nginx_conf(folder, port, http, server)
+    return server_conf(folder, port, http, server)
 
 
 def edge_conf(folder: Path, port: int, ports: dict[str, int]) -> Path:
     """deploy/nginx/ as shipped, with the apps' addresses and its folder rewritten."""
-    copy = folder / "deploy-nginx"
-    copy.mkdir(parents=True, exist_ok=True)
-    defaults = {"gateway": 8000, "intake": 8001, "cases": 8002, "training": 8003, "notify": 8004}
-    for source in NGINX_DEPLOY.glob("*.conf"):
-        text = source.read_text().replace(NGINX_INSTALLED_AT, f"{copy}/")
-        if source.name == "upstreams.conf":
-            for name, default in defaults.items():
-                text = text.replace(f"127.0.0.1:{default};", f"127.0.0.1:{ports[name]};")
-        (copy / source.name).write_text(text)
+    copy = install_deploy_nginx(folder, ports)
     http = f"    include {copy}/upstreams.conf;\n    include {copy}/http.conf;"
     server = f"        include {copy}/routes.conf;"
-    return nginx_conf(folder, port, http, server)
+    return server_conf(folder, port, http, server)
 
 
 def token_for(gateway: str, password: str) -> str:
@@ -934,9 +903,7 @@ def main(argv: list[str]) -> int:
     if missing:
         print("cannot bench: no runnable package for " + ", ".join(missing))
         return 2
-    args.nginx = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
+    args.nginx = find_nginx()
     args.wrk = None if args.no_wrk else shutil.which("wrk")
     say(
         f"nginx: {args.nginx or 'not found'}; load: "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,11 +19,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from launcher import APPS, REPO_ROOT, Platform, free_port, missing_apps, quiet_sink
+from launcher import APPS, Platform, free_port, missing_apps, quiet_sink
+from throwaway_nginx import (
+    DEFAULT_PORTS,
+    INSTALLED_AT,
+    find_nginx,
+    install_deploy_nginx,
+    nginx_conf,
+)
+from throwaway_nginx import DEPLOY_NGINX as NGINX_DIR
 
-NGINX_DIR = REPO_ROOT / "deploy" / "nginx"
-INSTALLED_AT = "/etc/nginx/upstander/"
-DEFAULT_PORTS = {"gateway": 8000, "intake": 8001, "cases": 8002, "training": 8003, "notify": 8004}
 DIRECT = ("intake", "cases", "training", "notify")
 
 
@@ -58,47 +62,8 @@ def test_every_direct_route_gets_the_edge_headers_and_anonymous_intake_no_traces
 
 # -- with nginx -----------------------------------------------------------------------------
 
-NGINX = shutil.which("nginx") or next(
-    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
-)
+NGINX = find_nginx()
 needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
-
-
-def _install(folder: Path, ports: dict[str, int]) -> Path:
-    """A copy of deploy/nginx/ in `folder`, its include paths and app addresses rewritten."""
-    copy = folder / "upstander"
-    copy.mkdir(parents=True)
-    for source in NGINX_DIR.glob("*.conf"):
-        text = source.read_text().replace(INSTALLED_AT, f"{copy}/")
-        if source.name == "upstreams.conf":
-            for name, default in DEFAULT_PORTS.items():
-                text = text.replace(f"127.0.0.1:{default};", f"127.0.0.1:{ports[name]};")
-        (copy / source.name).write_text(text)
-    return copy
-
-
-def _main_conf(folder: Path, http: str) -> Path:
-    temp = folder / "temp"
-    temp.mkdir(exist_ok=True)
-    conf = folder / "nginx.conf"
-    conf.write_text(
-        f"""worker_processes 1;
-daemon off;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-{http}
-}}
-"""
-    )
-    return conf
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:
@@ -134,7 +99,7 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 
 @needs_nginx
 def test_the_shipped_configuration_is_valid_nginx(tmp_path: Path) -> None:
-    copy = _install(tmp_path, DEFAULT_PORTS)
+    copy = install_deploy_nginx(tmp_path, DEFAULT_PORTS)
     cert, key = _self_signed(tmp_path)
     main = copy / "upstander.conf"
     text = main.read_text()
@@ -142,7 +107,7 @@ def test_the_shipped_configuration_is_valid_nginx(tmp_path: Path) -> None:
     text = text.replace("/etc/ssl/upstander/privkey.pem", str(key))
     text = text.replace("/var/log/nginx/upstander.log", str(tmp_path / "access.log"))
     main.write_text(text)
-    conf = _main_conf(tmp_path, f"    include {main};")
+    conf = nginx_conf(tmp_path, f"    include {main};", worker_connections=64)
     assert NGINX is not None
     done = subprocess.run(
         [NGINX, "-t", "-p", str(tmp_path), "-c", str(conf)],
@@ -165,13 +130,13 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Platfo
         var_dir=folder / "var", ports={name: free_port() for name in APPS}, sink=quiet_sink
     )
     port = free_port()
-    copy = _install(folder, platform.ports)
+    copy = install_deploy_nginx(folder, platform.ports)
     server = (
         f"    include {copy}/upstreams.conf;\n    include {copy}/http.conf;\n"
         f"    server {{\n        listen 127.0.0.1:{port};\n"
         f"        include {copy}/routes.conf;\n    }}"
     )
-    conf = _main_conf(folder, server)
+    conf = nginx_conf(folder, server, worker_connections=64)
     with platform:
         nginx = subprocess.Popen(
             [NGINX, "-p", str(folder), "-c", str(conf)],
