@@ -4,7 +4,6 @@ out-of-range event number is a 422 (not a 500 from the database)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,58 +11,30 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from asgi_lifespan import LifespanManager
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
-from jwt.algorithms import OKPAlgorithm
+from helpers import TokenMinter
 
 from upstander.kit.clock import FrozenClock
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-JWKS_URL = "http://127.0.0.1:8000/.well-known/jwks.json"
-KID = "outbox-test"
-KEY = Ed25519PrivateKey.generate()
+# Signs tokens as the gateway does and serves its JWKS to the apps.
+MINTER = TokenMinter()
 SERVICES = ("gateway", "intake", "cases", "training", "notify")
 LIST = "/intake/v1/admin/outbox"
 REQUEUE = "/intake/v1/admin/outbox/{seq}/requeue"
 
 
-def _jwks_transport() -> httpx.MockTransport:
-    jwk = json.loads(OKPAlgorithm.to_jwk(KEY.public_key()))
-    jwk.update(kid=KID, use="sig", alg="EdDSA")
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET" and str(request.url) == JWKS_URL:
-            return httpx.Response(200, json={"keys": [jwk]})
-        return httpx.Response(404)
-
-    return httpx.MockTransport(handler)
-
-
 def _token(*roles: str) -> str:
-    at = int(NOW.timestamp())
-    claims = {
-        "iss": "upstander",
-        "aud": "upstander",
-        "sub": str(uuid.uuid4()),
-        "org": str(uuid.uuid4()),
-        "typ": "staff",
-        "roles": list(roles),
-        "scope": "",
-        "iat": at,
-        "exp": at + 300,
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, KEY, algorithm="EdDSA", headers={"kid": KID})
+    return MINTER.mint(org=uuid.uuid4(), roles=list(roles), issued_at=NOW)
 
 
 def _create(service: str, **settings: Any) -> FastAPI:
     settings_module = __import__(f"upstander.{service}.settings", fromlist=["Settings"])
     app_module = __import__(f"upstander.{service}.app", fromlist=["create_app"])
     app: FastAPI = app_module.create_app(
-        settings_module.Settings(**settings), transport=_jwks_transport(), clock=FrozenClock(NOW)
+        settings_module.Settings(**settings), transport=MINTER.transport(), clock=FrozenClock(NOW)
     )
     return app
 

@@ -17,9 +17,8 @@ import httpx
 import jwt
 import pytest
 from asgi_lifespan import LifespanManager
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, FastAPI
-from jwt.algorithms import OKPAlgorithm
+from helpers import TokenMinter
 from pydantic import BaseModel
 from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -265,9 +264,8 @@ async def test_a_kit_route_answers_every_malformed_cursor_with_a_400_problem(
 # ----------------------------------------------------------------------------- the services
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-JWKS_URL = "http://127.0.0.1:8000/.well-known/jwks.json"
-KID = "cursor-test"
-KEY = Ed25519PrivateKey.generate()
+# Signs tokens as the gateway does and serves its JWKS to the services.
+MINTER = TokenMinter()
 NAIVE = MALFORMED["naive-timestamp"]
 NAIVE_RANKED = cursor_of([1, "2026-03-02T09:00:00", ROW])
 XAPI = {"X-Experience-API-Version": "1.0.3"}
@@ -298,18 +296,6 @@ ROUTES: dict[str, list[tuple[str, str, dict[str, str]]]] = {
 }
 
 
-def _jwks_transport() -> httpx.MockTransport:
-    jwk = json.loads(OKPAlgorithm.to_jwk(KEY.public_key()))
-    jwk.update(kid=KID, use="sig", alg="EdDSA")
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET" and str(request.url) == JWKS_URL:
-            return httpx.Response(200, json={"keys": [jwk]})
-        return httpx.Response(404)
-
-    return httpx.MockTransport(handler)
-
-
 def _settings(service: str, directory: Path) -> Any:
     module = __import__(f"upstander.{service}.settings", fromlist=["Settings"])
     extra: dict[str, dict[str, Any]] = {
@@ -331,30 +317,22 @@ def _settings(service: str, directory: Path) -> Any:
 async def running(service: str, directory: Path) -> AsyncIterator[FastAPI]:
     module = __import__(f"upstander.{service}.app", fromlist=["create_app"])
     app: FastAPI = module.create_app(
-        _settings(service, directory), transport=_jwks_transport(), clock=FrozenClock(NOW)
+        _settings(service, directory), transport=MINTER.transport(), clock=FrozenClock(NOW)
     )
     async with LifespanManager(app, startup_timeout=60):
         yield app
 
 
 async def _admin_token(service: str, app: FastAPI) -> str:
-    at = int(NOW.timestamp())
-    claims = {
-        "iss": "upstander",
-        "aud": "upstander",
-        "sub": str(uuid.uuid4()),
-        "org": str(uuid.uuid4()),
-        "typ": "staff",
-        "roles": ["admin", "auditor", "reviewer", "trainer"],
-        "scope": "",
-        "iat": at,
-        "exp": at + 300,
-        "jti": uuid.uuid4().hex,
-    }
-    if service == "gateway":
-        kid, key = await app.state.key_store.signing_key()
-        return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
-    return jwt.encode(claims, KEY, algorithm="EdDSA", headers={"kid": KID})
+    token = MINTER.mint(
+        org=uuid.uuid4(), roles=["admin", "auditor", "reviewer", "trainer"], issued_at=NOW
+    )
+    if service != "gateway":
+        return token
+    # The gateway verifies with its own keys: the same claims, signed by it.
+    claims = jwt.decode(token, options={"verify_signature": False})
+    kid, key = await app.state.key_store.signing_key()
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
 
 
 @pytest.mark.parametrize("service", list(ROUTES))

@@ -9,24 +9,24 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from helpers import TokenMinter
 
 from upstander.kit.auth import LEEWAY_SECONDS, Principal, TokenVerifier
 from upstander.kit.clock import FrozenClock
 from upstander.kit.errors import TokenRevoked, Unauthorized
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-KID = "cache-test"
 
 
 class Keys:
-    """A key source like the JWKS cache: the same key object until the keys change."""
+    """A key source like the JWKS cache: the same key object until the keys change. Its
+    tokens are signed as the gateway signs them (`helpers.TokenMinter`)."""
 
     def __init__(self) -> None:
-        self.private = Ed25519PrivateKey.generate()
-        self.keys: dict[str, Any] = {KID: self.private.public_key()}
+        self.minter = TokenMinter()
+        self.keys: dict[str, Any] = {self.minter.kid: self.minter.key.public_key()}
 
     async def key(self, kid: str) -> Any:
         if kid not in self.keys:
@@ -35,20 +35,7 @@ class Keys:
 
 
 def mint(keys: Keys, ttl: int = 300) -> str:
-    at = int(NOW.timestamp())
-    claims = {
-        "iss": "upstander",
-        "aud": "upstander",
-        "sub": str(uuid.uuid4()),
-        "org": str(uuid.uuid4()),
-        "typ": "staff",
-        "roles": ["admin"],
-        "scope": "",
-        "iat": at,
-        "exp": at + ttl,
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, keys.private, algorithm="EdDSA", headers={"kid": KID})
+    return keys.minter.mint(org=uuid.uuid4(), roles=["admin"], ttl=ttl, issued_at=NOW)
 
 
 def verifier(keys: Keys, clock: FrozenClock) -> TokenVerifier:
@@ -121,7 +108,7 @@ async def test_a_remembered_token_is_checked_again_against_a_refreshed_key() -> 
     await check.verify(token)
 
     # The JWKS was fetched again: same kid, another key. The token no longer verifies.
-    keys.keys = {KID: Ed25519PrivateKey.generate().public_key()}
+    keys.keys = {keys.minter.kid: Ed25519PrivateKey.generate().public_key()}
 
     with pytest.raises(Unauthorized):
         await check.verify(token)
