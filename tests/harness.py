@@ -85,10 +85,9 @@ class Platform:
     async def auth(self, email: str, **kwargs: Any) -> dict[str, str]:
         return {"authorization": f"Bearer {await self.token(email, **kwargs)}"}
 
-    async def api_client(self, scopes: list[str], name: str = "") -> httpx.AsyncClient:
-        """An API client the demo admin registers with `scopes`, signed in with the
-        client-credentials grant: an httpx client to the gateway carrying its token (the
-        caller closes it)."""
+    async def client_headers(self, scopes: list[str], name: str = "") -> dict[str, str]:
+        """The Authorization header of an API client the demo admin registers with `scopes`,
+        signed in with the client-credentials grant."""
         created = await self.gateway.post(
             "/identity/v1/clients",
             json={"name": name or f"client {uuid.uuid4().hex[:6]}", "scopes": scopes},
@@ -102,10 +101,15 @@ class Platform:
             auth=(body["client_id"], body["client_secret"]),
         )
         assert token.status_code == 200, token.text
+        return {"authorization": f"Bearer {token.json()['access_token']}"}
+
+    async def api_client(self, scopes: list[str], name: str = "") -> httpx.AsyncClient:
+        """An httpx client to the gateway carrying the token of a new API client with
+        `scopes` (`client_headers`); the caller closes it."""
         return httpx.AsyncClient(
             transport=self.transport,
             base_url=str(self.gateway.base_url),
-            headers={"authorization": f"Bearer {token.json()['access_token']}"},
+            headers=await self.client_headers(scopes, name),
             timeout=30,
         )
 

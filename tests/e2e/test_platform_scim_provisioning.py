@@ -21,20 +21,7 @@ REVOKED = "https://upstander.dev/problems/token-revoked"
 
 
 async def _client(platform: Platform, scopes: list[str]) -> dict[str, str]:
-    created = await platform.gateway.post(
-        "/identity/v1/clients",
-        json={"name": f"IdP {uuid.uuid4().hex[:6]}", "scopes": scopes},
-        headers=await platform.auth("admin@demo.example"),
-    )
-    assert created.status_code == 201, created.text
-    body = created.json()
-    token = await platform.gateway.post(
-        "/auth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(body["client_id"], body["client_secret"]),
-    )
-    assert token.status_code == 200, token.text
-    return {"authorization": f"Bearer {token.json()['access_token']}"}
+    return await platform.client_headers(scopes, f"IdP {uuid.uuid4().hex[:6]}")
 
 
 def _email(prefix: str) -> str:
