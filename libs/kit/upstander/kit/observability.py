@@ -115,12 +115,6 @@ def _record_is_coarse(record: logging.LogRecord) -> bool:
     return isinstance(path, str) and is_anonymous_path(path)
 
 
-def log_time(record: logging.LogRecord) -> datetime:
-    """The time a log line shows: the hour only for a coarse one."""
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return coarse(moment) if _record_is_coarse(record) else moment
-
-
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with the request id of the request being served."""
 
