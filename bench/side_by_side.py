@@ -59,7 +59,12 @@ REPO_ROOT = BENCH.parent
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 from launcher import APPS, Platform, free_port, missing_apps, quiet_sink  # noqa: E402
-from throwaway_nginx import find_nginx, install_deploy_nginx, nginx_conf  # noqa: E402
+from throwaway_nginx import (  # noqa: E402
+    find_nginx,
+    install_deploy_nginx,
+    run_nginx,
+    server_conf,
+)
 
 ROWS = ("gateway", "db", "edge", "startup", "memory", "flood")
 ORG = "demo"
@@ -268,16 +273,9 @@ def process(command: list[str], port: int, env: dict[str, str] | None = None) ->
                 child.wait()
 
 
-def server_conf(folder: Path, port: int, http: str, server: str) -> Path:
-    """A throw-away nginx (scripts/throwaway_nginx.py) with `http` and one server on `port`."""
-    return nginx_conf(
-        folder, f"{http}\n    server {{\n        listen 127.0.0.1:{port};\n{server}\n    }}"
-    )
-
-
 @contextlib.contextmanager
 def nginx(args: argparse.Namespace, conf: Path, port: int) -> Iterator[None]:
-    with process([args.nginx, "-p", str(conf.parent), "-c", str(conf)], port):
+    with run_nginx(args.nginx, conf, port):
         yield
 
 

@@ -4,8 +4,14 @@ folder and pointed at the apps' ports."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -61,3 +67,49 @@ http {{
 """
     )
     return conf
+
+
+def server_conf(
+    folder: Path, port: int, http: str, server: str, *, worker_connections: int = 1024
+) -> Path:
+    """`nginx_conf` with `http` and one server listening on 127.0.0.1:`port` with `server`
+    (its locations, includes) inside."""
+    return nginx_conf(
+        folder,
+        f"{http}\n    server {{\n        listen 127.0.0.1:{port};\n{server}\n    }}",
+        worker_connections=worker_connections,
+    )
+
+
+@contextlib.contextmanager
+def run_nginx(nginx: str, conf: Path, port: int, timeout: float = 20.0) -> Iterator[None]:
+    """nginx on `conf` (its folder as the prefix) until the block ends, once it listens on
+    `port`; stopped with SIGTERM (SIGKILL after 5 s)."""
+    child = subprocess.Popen(
+        [nginx, "-p", str(conf.parent), "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with socket.socket() as sock:
+                sock.settimeout(0.2)
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if child.poll() is not None:
+                raise RuntimeError(f"nginx did not start: {child.communicate()[1][-500:]!r}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nginx does not listen on 127.0.0.1:{port}")
+            time.sleep(0.02)
+        yield
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()

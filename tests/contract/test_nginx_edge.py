@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -26,6 +24,8 @@ from throwaway_nginx import (
     find_nginx,
     install_deploy_nginx,
     nginx_conf,
+    run_nginx,
+    server_conf,
 )
 from throwaway_nginx import DEPLOY_NGINX as NGINX_DIR
 
@@ -131,36 +131,15 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Platfo
     )
     port = free_port()
     copy = install_deploy_nginx(folder, platform.ports)
-    server = (
-        f"    include {copy}/upstreams.conf;\n    include {copy}/http.conf;\n"
-        f"    server {{\n        listen 127.0.0.1:{port};\n"
-        f"        include {copy}/routes.conf;\n    }}"
+    conf = server_conf(
+        folder,
+        port,
+        f"    include {copy}/upstreams.conf;\n    include {copy}/http.conf;",
+        f"        include {copy}/routes.conf;",
+        worker_connections=64,
     )
-    conf = nginx_conf(folder, server, worker_connections=64)
-    with platform:
-        nginx = subprocess.Popen(
-            [NGINX, "-p", str(folder), "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                with socket.socket() as sock:
-                    if sock.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                assert nginx.poll() is None, nginx.communicate()[1]
-                assert time.monotonic() < deadline, "nginx did not listen"
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}", platform
-        finally:
-            nginx.send_signal(signal.SIGTERM)
-            try:
-                nginx.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-                nginx.wait()
+    with platform, run_nginx(NGINX, conf, port):
+        yield f"http://127.0.0.1:{port}", platform
 
 
 def _served_by(platform: Platform, request_id: str, expected: set[str]) -> set[str]:
