@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import statistics
@@ -58,7 +57,14 @@ BENCH = Path(__file__).resolve().parent
 REPO_ROOT = BENCH.parent
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-from launcher import APPS, Platform, free_port, missing_apps, quiet_sink  # noqa: E402
+from launcher import (  # noqa: E402
+    APPS,
+    Platform,
+    free_port,
+    missing_apps,
+    quiet_sink,
+    stop_process,
+)
 from throwaway_nginx import (  # noqa: E402
     find_nginx,
     install_deploy_nginx,
@@ -264,13 +270,7 @@ def process(command: list[str], port: int, env: dict[str, str] | None = None) ->
             raise RuntimeError(f"{command[0]} did not start: {output!r}") from error
         yield
     finally:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        stop_process(child)
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -135,6 +136,17 @@ class Child:
 
 
 Sink = Callable[[str, str], None]
+
+
+def stop_process(process: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; returns once the process is gone."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def print_sink(name: str, line: str) -> None:
@@ -255,13 +267,7 @@ class Platform:
     def stop_app(self, name: str, grace: float = 5.0) -> int:
         """Stop one app (SIGTERM, then SIGKILL after `grace`); return its exit code."""
         child = self.children[name]
-        if child.process.poll() is None:
-            child.process.send_signal(signal.SIGTERM)
-            try:
-                child.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
+        stop_process(child.process, grace)
         if child.pump is not None:
             child.pump.join(timeout=2.0)
         return int(child.process.returncode)

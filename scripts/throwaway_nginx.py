@@ -7,12 +7,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from launcher import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_NGINX = REPO_ROOT / "deploy" / "nginx"
@@ -106,10 +107,4 @@ def run_nginx(nginx: str, conf: Path, port: int, timeout: float = 20.0) -> Itera
             time.sleep(0.02)
         yield
     finally:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        stop_process(child)

@@ -30,6 +30,7 @@ from launcher import (
     missing_apps,
     quiet_sink,
     sqlite_url,
+    stop_process,
 )
 
 pytestmark = pytest.mark.processes
@@ -139,13 +140,7 @@ def make_run(
         yield running
     finally:
         pids = running.pids()
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, grace=20)
         for pid in pids.values():  # nothing left behind, whatever the test did
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
