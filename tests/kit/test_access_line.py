@@ -3,9 +3,13 @@ writes for the same request (the fallback when anything else listens, a test's c
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -13,10 +17,13 @@ from datetime import datetime
 import pytest
 
 from upstander.kit.observability import (
+    ACCESS_BUFFER_CHARS,
+    ACCESS_FLUSH_SECONDS,
     AccessLog,
     JsonFormatter,
     Metrics,
     _json_stream_of,
+    flush_access_lines,
     request_id_var,
 )
 
@@ -89,3 +96,62 @@ def test_a_handler_on_a_parent_logger_gets_the_record() -> None:
             assert _json_stream_of(access.log) is None
         finally:
             parent.removeHandler(extra)
+
+
+class _CountingStream(io.StringIO):
+    """A stream that counts its writes (each a system call on a real stderr)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_lines_written_while_serving_go_out_together_soon_after() -> None:
+    access = AccessLog(Metrics("kit-test"))
+    scope = {"method": "GET", "route": _Route()}
+    stream = _CountingStream()
+    with only_the_kit_stream() as unused:
+        handler = logging.root.handlers[0]
+        handler.setStream(stream)  # type: ignore[attr-defined]
+        assert unused.getvalue() == ""
+        for _ in range(50):
+            access._record(scope, 200, 0.0, False)
+        assert stream.getvalue() == ""  # waiting for the batch
+        await asyncio.sleep(ACCESS_FLUSH_SECONDS * 3)
+        assert stream.writes == 1
+        assert len(stream.getvalue().splitlines()) == 50
+        # A full buffer is written at once; flush_access_lines writes what waits.
+        while stream.writes == 1:
+            access._record(scope, 200, 0.0, False)
+        assert len(stream.getvalue()) >= ACCESS_BUFFER_CHARS
+        access._record(scope, 200, 0.0, False)
+        flush_access_lines()
+        lines = stream.getvalue().splitlines()
+        assert all(json.loads(line)["route"] == "/training/v1/courses" for line in lines)
+
+
+def test_a_normal_exit_writes_the_waiting_lines() -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, logging, os
+        from upstander.kit.observability import AccessLog, Metrics, configure_logging
+
+        class Route:
+            path = "/x"
+
+        async def main():
+            configure_logging("kit-test")
+            AccessLog(Metrics("kit-test"))._record({"method": "GET", "route": Route()}, 204, 0.0, False)
+
+        asyncio.run(main())  # returns before the batch's timer
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    (line,) = [json.loads(x) for x in done.stderr.splitlines() if '"route"' in x]
+    assert (line["route"], line["status"]) == ("/x", 204)

@@ -39,6 +39,7 @@ from upstander.kit.observability import (
     Metrics,
     RequestId,
     configure_logging,
+    flush_access_lines,
     metrics_endpoint,
 )
 from upstander.kit.revocation import ACCESS_CHANGED, AccessLedger, on_access_changed
@@ -146,6 +147,7 @@ def create_service_app(
             log.info("started", extra={"version": spec.version})
             yield
         finally:
+            flush_access_lines()
             for hook in reversed(spec.on_shutdown):
                 try:
                     await hook(app)

@@ -11,6 +11,8 @@ user agent, query string or body.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextvars
 import json
 import logging
@@ -18,6 +20,7 @@ import os
 import re
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -179,6 +182,82 @@ def _json_stream_of(logger: logging.Logger) -> logging.StreamHandler[Any] | None
     return handler
 
 
+# Access lines are written in batches (as nginx's `access_log ... buffer= flush=`): one write
+# per many requests instead of a system call each, at most this late or this big.
+ACCESS_FLUSH_SECONDS = 0.05
+ACCESS_BUFFER_CHARS = 32 * 1024
+
+
+class _AccessLines:
+    """The access lines bound for one JSON stream, written together: when `ACCESS_BUFFER_CHARS`
+    have gathered, or `ACCESS_FLUSH_SECONDS` after the first of a batch (a timer on the running
+    loop), or at exit. Without a running loop a line is written at once. Lines the process
+    has not written when it is killed (SIGKILL) are lost, as with any buffered log; a normal
+    exit writes them."""
+
+    _all: weakref.WeakSet[_AccessLines] = weakref.WeakSet()
+
+    def __init__(self, handler: logging.StreamHandler[Any]) -> None:
+        self.handler = handler
+        self.lines: list[str] = []
+        self.size = 0
+        self.timer: asyncio.TimerHandle | None = None
+        _AccessLines._all.add(self)
+
+    @classmethod
+    def of(cls, handler: logging.StreamHandler[Any]) -> _AccessLines:
+        lines: _AccessLines | None = getattr(handler, "_upstander_access_lines", None)
+        if lines is None:
+            lines = cls(handler)
+            handler._upstander_access_lines = lines  # type: ignore[attr-defined]
+        return lines
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        self.size += len(line)
+        if self.size >= ACCESS_BUFFER_CHARS:
+            self.flush()
+        elif self.timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+            else:
+                self.timer = loop.call_later(ACCESS_FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.lines:
+            return
+        text = "".join(self.lines)
+        self.lines.clear()
+        self.size = 0
+        handler = self.handler
+        handler.acquire()
+        try:
+            handler.stream.write(text)
+            handler.flush()
+        except (OSError, ValueError):
+            pass  # as the logging module: a closed or broken stream never fails a request
+        finally:
+            handler.release()
+
+    @classmethod
+    def flush_all(cls) -> None:
+        for lines in list(cls._all):
+            lines.flush()
+
+
+atexit.register(_AccessLines.flush_all)
+
+
+def flush_access_lines() -> None:
+    """Write every access line still waiting (on shutdown, before other last lines)."""
+    _AccessLines.flush_all()
+
+
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         rid = None if _record_is_coarse(record) else request_id_var.get()
@@ -187,6 +266,7 @@ class PlainFormatter(logging.Formatter):
 
 
 def configure_logging(service: str, level: str = "INFO", json_logs: bool = True) -> None:
+    _AccessLines.flush_all()  # lines bound for a handler about to be replaced
     if json_logs:
         # What no JSON line shows is not gathered for every record (the logging module's own
         # optimisations, https://docs.python.org/3/howto/logging.html#optimization): the
@@ -340,15 +420,7 @@ class AccessLog:
                 time.time(), "info", self.log.name, "request", coarse_line or time_is_coarse()
             )
             entry.update(fields)
-            line = json.dumps(entry, default=str) + handler.terminator
-            handler.acquire()
-            try:
-                handler.stream.write(line)
-                handler.flush()
-            except (OSError, ValueError):
-                pass  # as the logging module: a closed or broken stream never fails a request
-            finally:
-                handler.release()
+            _AccessLines.of(handler).add(json.dumps(entry, default=str) + handler.terminator)
 
 
 class AccessLogMiddleware(EdgeMiddleware):
