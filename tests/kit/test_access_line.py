@@ -145,7 +145,8 @@ def test_a_normal_exit_writes_the_waiting_lines() -> None:
 
         async def main():
             configure_logging("kit-test")
-            AccessLog(Metrics("kit-test"))._record({"method": "GET", "route": Route()}, 204, 0.0, False)
+            access = AccessLog(Metrics("kit-test"))
+            access._record({"method": "GET", "route": Route()}, 204, 0.0, False)
 
         asyncio.run(main())  # returns before the batch's timer
         """
