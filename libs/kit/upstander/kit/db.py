@@ -5,6 +5,7 @@ frozen database is a 503 within seconds, never a 500 or a request that hangs."""
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -134,6 +135,8 @@ _CLIENT_GRACE_SECONDS = 0.5
 # Connections an app keeps open to PostgreSQL, and how many more it may open under load.
 POOL_SIZE, POOL_OVERFLOW = 16, 14
 SQLITE_POOL_SIZE = 16
+# A PostgreSQL connection back in the pool for longer than this is pinged before its next use.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def make_engine(
@@ -154,7 +157,7 @@ def make_engine(
     else:
         # Same ceiling as before (30 per app), more of it kept open: a pool smaller than the
         # requests in flight opens and closes a connection per request past it.
-        kwargs.update(pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+        kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         if timeouts is not None:
             kwargs["pool_timeout"] = timeouts.pool_seconds
             if make_url(url).get_driver_name() == "asyncpg":
@@ -176,9 +179,60 @@ def make_engine(
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+        _skip_idle_transaction_ends(engine.sync_engine.dialect)
+    else:
+        _ping_idle_connections(engine.sync_engine)
     event.listen(engine.sync_engine, "handle_error", _drop_timed_out_connection)
     event.listen(engine.sync_engine, "invalidate", _abort_unresponsive_connection)
     return engine
+
+
+def _skip_idle_transaction_ends(dialect: Any) -> None:
+    """sqlite3's `commit()` and `rollback()` do nothing when no transaction is open (CPython
+    asks SQLite first, `sqlite3_get_autocommit`), yet through aiosqlite each is a round trip
+    to the connection's thread. A read paid two of them (its commit, then the pool's rollback
+    on return) for nothing: ask the connection, as CPython would, before the trip."""
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def transaction_open(dbapi_connection: Any) -> bool:
+        driver = getattr(dbapi_connection, "driver_connection", None)  # aiosqlite.Connection
+        return bool(getattr(driver, "in_transaction", True))
+
+    def do_commit(dbapi_connection: Any) -> None:
+        if transaction_open(dbapi_connection):
+            commit(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        if transaction_open(dbapi_connection):
+            rollback(dbapi_connection)
+
+    dialect.do_commit = do_commit
+    dialect.do_rollback = do_rollback
+
+
+def _ping_idle_connections(engine: Any) -> None:
+    """Ping a pooled connection before use when it has been idle for `PING_AFTER_IDLE_SECONDS`
+    or more (a server restart, a failover or an idle timeout may have closed it meanwhile);
+    one that fails the ping is replaced before the request sees it. `pool_pre_ping` pings on
+    every checkout, a round trip more per request, even for a connection that answered a
+    moment ago; one that fails in use anyway is dropped with its pool
+    (`_drop_timed_out_connection`)."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine.pool, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or back in the pool a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.DisconnectionError("idle connection failed its ping") from error
 
 
 def _drop_timed_out_connection(context: ExceptionContext) -> None:
