@@ -17,6 +17,7 @@ opens a kind of route, never a particular case (see docs/auth.md).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
@@ -148,6 +149,17 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 
 def scopes_for_roles(roles: Iterable[str]) -> frozenset[str]:
     """The scopes a person holding `roles` holds (unknown roles add nothing)."""
+    if isinstance(roles, frozenset):
+        return _scopes_for_role_set(roles)  # a principal's: once per set of roles
+    return _scopes_for(roles)
+
+
+@functools.lru_cache(maxsize=256)
+def _scopes_for_role_set(roles: frozenset[str]) -> frozenset[str]:
+    return _scopes_for(roles)
+
+
+def _scopes_for(roles: Iterable[str]) -> frozenset[str]:
     held: set[str] = set(PERSON_SCOPES)
     for role in roles:
         held |= ROLE_SCOPES.get(str(role), frozenset())
