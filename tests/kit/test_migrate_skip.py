@@ -6,6 +6,9 @@ selected test backend."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +21,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from upstander.kit.db import make_engine
-from upstander.kit.migrations import alembic_config, script_heads, upgrade_to_head
+from upstander.kit.migrations import (
+    MigrationFailed,
+    alembic_config,
+    script_heads,
+    upgrade_to_head,
+)
 
 
 @pytest.mark.parametrize("name", APPS)
@@ -88,3 +96,45 @@ async def test_at_head_is_skipped_and_behind_is_upgraded(
     await upgrade_to_head(training_db, folder)
     assert "migrations applied" in caplog.text
     assert await _version(training_db) == set(heads)
+
+
+async def test_an_app_migrates_in_a_child_process(
+    training_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = migrations_dir("training")
+    caplog.set_level("INFO", logger="upstander.kit.migrations")
+    await upgrade_to_head(training_db, folder, migrate_in_child=True)
+    assert await _version(training_db) == set(script_heads(folder) or ())
+    assert "migrations applied in a child process" in caplog.text
+    caplog.clear()
+    await upgrade_to_head(training_db, folder, migrate_in_child=True)  # at head: no child
+    assert "already at head" in caplog.text
+
+
+async def test_a_failing_child_fails_the_start(training_db: str, tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    shutil.copytree(migrations_dir("training"), folder)
+    newest = sorted((folder / "versions").glob("*.py"))[-1]
+    newest.write_text(newest.read_text() + "\nraise RuntimeError('a broken migration')\n")
+    with pytest.raises(MigrationFailed, match="child process"):
+        await upgrade_to_head(training_db, folder, migrate_in_child=True)
+
+
+def test_the_app_process_never_loads_alembic(tmp_path: Path) -> None:
+    """What an app's start runs, in a process of its own: Alembic stays in the child."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from pathlib import Path
+        from upstander.kit.migrations import upgrade_to_head
+        url = "sqlite+aiosqlite:///{tmp_path / "child.db"}"
+        asyncio.run(upgrade_to_head(url, Path({str(migrations_dir("training"))!r}),
+                                    migrate_in_child=True))
+        print(sorted(name for name in sys.modules if name.split(".")[0] in ("alembic", "mako")))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]"
+    assert '"message": "migrations applied in ' in done.stderr  # the child's own line

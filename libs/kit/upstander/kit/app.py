@@ -112,7 +112,9 @@ def create_service_app(
         configure_logging(spec.name, settings.log_level, settings.log_json)
         if settings.database_url:
             if spec.migrations_dir is not None and settings.should_migrate_on_start:
-                await upgrade_to_head(settings.database_url, spec.migrations_dir)
+                await upgrade_to_head(
+                    settings.database_url, spec.migrations_dir, migrate_in_child=True
+                )
             app.state.engine = make_engine(
                 settings.database_url, timeouts=DatabaseTimeouts.from_settings(settings)
             )

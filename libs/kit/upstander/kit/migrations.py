@@ -4,13 +4,22 @@ A database already at head is the common case on start (`make run` a second time
 platform restarted): then Alembic is not run at all. Loading its script directory imports
 every migration file and costs far more than the one `SELECT` that says nothing is to do
 (docs/performance.md). The heads are read from the files' `revision` / `down_revision` lines;
-whenever that reading is not certain, Alembic decides as before."""
+whenever that reading is not certain, Alembic decides as before.
+
+A running app that must migrate (`migrate_in_child`) runs Alembic in a child process of its
+own (`python -m upstander.kit.migrations`), so Alembic, Mako and the migration files never
+load into the server: they would stay in its memory for its whole life (about 14 MB per app,
+docs/performance.md) for work done once. The child gets the database URL through its
+environment, never its command line (visible to every user in `ps`)."""
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import logging
+import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,18 +84,36 @@ def database_revisions(connection: Connection) -> frozenset[str] | None:
     return frozenset(str(row[0]) for row in rows)
 
 
-async def upgrade_to_head(database_url: str, migrations_dir: Path) -> None:
-    """Upgrade on an async connection: env.py uses `config.attributes['connection']`."""
+URL_VARIABLE = "UPSTANDER_MIGRATE_DATABASE_URL"
+DIR_VARIABLE = "UPSTANDER_MIGRATE_DIR"
+
+
+class MigrationFailed(RuntimeError):
+    """The child process that ran the migrations failed (its log says why)."""
+
+
+def _in_memory(database_url: str) -> bool:
+    return ":memory:" in database_url or "mode=memory" in database_url
+
+
+async def upgrade_to_head(
+    database_url: str, migrations_dir: Path, *, migrate_in_child: bool = False
+) -> None:
+    """Upgrade on an async connection: env.py uses `config.attributes['connection']`. With
+    `migrate_in_child`, Alembic runs in a child process when there is anything to do (never for
+    an in-memory SQLite database, which a child could not see)."""
     began = time.perf_counter()
     heads = script_heads(migrations_dir)
     engine = make_engine(database_url)
-    ran = False
+    child = migrate_in_child and not _in_memory(database_url)
     try:
         async with engine.begin() as connection:
 
-            def _upgrade(sync_connection: Connection) -> bool:
+            def _upgrade(sync_connection: Connection) -> bool | None:
                 if heads is not None and database_revisions(sync_connection) == heads:
                     return False
+                if child:
+                    return None  # to do, in the child
                 from alembic import command
 
                 config = alembic_config(migrations_dir, database_url)
@@ -94,11 +121,44 @@ async def upgrade_to_head(database_url: str, migrations_dir: Path) -> None:
                 command.upgrade(config, "head")
                 return True
 
-            ran = await connection.run_sync(_upgrade)
+            outcome = await connection.run_sync(_upgrade)
     finally:
         await engine.dispose()
+    if outcome is None:
+        await _upgrade_in_child(database_url, migrations_dir)
+    ran = outcome is not False
     log.info(
         "migrations %s in %.0f ms",
-        "applied" if ran else "already at head",
+        ("applied in a child process" if outcome is None else "applied")
+        if ran
+        else "already at head",
         (time.perf_counter() - began) * 1000,
     )
+
+
+async def _upgrade_in_child(database_url: str, migrations_dir: Path) -> None:
+    environment = {**os.environ, URL_VARIABLE: database_url, DIR_VARIABLE: str(migrations_dir)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "upstander.kit.migrations", env=environment
+    )
+    if await process.wait() != 0:
+        raise MigrationFailed(
+            f"the migrations of {migrations_dir.parent.name} failed in a child process "
+            f"(exit status {process.returncode}; its log is above)"
+        )
+
+
+def main() -> int:
+    """The child: upgrade the database of `UPSTANDER_MIGRATE_DATABASE_URL` with the scripts of
+    `UPSTANDER_MIGRATE_DIR`, logging as the parent's app does."""
+    from upstander.kit.observability import configure_logging
+
+    folder = Path(os.environ[DIR_VARIABLE])
+    json_logs = os.environ.get("UPSTANDER_LOG_JSON", "true").lower() not in {"0", "false", "no"}
+    configure_logging(folder.parent.name, os.environ.get("UPSTANDER_LOG_LEVEL", "INFO"), json_logs)
+    asyncio.run(upgrade_to_head(os.environ[URL_VARIABLE], folder))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
