@@ -20,6 +20,7 @@ from upstander.kit.crypto import Keyring
 from upstander.kit.db import (
     CommittingRoute,
     DatabaseTimeouts,
+    check_session_routes,
     make_engine,
     make_sessionmaker,
 )
@@ -110,6 +111,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(spec.name, settings.log_level, settings.log_json)
+        check_session_routes(app)
         if settings.database_url:
             if spec.migrations_dir is not None and settings.should_migrate_on_start:
                 await upgrade_to_head(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -333,37 +333,82 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request. `CommittingRoute` commits it before the response is sent."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+async def get_session(request: Request) -> AsyncSession:
+    """One session per request, for routes of `CommittingRoute` (or a subclass): the route
+    commits it before the response is sent and closes it however the request ends, and
+    `check_session_routes` refuses, at start-up, any other route that asks for it. A plain
+    dependency, not a generator: FastAPI's exit stack for one costs more per request than the
+    query of a simple read (docs/performance.md)."""
+    session: AsyncSession | None = getattr(request.state, "db_session", None)
+    if session is None:
+        sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+        session = sessionmaker()
         request.state.db_session = session
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
+    return session
 
 
 class CommittingRoute(APIRoute):
     """Commit the request's session after the endpoint returns and before the response leaves,
-    so a failed commit is an error response, never a 200 for lost work (Polar's pattern)."""
+    so a failed commit is an error response, never a 200 for lost work (Polar's pattern); close
+    it whatever happened (a transaction still open is rolled back). A streamed body reads
+    with sessions of its own, as it runs after this."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def committing_handler(request: Request) -> Response:
-            response = await handler(request)
-            session: AsyncSession | None = getattr(request.state, "db_session", None)
-            if session is not None and session.in_transaction():
-                await session.commit()
-                after = getattr(request.state, "after_commit", None)
-                if after:
-                    for callback in after:
-                        callback()
-            return response
+            try:
+                response = await handler(request)
+                session: AsyncSession | None = getattr(request.state, "db_session", None)
+                if session is not None and session.in_transaction():
+                    await session.commit()
+                    after = getattr(request.state, "after_commit", None)
+                    if after:
+                        for callback in after:
+                            callback()
+                return response
+            finally:
+                opened: AsyncSession | None = getattr(request.state, "db_session", None)
+                if opened is not None:
+                    await opened.close()
 
         return committing_handler
+
+
+def _asks_for_session(dependant: Any) -> bool:
+    stack = [dependant]
+    while stack:
+        node = stack.pop()
+        if node.call is get_session:
+            return True
+        stack.extend(node.dependencies)
+    return False
+
+
+def _routes_of(routes: Iterable[Any]) -> Iterator[Any]:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI ≥ 0.160 keeps routers
+        if included is not None:
+            yield from _routes_of(included.routes)
+        else:
+            yield route
+
+
+def check_session_routes(app: Any) -> None:
+    """Refuse to start when a route that is not a `CommittingRoute` asks for `get_session`:
+    nothing would commit or close its session."""
+    wrong = sorted(
+        f"{', '.join(sorted(route.methods or ()))} {route.path}"
+        for route in _routes_of(app.router.routes)
+        if isinstance(route, APIRoute)
+        and not isinstance(route, CommittingRoute)
+        and _asks_for_session(route.dependant)
+    )
+    if wrong:
+        raise RuntimeError(
+            "routes asking for get_session must be CommittingRoutes (make_router): "
+            + "; ".join(wrong)
+        )
 
 
 def after_commit(request: Request, callback: Callable[[], None]) -> None:

@@ -27,4 +27,6 @@ def server_options(settings: KitSettings) -> dict[str, Any]:
         # An idle keep-alive connection is closed after this many seconds.
         "timeout_keep_alive": settings.server_timeout_keep_alive_seconds,
         "backlog": settings.server_backlog,
+        # No app serves WebSockets: don't load a WebSocket implementation into every process.
+        "ws": "none",
     }
