@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator
 
@@ -379,3 +380,26 @@ async def test_a_connection_the_service_closed_while_idle_is_not_used_again(
 
     assert (first.status_code, second.status_code) == (200, 200)
     assert len(set(witness.ports)) == 2
+
+
+async def test_the_upstream_clients_load_the_ca_bundle_once(
+    settings: EdgeSettings, monkeypatch: pytest.MonkeyPatch
+):
+    """Every HTTP client of the process shares one TLS context (`kit.http.tls_context`): a
+    client building its own loads the whole CA bundle again (0.8 MB each)."""
+    loads: list[object] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counted(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loads.append(args or kwargs)
+        load(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    app = edge_app(settings, None)
+    pool = app.state.upstreams
+    clients = [pool.client(name) for name in ("intake", "cases", "training", "notify")]
+    try:
+        assert len({id(client) for client in clients}) == 4
+        assert len(loads) <= 1  # the shared context, unless an earlier test made it
+    finally:
+        await pool.aclose()

@@ -64,6 +64,7 @@ from upstander.kit.clock import Clock
 from upstander.kit.crypto import Keyring, Vault
 from upstander.kit.db import get_session
 from upstander.kit.errors import PROBLEM_JSON
+from upstander.kit.http import tls_context
 
 log = logging.getLogger("upstander.gateway.sso")
 
@@ -123,7 +124,10 @@ class ProviderDirectory:
         self.settings = settings
         self.transport = transport
         self.http = httpx.AsyncClient(
-            timeout=settings.sso_http_timeout_seconds, transport=transport, follow_redirects=False
+            timeout=settings.sso_http_timeout_seconds,
+            transport=transport,
+            follow_redirects=False,
+            verify=tls_context(),
         )
         self.refetch_seconds = float(settings.sso_jwks_refetch_seconds)
         self._metadata: dict[str, tuple[dict[str, Any], float]] = {}

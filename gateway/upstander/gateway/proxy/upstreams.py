@@ -18,6 +18,7 @@ import httpx
 from fastapi import FastAPI
 
 from upstander.gateway.proxy.client import AiohttpForwarder, Forwarder, HttpxForwarder
+from upstander.kit.http import tls_context
 
 SERVICES: tuple[str, ...] = ("intake", "cases", "training", "notify")
 KEEPALIVE_EXPIRY_SECONDS = 30.0
@@ -126,6 +127,7 @@ class UpstreamPool:
             limits=limits,
             follow_redirects=False,
             trust_env=False,
+            verify=tls_context(),
         )
         client.cookies = _NoCookieJar()  # a raw jar: httpx.Cookies(Cookies) would copy it
         # No default User-Agent/Accept/Accept-Encoding: the service sees only what the caller

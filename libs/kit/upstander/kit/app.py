@@ -32,7 +32,7 @@ from upstander.kit.events import (
     start_events,
     stop_events,
 )
-from upstander.kit.http import DEFAULT_CONTENT_TYPES, BodyDeadline, BodyGuard
+from upstander.kit.http import DEFAULT_CONTENT_TYPES, BodyDeadline, BodyGuard, tls_context
 from upstander.kit.idempotency import Idempotency
 from upstander.kit.migrations import upgrade_to_head
 from upstander.kit.observability import (
@@ -123,7 +123,7 @@ def create_service_app(
             app.state.sessionmaker = make_sessionmaker(app.state.engine)
         timeout = httpx.Timeout(settings.http_read_timeout, connect=settings.http_connect_timeout)
         app.state.http = httpx.AsyncClient(
-            transport=transport, timeout=timeout, follow_redirects=False
+            transport=transport, timeout=timeout, follow_redirects=False, verify=tls_context()
         )
         jwks = JWKSCache(settings.jwks_url, app.state.http, max_age=settings.jwks_cache_seconds)
         app.state.token_verifier = TokenVerifier(

@@ -10,19 +10,32 @@ source can hold only so many at once, so the server's capacity stays with everyo
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import math
 import secrets
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import httpx
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Scope
 
 from upstander.kit.edge import Answer, EdgeMiddleware, Exchange
 from upstander.kit.errors import PROBLEM_BASE, PROBLEM_JSON
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The one TLS context of the process's HTTP clients (`httpx.AsyncClient(verify=...)`):
+    what httpx builds for every client by default (`SSL_CERT_FILE` or `SSL_CERT_DIR` when set,
+    else certifi's bundle), built once. A client left to build its own loads the whole CA
+    bundle again, 0.8 MB each (the gateway had ten); an `SSLContext` is meant to be shared."""
+    return httpx.create_ssl_context()
+
 
 DEFAULT_CONTENT_TYPES = (
     "application/json",

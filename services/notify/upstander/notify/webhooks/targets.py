@@ -35,6 +35,7 @@ import httpcore
 import httpx
 
 from upstander.kit.errors import BadRequest
+from upstander.kit.http import tls_context
 
 TARGET_REFUSED = "target not allowed"
 RESOLVE_TIMEOUT_SECONDS = 3.0
@@ -184,7 +185,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with `GuardedBackend` under its connection pool."""
 
     def __init__(self, policy: TargetPolicy) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(trust_env=False, verify=tls_context())  # its pool is replaced below
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl.create_default_context(),
             max_connections=50,
