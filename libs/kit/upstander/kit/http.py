@@ -14,13 +14,14 @@ import functools
 import hashlib
 import json
 import math
+import os
 import secrets
 import ssl
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Scope
 
@@ -28,13 +29,51 @@ from upstander.kit.edge import Answer, EdgeMiddleware, Exchange
 from upstander.kit.errors import PROBLEM_BASE, PROBLEM_JSON
 
 
+class _CertificatesOnFirstUse(ssl.SSLContext):
+    """A client TLS context that loads its trusted certificates when its first connection is
+    wrapped (`wrap_socket`, `wrap_bio`: asyncio, uvloop and anyio all go through one), not
+    when it is made: most processes never open a TLS connection (the apps talk plain HTTP on
+    loopback or inside the cluster) and the bundle costs 1.4 MB held for nothing."""
+
+    _cafile: str | None
+    _capath: str | None
+    _loaded: bool
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self.load_verify_locations(cafile=self._cafile, capath=self._capath)
+            self._loaded = True
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        self._load()
+        return super().wrap_socket(*args, **kwargs)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        self._load()
+        return super().wrap_bio(*args, **kwargs)
+
+
 @functools.cache
 def tls_context() -> ssl.SSLContext:
-    """The one TLS context of the process's HTTP clients (`httpx.AsyncClient(verify=...)`):
-    what httpx builds for every client by default (`SSL_CERT_FILE` or `SSL_CERT_DIR` when set,
-    else certifi's bundle), built once. A client left to build its own loads the whole CA
-    bundle again, 0.8 MB each (the gateway had ten); an `SSLContext` is meant to be shared."""
-    return httpx.create_ssl_context()
+    """The one TLS context of the process's HTTP clients (`httpx.AsyncClient(verify=...)`),
+    the one httpx would build for each by default (`ssl.create_default_context` with
+    `SSL_CERT_FILE` or `SSL_CERT_DIR` when set, else certifi's bundle), built once and its
+    certificates loaded on first use. A client left to build its own loads the whole bundle
+    again, 0.8 MB each (the gateway had ten); an `SSLContext` is meant to be shared."""
+    context = _CertificatesOnFirstUse(ssl.PROTOCOL_TLS_CLIENT)  # verifies, checks host names
+    if os.environ.get("SSL_CERT_FILE"):
+        context._cafile, context._capath = os.environ["SSL_CERT_FILE"], None
+    elif os.environ.get("SSL_CERT_DIR"):
+        context._cafile, context._capath = None, os.environ["SSL_CERT_DIR"]
+    else:
+        import certifi
+
+        context._cafile, context._capath = certifi.where(), None
+    context._loaded = False
+    keylog = os.environ.get("SSLKEYLOGFILE")
+    if keylog and not sys.flags.ignore_environment:
+        context.keylog_filename = keylog  # as ssl.create_default_context does
+    return context
 
 
 DEFAULT_CONTENT_TYPES = (

@@ -1,5 +1,5 @@
-"""How every app is served: the uvicorn options each `python -m upstander.<app>` passes, in one
-place, so that the gateway and the four services bound their connections the same way.
+"""How every app is served: `python -m upstander.<app>` calls `serve`, so that the gateway and
+the four services run uvicorn alike and bound their connections the same way.
 
 The request-level bounds (how long a body may take, how many slow requests one source may
 hold) live in the app itself (`upstander.kit.http.BodyGuard`), where they answer with
@@ -11,6 +11,22 @@ from __future__ import annotations
 from typing import Any
 
 from upstander.kit.settings import KitSettings
+
+
+def serve(app: Any, *, settings: KitSettings, host: str, port: int) -> None:
+    """Serve `app` (an app, or the `module:factory` path of one) until stopped. Logging is the
+    kit's (configured in the lifespan), not uvicorn's. uvicorn is imported here, after the kit
+    has kept what no app process uses out of memory (`upstander.kit`)."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        factory=isinstance(app, str),
+        host=host,
+        port=port,
+        log_config=None,
+        **server_options(settings),
+    )
 
 
 def server_options(settings: KitSettings) -> dict[str, Any]:

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import os
 
-import uvicorn
-
-from upstander.kit.server import server_options
+from upstander.kit.server import serve
 from upstander.notify.settings import Settings
 
 
 def main() -> None:
-    uvicorn.run(
+    serve(
         "upstander.notify.app:create_app",
-        factory=True,
+        settings=Settings(),
         host=os.environ.get("UPSTANDER_NOTIFY_HOST", "127.0.0.1"),
         port=int(os.environ.get("UPSTANDER_NOTIFY_PORT", "8004")),
-        log_config=None,  # the kit configures logging in the lifespan
-        # Connection bounds and keep-alive from the settings, the same for every app.
-        **server_options(Settings()),
     )
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,7 +186,8 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, policy: TargetPolicy) -> None:
         super().__init__(trust_env=False, verify=tls_context())  # its pool is replaced below
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl.create_default_context(),
+            # The trust every client of the platform has (httpx's default, loaded on first use).
+            ssl_context=tls_context(),
             max_connections=50,
             max_keepalive_connections=10,
             keepalive_expiry=5.0,

@@ -1,0 +1,116 @@
+"""The HTTP clients' shared TLS context (`kit.http.tls_context`): made once, its trusted
+certificates loaded only when its first connection is wrapped, and then verifying exactly as
+httpx's own default: a server whose certificate the store does not trust is refused; one it
+trusts (here through `SSL_CERT_FILE`, as httpx honours it) is reached."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import socket
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from upstander.kit import http as kit_http
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "server.pem", folder / "server.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def _hello(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+@pytest.fixture
+def fresh_context() -> Iterator[None]:
+    kit_http.tls_context.cache_clear()
+    yield
+    kit_http.tls_context.cache_clear()
+
+
+@pytest.fixture
+async def tls_server(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    cert, key = _self_signed(tmp_path)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        _hello, ssl_certfile=str(cert), ssl_keyfile=str(key), log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield f"https://127.0.0.1:{port}/", cert
+    server.should_exit = True
+    await task
+
+
+def _trusted(context: ssl.SSLContext) -> int:
+    return int(context.cert_store_stats()["x509_ca"])
+
+
+async def test_certificates_load_on_first_use_and_an_unknown_server_is_refused(
+    tls_server: tuple[str, Path], fresh_context: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    url, _ = tls_server
+    context = kit_http.tls_context()
+    assert kit_http.tls_context() is context  # one per process
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert _trusted(context) == 0  # nothing loaded yet
+    async with httpx.AsyncClient(verify=context) as client:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await client.get(url)
+    assert _trusted(context) > 100  # certifi's bundle, loaded by the first connection
+
+
+async def test_a_server_the_store_trusts_is_reached(
+    tls_server: tuple[str, Path], fresh_context: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, cert = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    async with httpx.AsyncClient(verify=kit_http.tls_context()) as client:
+        response = await client.get(url)
+    assert response.text == "hello"
+    assert _trusted(kit_http.tls_context()) == 1
