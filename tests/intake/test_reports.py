@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -20,6 +21,7 @@ from sqlalchemy import select, text
 
 from upstander.intake.forms.service import ensure_org
 from upstander.intake.models import Attachment, Outbox, Report
+from upstander.kit import db as kit_db
 from upstander.kit.clock import coarse
 
 PROBLEM_JSON = "application/problem+json"
@@ -605,3 +607,32 @@ async def test_org_events_open_and_close_the_front_door(
     assert closed.json() == {"status": "processed"}
     assert_problem(await client.post(REPORTS, json=report(org="acme")), 404, "not-found")
     assert_problem(await client.get("/intake/v1/forms/acme"), 404, "not-found")
+
+
+async def test_identified_reports_by_more_people_than_the_pool_holds_all_go_through(
+    intake_app_object: Any,
+    database_url: str,
+    clock: Any,
+    mint: Mint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A submission verifies its token (the revocation check reads the ledger with a pool
+    connection of its own) before it reads the form with the request's session: the other way
+    round, as many concurrent submissions as the pool holds each held one connection and
+    waited for a second, and none came back (every report lost to a pool timeout)."""
+    monkeypatch.setattr(kit_db, "SQLITE_POOL_SIZE", 2)  # 2 + 2 overflow
+    monkeypatch.setattr(kit_db, "POOL_SIZE", 2)
+    monkeypatch.setattr(kit_db, "POOL_OVERFLOW", 2)
+    intake_app_object.app.state.settings.access_cache_seconds = 0  # every check reads the ledger
+    async with intake_app_object.running(database_url=database_url, clock=clock) as app:
+        org_id = await register(app)
+        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def submit() -> httpx.Response:
+                token = mint(org=org_id, roles=["staff"], sub=uuid.uuid4())
+                return await client.post(REPORTS, json=report("identified"), headers=auth(token))
+
+            answers = await asyncio.wait_for(asyncio.gather(*(submit() for _ in range(12))), 20)
+        assert [a.status_code for a in answers] == [201] * 12, answers[0].text
+        assert len(await outbox(app, "upstander.report.submitted")) == 12

@@ -374,6 +374,11 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def optional_principal(request: Request) -> Principal | None:
+    """The caller's verified token, or None without one. A route that calls it itself (rather
+    than through a dependency) must do so before it uses the request's session: the revocation
+    check reads the access ledger with a pool connection of its own, and as many requests as
+    the pool holds, each holding one connection and waiting for another, would wait for good
+    (tests/intake/test_reports.py, the pool test)."""
     token = bearer_token(request)
     if token is None:
         return None

@@ -109,8 +109,8 @@ async def create_escrow_entry(
     settings: Settings = Depends(get_settings),
     session: AsyncSession = Depends(get_session),
 ) -> EscrowCreated:
+    principal = await optional_principal(request)  # before the session is used (see there)
     form = await forms.get_by_slug(session, body.org)
-    principal = await optional_principal(request)
     person_id = None
     if (
         principal is not None

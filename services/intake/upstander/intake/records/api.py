@@ -251,10 +251,11 @@ async def report_private_record(
     settings: Settings = Depends(get_settings),
     session: AsyncSession = Depends(get_session),
 ) -> RecordReported:
+    # The token first, before the session is used (kit.auth.optional_principal says why).
+    principal = await optional_principal(request) if body.mode == ReportMode.IDENTIFIED else None
     form = await forms.get_by_slug(session, body.org)
     reporter_person_id: uuid.UUID | None = None
     if body.mode == ReportMode.IDENTIFIED:
-        principal = await optional_principal(request)
         reporter_person_id = reports.identified_reporter(principal, form.org_id)
         if principal is not None and not allows(principal, Scope.INTAKE_WRITE):
             raise Forbidden("This token was narrowed to scopes that do not include intake:write.")

@@ -128,11 +128,14 @@ async def create_report(
     session: AsyncSession = Depends(get_session),
 ) -> ReportSubmitted:
     body, files = await read_submission(request, settings)
+    principal = None
+    if body.mode == ReportMode.IDENTIFIED:
+        # Only here is a token read at all: anonymous and confidential reports ignore one.
+        # Before the session is used (kit.auth.optional_principal says why).
+        principal = await optional_principal(request)
     form = await forms.get_by_slug(session, body.org)
     reporter_person_id = None
     if body.mode == ReportMode.IDENTIFIED:
-        # Only here is a token read at all: anonymous and confidential reports ignore one.
-        principal = await optional_principal(request)
         reporter_person_id = service.identified_reporter(principal, form.org_id)
         if principal is not None and not allows(principal, Scope.INTAKE_WRITE):
             raise Forbidden("This token was narrowed to scopes that do not include intake:write.")
