@@ -16,13 +16,19 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from asgi_lifespan import LifespanManager
+from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from upstander.intake.app import create_app
 from upstander.intake.forms.service import ensure_org
 from upstander.intake.models import Attachment, Outbox, Report
+from upstander.intake.settings import Settings
 from upstander.kit import db as kit_db
+from upstander.kit.auth import optional_principal
 from upstander.kit.clock import coarse
+from upstander.kit.db import CommittingRoute, get_session
 
 PROBLEM_JSON = "application/problem+json"
 RECEIPT = re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){3}$")
@@ -636,3 +642,48 @@ async def test_identified_reports_by_more_people_than_the_pool_holds_all_go_thro
             answers = await asyncio.wait_for(asyncio.gather(*(submit() for _ in range(12))), 20)
         assert [a.status_code for a in answers] == [201] * 12, answers[0].text
         assert len(await outbox(app, "upstander.report.submitted")) == 12
+
+
+async def test_a_route_that_checks_a_token_after_using_its_session_never_starves_the_pool(
+    gateway_transport: httpx.MockTransport,
+    database_url: str,
+    clock: Any,
+    mint: Mint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The access ledger reads through a pool of its own (kit/app.py): whatever order a route
+    does things in, a request holding one of the app's connections never waits for another
+    from the same pool to check a token."""
+    monkeypatch.setattr(kit_db, "SQLITE_POOL_SIZE", 2)  # 2 + 2 overflow
+    monkeypatch.setattr(kit_db, "POOL_SIZE", 2)
+    monkeypatch.setattr(kit_db, "POOL_OVERFLOW", 2)
+    settings = Settings(
+        database_url=database_url,
+        log_json=False,
+        log_level="WARNING",
+        relay_background=False,
+        migrate_on_start=False,
+        access_cache_seconds=0,  # every check reads the ledger
+    )
+    app = create_app(settings, transport=gateway_transport, clock=clock)
+    probe = APIRouter(route_class=CommittingRoute)
+
+    @probe.get("/probe")
+    async def session_then_token(
+        request: Request, session: AsyncSession = Depends(get_session)
+    ) -> dict[str, bool]:
+        await session.execute(text("SELECT 1"))  # holds one of the app's connections
+        return {"signed_in": await optional_principal(request) is not None}
+
+    app.include_router(probe)
+    org_id = uuid.uuid4()
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def call() -> httpx.Response:
+                token = mint(org=org_id, roles=["staff"], sub=uuid.uuid4())
+                return await client.get("/probe", headers=auth(token))
+
+            answers = await asyncio.wait_for(asyncio.gather(*(call() for _ in range(12))), 20)
+    assert [a.json() for a in answers] == [{"signed_in": True}] * 12

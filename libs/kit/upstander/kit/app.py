@@ -21,6 +21,7 @@ from upstander.kit.db import (
     CommittingRoute,
     DatabaseTimeouts,
     check_session_routes,
+    is_in_memory,
     make_engine,
     make_sessionmaker,
 )
@@ -47,6 +48,9 @@ from upstander.kit.revocation import ACCESS_CHANGED, AccessLedger, on_access_cha
 from upstander.kit.settings import KitSettings
 
 log = logging.getLogger("upstander.app")
+
+# Connections (and as many more under load) of the access ledger's pool of its own.
+LEDGER_POOL_SIZE = 1
 
 Hook = Callable[[FastAPI], Awaitable[None]]
 
@@ -132,9 +136,22 @@ def create_service_app(
             issuer=settings.jwt_issuer,
             clock=app.state.clock,
         )
+        app.state.ledger_engine = None
         if spec.access_table is not None and settings.database_url:
+            ledger_sessions = app.state.sessionmaker
+            if not is_in_memory(settings.database_url):
+                # The ledger reads through a pool of its own: a request that holds one of the
+                # app's connections while its token is checked must never wait for a second
+                # one from the same pool (as many such requests as the pool holds would wait
+                # for each other until the pool's timeout: tests/intake/test_reports.py).
+                app.state.ledger_engine = make_engine(
+                    settings.database_url,
+                    timeouts=DatabaseTimeouts.from_settings(settings),
+                    pool_size=LEDGER_POOL_SIZE,
+                )
+                ledger_sessions = make_sessionmaker(app.state.ledger_engine)
             ledger = AccessLedger(
-                app.state.sessionmaker,
+                ledger_sessions,
                 spec.access_table,
                 cache_seconds=settings.access_cache_seconds,
             )
@@ -161,6 +178,8 @@ def create_service_app(
             await app.state.http.aclose()
             if settings.database_url:
                 await app.state.engine.dispose()
+            if app.state.ledger_engine is not None:
+                await app.state.ledger_engine.dispose()
 
     app = FastAPI(
         title=spec.title,

@@ -139,25 +139,42 @@ SQLITE_POOL_SIZE = 16
 PING_AFTER_IDLE_SECONDS = 1.0
 
 
+def is_in_memory(url: str) -> bool:
+    """A SQLite database in memory: each engine (each connection) has one of its own."""
+    return ":memory:" in url or "mode=memory" in url or url.rstrip("/") in SQLITE_BARE_URLS
+
+
+SQLITE_BARE_URLS = ("sqlite:", "sqlite+aiosqlite:")
+
+
 def make_engine(
-    url: str, *, echo: bool = False, timeouts: DatabaseTimeouts | None = None
+    url: str,
+    *,
+    echo: bool = False,
+    timeouts: DatabaseTimeouts | None = None,
+    pool_size: int | None = None,
 ) -> AsyncEngine:
     """The engine of one app. `timeouts` bound every wait on a PostgreSQL server (the apps pass
     their settings'); without them (migrations, scripts) a statement may take as long as it
     needs. Bound parameters never appear in error messages or logs (`hide_parameters`): they
-    can be report content, names or emails."""
+    can be report content, names or emails. `pool_size` (and as many more under load) for a
+    small pool of its own; by default the app's."""
     kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
-        if ":memory:" not in url and "mode=memory" not in url:
+        if not is_in_memory(url):
             # A file database is pooled (aiosqlite: a thread per connection). Keep enough
             # connections for a busy worker: past `pool_size`, each request would open a
             # connection (a new thread, the pragmas) and close it again.
-            kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
+            size = SQLITE_POOL_SIZE if pool_size is None else pool_size
+            kwargs.update(pool_size=size, max_overflow=size)
     else:
         # Same ceiling as before (30 per app), more of it kept open: a pool smaller than the
         # requests in flight opens and closes a connection per request past it.
-        kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+        if pool_size is None:
+            kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         if timeouts is not None:
             kwargs["pool_timeout"] = timeouts.pool_seconds
             if make_url(url).get_driver_name() == "asyncpg":
