@@ -4,6 +4,7 @@ back), and an app whose other routes ask for it refuses to start."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from upstander.kit.db import (
     make_engine,
     make_sessionmaker,
 )
+
+WRITTEN = asyncio.Event()
 
 
 @pytest.fixture
@@ -41,6 +44,9 @@ def _app(engine: AsyncEngine) -> FastAPI:
         await session.execute(text("INSERT INTO notes VALUES (:body)"), {"body": body})
         if body == "fails":
             raise RuntimeError("after writing")
+        if body == "hangs":
+            WRITTEN.set()
+            await asyncio.Event().wait()  # until the request is cancelled
         return {"kept": body}
 
     @router.get("/notes")
@@ -63,6 +69,24 @@ async def test_the_route_commits_and_closes_its_session_however_the_request_ends
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
         assert (await client.get("/notes")).json() == ["kept"]  # the failed write rolled back
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_cancelled_request_still_gives_its_connection_back(engine: AsyncEngine) -> None:
+    WRITTEN.clear()
+    transport = httpx.ASGITransport(app=_app(engine), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kit") as client:
+        request = asyncio.create_task(client.post("/notes/hangs"))
+        await asyncio.wait_for(WRITTEN.wait(), 10)
+        assert engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        for _ in range(100):  # the shielded close runs on by itself
+            if engine.pool.checkedout() == 0:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.01)
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert (await client.get("/notes")).json() == []  # the write was rolled back
 
 
 def test_an_app_whose_plain_route_asks_for_the_session_refuses_to_start(

@@ -4,6 +4,7 @@ frozen database is a 503 within seconds, never a 500 or a request that hangs."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 import uuid
@@ -139,12 +140,13 @@ SQLITE_POOL_SIZE = 16
 PING_AFTER_IDLE_SECONDS = 1.0
 
 
+# SQLite URLs without a path: an in-memory database.
+SQLITE_BARE_URLS = ("sqlite:", "sqlite+aiosqlite:")
+
+
 def is_in_memory(url: str) -> bool:
     """A SQLite database in memory: each engine (each connection) has one of its own."""
     return ":memory:" in url or "mode=memory" in url or url.rstrip("/") in SQLITE_BARE_URLS
-
-
-SQLITE_BARE_URLS = ("sqlite:", "sqlite+aiosqlite:")
 
 
 def make_engine(
@@ -387,9 +389,21 @@ class CommittingRoute(APIRoute):
             finally:
                 opened: AsyncSession | None = getattr(request.state, "db_session", None)
                 if opened is not None:
-                    await opened.close()
+                    await _close_shielded(opened)
 
         return committing_handler
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+async def _close_shielded(session: AsyncSession) -> None:
+    """Close the session even when the request is cancelled meanwhile: its connection goes
+    back to the pool (an open transaction rolled back) whatever happens to the request."""
+    closing = asyncio.ensure_future(session.close())
+    _closing.add(closing)  # a strong reference until it is done (asyncio keeps weak ones)
+    closing.add_done_callback(_closing.discard)
+    await asyncio.shield(closing)
 
 
 def _asks_for_session(dependant: Any) -> bool:
