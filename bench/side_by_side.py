@@ -823,7 +823,7 @@ def row_memory_idle(platform: Platform, password: str, report: Report) -> None:
         return {name: rss_mb(child.process.pid) for name, child in platform.children.items()}
 
     def shown(found: dict[str, float]) -> str:
-        return ", ".join(f"{n} {s:.0f}" for n, s in found.items()) + " MB"
+        return ", ".join(f"{n} {s:.1f}" for n, s in found.items()) + " MB"
 
     first = sizes()
     say("[memory] idle RSS after the first start: " + shown(first))
