@@ -566,6 +566,58 @@ class ReusedApp:
             self._reset()
 
 
+# ----------------------------------------------------------------------------- TLS
+
+
+def self_signed_certificate(
+    folder: Path,
+    host: str = "127.0.0.1",
+    *,
+    cert_name: str = "cert.pem",
+    key_name: str = "key.pem",
+) -> tuple[Path, Path]:
+    """A throw-away certificate for `host` (an IP address or a DNS name) and its key, written
+    into `folder`: valid for a day, signed by its own key as a CA of itself, so that a client
+    given it as its only trusted certificate accepts the server serving it."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    try:
+        alternative: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alternative = x509.DNSName(host)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([alternative]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / cert_name, folder / key_name
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
 # ----------------------------------------------------------------------------- tokens
 
 # Services check a token's time window against the app's (frozen) clock, which tests move

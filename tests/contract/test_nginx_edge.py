@@ -7,7 +7,6 @@ at the top run everywhere."""
 
 from __future__ import annotations
 
-import datetime
 import re
 import subprocess
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import self_signed_certificate
 from launcher import APPS, Platform, free_port, missing_apps, quiet_sink
 from throwaway_nginx import (
     DEFAULT_PORTS,
@@ -66,41 +66,12 @@ NGINX = find_nginx()
 needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
 
 
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "upstander.example.org")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "fullchain.pem", folder / "privkey.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @needs_nginx
 def test_the_shipped_configuration_is_valid_nginx(tmp_path: Path) -> None:
     copy = install_deploy_nginx(tmp_path, DEFAULT_PORTS)
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(
+        tmp_path, "upstander.example.org", cert_name="fullchain.pem", key_name="privkey.pem"
+    )
     main = copy / "upstander.conf"
     text = main.read_text()
     text = text.replace("/etc/ssl/upstander/fullchain.pem", str(cert))
