@@ -156,3 +156,25 @@ def test_a_normal_exit_writes_the_waiting_lines() -> None:
     )
     (line,) = [json.loads(x) for x in done.stderr.splitlines() if '"route"' in x]
     assert (line["route"], line["status"]) == ("/x", 204)
+
+
+def test_a_batch_whose_loop_ended_goes_out_with_the_next_loops() -> None:
+    """A loop that ends before its batch's timer fires (a test's, a worker's) does not leave the
+    lines waiting for good: the next loop's first line starts a batch of its own."""
+    access = AccessLog(Metrics("kit-test"))
+    scope = {"method": "GET", "route": _Route()}
+    stream = _CountingStream()
+
+    async def one_line() -> None:
+        access._record(scope, 200, 0.0, False)
+
+    async def one_line_then_wait() -> None:
+        access._record(scope, 200, 0.0, False)
+        await asyncio.sleep(ACCESS_FLUSH_SECONDS * 3)
+
+    with only_the_kit_stream():
+        logging.root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+        asyncio.run(one_line())  # its loop ends with the line still waiting
+        assert stream.getvalue() == ""
+        asyncio.run(one_line_then_wait())
+        assert len(stream.getvalue().splitlines()) == 2

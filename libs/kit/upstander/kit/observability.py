@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import contextvars
 import json
 import logging
@@ -198,10 +199,11 @@ class _AccessLines:
     _all: weakref.WeakSet[_AccessLines] = weakref.WeakSet()
 
     def __init__(self, handler: logging.StreamHandler[Any]) -> None:
-        self.handler = handler
+        self.handler = handler  # its lock guards the lines too (apps may serve from threads)
         self.lines: list[str] = []
         self.size = 0
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_loop: asyncio.AbstractEventLoop | None = None
         _AccessLines._all.add(self)
 
     @classmethod
@@ -213,32 +215,33 @@ class _AccessLines:
         return lines
 
     def add(self, line: str) -> None:
-        self.lines.append(line)
-        self.size += len(line)
-        if self.size >= ACCESS_BUFFER_CHARS:
-            self.flush()
-        elif self.timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush()
-            else:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self.handler.lock or contextlib.nullcontext():
+            self.lines.append(line)
+            self.size += len(line)
+            full = self.size >= ACCESS_BUFFER_CHARS
+            pending = self.timer_loop
+            if not full and loop is not None and (pending is None or pending.is_closed()):
+                # No batch waiting, or its loop is gone before its timer fired: a new batch.
                 self.timer = loop.call_later(ACCESS_FLUSH_SECONDS, self.flush)
+                self.timer_loop = loop
+        if full or loop is None:
+            self.flush()
 
     def flush(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if not self.lines:
-            return
-        text = "".join(self.lines)
-        self.lines.clear()
-        self.size = 0
         handler = self.handler
         handler.acquire()
         try:
-            handler.stream.write(text)
-            handler.flush()
+            if self.timer is not None and self.timer_loop is _running_loop():
+                self.timer.cancel()  # its own loop's timer only (another thread's fires anyway)
+            self.timer = self.timer_loop = None
+            text, self.lines, self.size = "".join(self.lines), [], 0
+            if text:
+                handler.stream.write(text)
+                handler.flush()
         except (OSError, ValueError):
             pass  # as the logging module: a closed or broken stream never fails a request
         finally:
@@ -248,6 +251,13 @@ class _AccessLines:
     def flush_all(cls) -> None:
         for lines in list(cls._all):
             lines.flush()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 atexit.register(_AccessLines.flush_all)
