@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from upstander.kit.db import make_engine
+from upstander.kit.db import is_in_memory, make_engine
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -92,10 +92,6 @@ class MigrationFailed(RuntimeError):
     """The child process that ran the migrations failed (its log says why)."""
 
 
-def _in_memory(database_url: str) -> bool:
-    return ":memory:" in database_url or "mode=memory" in database_url
-
-
 async def upgrade_to_head(
     database_url: str, migrations_dir: Path, *, migrate_in_child: bool = False
 ) -> None:
@@ -105,7 +101,7 @@ async def upgrade_to_head(
     began = time.perf_counter()
     heads = script_heads(migrations_dir)
     engine = make_engine(database_url)
-    child = migrate_in_child and not _in_memory(database_url)
+    child = migrate_in_child and not is_in_memory(database_url)
     try:
         async with engine.begin() as connection:
 
@@ -154,7 +150,7 @@ def main() -> int:
     from upstander.kit.observability import configure_logging
 
     folder = Path(os.environ[DIR_VARIABLE])
-    json_logs = os.environ.get("UPSTANDER_LOG_JSON", "true").lower() not in {"0", "false", "no"}
+    json_logs = os.environ.get("UPSTANDER_LOG_JSON", "true").lower() not in {"0", "false", "no", "off"}
     configure_logging(folder.parent.name, os.environ.get("UPSTANDER_LOG_LEVEL", "INFO"), json_logs)
     asyncio.run(upgrade_to_head(os.environ[URL_VARIABLE], folder))
     return 0
