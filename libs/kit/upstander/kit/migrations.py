@@ -150,8 +150,8 @@ def main() -> int:
     from upstander.kit.observability import configure_logging
 
     folder = Path(os.environ[DIR_VARIABLE])
-    json_logs = os.environ.get("UPSTANDER_LOG_JSON", "true").lower() not in {"0", "false", "no", "off"}
-    configure_logging(folder.parent.name, os.environ.get("UPSTANDER_LOG_LEVEL", "INFO"), json_logs)
+    plain = os.environ.get("UPSTANDER_LOG_JSON", "true").lower() in {"0", "false", "no", "off"}
+    configure_logging(folder.parent.name, os.environ.get("UPSTANDER_LOG_LEVEL", "INFO"), not plain)
     asyncio.run(upgrade_to_head(os.environ[URL_VARIABLE], folder))
     return 0
 
