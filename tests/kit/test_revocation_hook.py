@@ -5,6 +5,7 @@ latest change whatever order events arrive in; a kit app wires it all from `acce
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, FastAPI
 from jwt.algorithms import OKPAlgorithm
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from upstander.kit.app import ServiceSpec, create_service_app, make_router
@@ -372,3 +374,52 @@ async def test_a_malformed_access_event_is_a_400_and_changes_nothing(tmp_path: P
             refused = await client.post("/demo/internal/events", json=event, headers=service)
     assert refused.status_code == 400, refused.text
     assert set(refused.json()["fields"]) == {"active", "changed_at", "version"}
+
+
+async def test_checks_that_miss_the_cache_together_are_read_in_one_query(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Fifty tokens checked at once, none in the cache (a restart, an expiry under load): one
+    or two ledger queries, not fifty, and each check still gets its own subject's answer."""
+    ledger = AccessLedger(sessionmaker, AccessRecord, cache_seconds=0)
+    org = uuid.uuid4()
+    people = [str(uuid.uuid4()) for _ in range(50)]
+    revoked = set(people[::7])
+    await _apply(
+        sessionmaker,
+        ledger,
+        *(change("staff", person, version=2, org_id=org) for person in revoked),
+    )
+    queries: list[str] = []
+    engine = sessionmaker.kw["bind"].sync_engine
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "access" in statement.lower():
+            queries.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        principals = [await _principal(token(sub=p, org=org, version=1)) for p in people]
+        answers = await asyncio.gather(*(ledger.is_revoked(p) for p in principals))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert {p for p, a in zip(people, answers, strict=True) if a} == revoked
+    assert 1 <= len(queries) <= 2  # the first caller's read, then everyone who joined it
+
+
+async def test_a_failed_read_fails_every_check_that_waited_for_it(
+    sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = AccessLedger(sessionmaker, AccessRecord, cache_seconds=0)
+
+    async def broken(keys: list[Any]) -> dict[Any, Any]:
+        await asyncio.sleep(0)
+        raise OSError("the database went away")
+
+    monkeypatch.setattr(ledger, "_load", broken)
+    principals = [await _principal(token(org=uuid.uuid4())) for _ in range(5)]
+    outcomes = await asyncio.gather(
+        *(ledger.is_revoked(p) for p in principals), return_exceptions=True
+    )
+    assert all(isinstance(o, OSError) for o in outcomes)
+    assert ledger._reading == {} and ledger._queued == []

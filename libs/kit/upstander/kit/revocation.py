@@ -22,6 +22,7 @@ See docs/threat-model.md ("Tokens die with access") for the window and the measu
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterable
@@ -116,6 +117,16 @@ def is_revoked_by(
     return org is not None and not org.active
 
 
+# Keys one ledger query asks for at most.
+READ_BATCH = 200
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a read's failure as seen: its waiters may all have been cancelled meanwhile."""
+    if not future.cancelled():
+        future.exception()
+
+
 class AccessLedger:
     """Reads and keeps one service's `access_ledger`, behind a small cache. One per app:
     `app.state.access_ledger`; its `is_revoked` is the token verifier's `revocation_check`."""
@@ -134,6 +145,10 @@ class AccessLedger:
         self.max_entries = max_entries
         # key -> (monotonic expiry, state or None for "no row": never changed)
         self._cache: dict[Key, tuple[float, AccessState | None]] = {}
+        # Reads under way: each key being read, and the keys waiting for the next read.
+        self._reading: dict[Key, asyncio.Future[AccessState | None]] = {}
+        self._queued: list[Key] = []
+        self._reader: asyncio.Task[None] | None = None
 
     @staticmethod
     def keys_for(principal: Principal) -> tuple[Key, Key | None]:
@@ -162,12 +177,50 @@ class AccessLedger:
             else:
                 missing.append(key)
         if missing:
-            loaded = await self._load(missing)
-            for key in missing:
-                state = loaded.get(key)
-                found[key] = state
-                self.remember(key, state, now)
+            found.update(await self._read(missing))
         return found
+
+    async def _read(self, keys: list[Key]) -> dict[Key, AccessState | None]:
+        """The ledger's state of `keys`, read together with every other key that misses the
+        cache meanwhile: when many requests miss at once (a cache entry expiring under load,
+        a restart), they cost one query per `READ_BATCH` keys, not one each, through the
+        ledger's small pool. A caller cancelled while waiting leaves the read to the others."""
+        loop = asyncio.get_running_loop()
+        waits: dict[Key, asyncio.Future[AccessState | None]] = {}
+        for key in keys:
+            future = self._reading.get(key)
+            if future is None or future.get_loop() is not loop:
+                future = loop.create_future()
+                future.add_done_callback(_retrieved)
+                self._reading[key] = future
+                self._queued.append(key)
+            waits[key] = future
+        if self._reader is None or self._reader.done():
+            self._reader = loop.create_task(self._read_queued())
+        return {key: await asyncio.shield(future) for key, future in waits.items()}
+
+    async def _read_queued(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued[:READ_BATCH], self._queued[READ_BATCH:]
+            now = time.monotonic()
+            try:
+                loaded = await self._load(batch)
+            except BaseException as error:
+                for key in batch:
+                    future = self._reading.pop(key)
+                    if isinstance(error, asyncio.CancelledError):
+                        future.cancel()
+                    elif not future.done():
+                        future.set_exception(error)
+                if isinstance(error, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                    raise
+                continue
+            for key in batch:
+                state = loaded.get(key)
+                self.remember(key, state, now)
+                future = self._reading.pop(key)
+                if not future.done():
+                    future.set_result(state)
 
     async def _load(self, keys: list[Key]) -> dict[Key, AccessState]:
         table = self.table
