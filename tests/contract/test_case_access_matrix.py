@@ -59,6 +59,7 @@ from jsonschema_rs import Draft202012Validator
 
 from upstander.cases.access import CaseCtx
 from upstander.cases.models import Case
+from upstander.kit.routing import dependants
 
 PASSWORD = "a-long-password-1"
 # Roles that open a case routed to case managers (and, for reviewers, every case): only the
@@ -135,12 +136,9 @@ def _parameter_names(dependant: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     takes `case_id` in a dependency, not in the endpoint's own signature."""
     path: list[str] = []
     query: list[str] = []
-    pending = [dependant]
-    while pending:
-        current = pending.pop()
+    for current in dependants(dependant):
         path += [p.alias for p in current.path_params]
         query += [p.alias for p in current.query_params]
-        pending += current.dependencies
     return tuple(dict.fromkeys(path)), tuple(dict.fromkeys(query))
 
 

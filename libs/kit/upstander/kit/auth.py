@@ -22,6 +22,7 @@ from jwt.algorithms import OKPAlgorithm
 
 from upstander.kit.clock import Clock
 from upstander.kit.errors import Forbidden, TokenRevoked, Unauthorized
+from upstander.kit.routing import dependants
 
 log = logging.getLogger("upstander.auth")
 
@@ -411,13 +412,10 @@ def declared_scopes(route: Any) -> frozenset[str]:
     if cached is not None and cached[0] is route:
         return cached[1]
     found: set[str] = set()
-    stack = [dependant]
-    while stack:
-        node = stack.pop()
+    for node in dependants(dependant):
         if getattr(node.call, SCOPE_GATE_MARKER, False):
             found.update(node.parent_oauth_scopes or [])
             found.update(node.own_oauth_scopes or [])
-        stack.extend(node.dependencies)
     _DECLARED[id(route)] = (route, frozenset(found))
     return frozenset(found)
 

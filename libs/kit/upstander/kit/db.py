@@ -8,7 +8,7 @@ import asyncio
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from starlette.responses import Response
+
+from upstander.kit.routing import dependants, original_routes
 
 if TYPE_CHECKING:
     from upstander.kit.settings import KitSettings
@@ -406,34 +408,15 @@ async def _close_shielded(session: AsyncSession) -> None:
     await asyncio.shield(closing)
 
 
-def _asks_for_session(dependant: Any) -> bool:
-    stack = [dependant]
-    while stack:
-        node = stack.pop()
-        if node.call is get_session:
-            return True
-        stack.extend(node.dependencies)
-    return False
-
-
-def _routes_of(routes: Iterable[Any]) -> Iterator[Any]:
-    for route in routes:
-        included = getattr(route, "original_router", None)  # FastAPI ≥ 0.160 keeps routers
-        if included is not None:
-            yield from _routes_of(included.routes)
-        else:
-            yield route
-
-
 def check_session_routes(app: Any) -> None:
     """Refuse to start when a route that is not a `CommittingRoute` asks for `get_session`:
     nothing would commit or close its session."""
     wrong = sorted(
         f"{', '.join(sorted(route.methods or ()))} {route.path}"
-        for route in _routes_of(app.router.routes)
+        for route in original_routes(app.router.routes)
         if isinstance(route, APIRoute)
         and not isinstance(route, CommittingRoute)
-        and _asks_for_session(route.dependant)
+        and any(node.call is get_session for node in dependants(route.dependant))
     )
     if wrong:
         raise RuntimeError(
