@@ -615,20 +615,25 @@ async def test_org_events_open_and_close_the_front_door(
     assert_problem(await client.get("/intake/v1/forms/acme"), 404, "not-found")
 
 
+@pytest.fixture
+def four_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps started in the test pool 2 connections, and 2 more under load, on either backend."""
+    monkeypatch.setattr(kit_db, "SQLITE_POOL_SIZE", 2)
+    monkeypatch.setattr(kit_db, "POOL_SIZE", 2)
+    monkeypatch.setattr(kit_db, "POOL_OVERFLOW", 2)
+
+
+@pytest.mark.usefixtures("four_connections")
 async def test_identified_reports_by_more_people_than_the_pool_holds_all_go_through(
     intake_app_object: Any,
     database_url: str,
     clock: Any,
     mint: Mint,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A submission verifies its token (the revocation check reads the ledger with a pool
     connection of its own) before it reads the form with the request's session: the other way
     round, as many concurrent submissions as the pool holds each held one connection and
     waited for a second, and none came back (every report lost to a pool timeout)."""
-    monkeypatch.setattr(kit_db, "SQLITE_POOL_SIZE", 2)  # 2 + 2 overflow
-    monkeypatch.setattr(kit_db, "POOL_SIZE", 2)
-    monkeypatch.setattr(kit_db, "POOL_OVERFLOW", 2)
     intake_app_object.app.state.settings.access_cache_seconds = 0  # every check reads the ledger
     async with intake_app_object.running(database_url=database_url, clock=clock) as app:
         org_id = await register(app)
@@ -644,19 +649,16 @@ async def test_identified_reports_by_more_people_than_the_pool_holds_all_go_thro
         assert len(await outbox(app, "upstander.report.submitted")) == 12
 
 
+@pytest.mark.usefixtures("four_connections")
 async def test_a_route_that_checks_a_token_after_using_its_session_never_starves_the_pool(
     gateway_transport: httpx.MockTransport,
     database_url: str,
     clock: Any,
     mint: Mint,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The access ledger reads through a pool of its own (kit/app.py): whatever order a route
     does things in, a request holding one of the app's connections never waits for another
     from the same pool to check a token."""
-    monkeypatch.setattr(kit_db, "SQLITE_POOL_SIZE", 2)  # 2 + 2 overflow
-    monkeypatch.setattr(kit_db, "POOL_SIZE", 2)
-    monkeypatch.setattr(kit_db, "POOL_OVERFLOW", 2)
     settings = Settings(
         database_url=database_url,
         log_json=False,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import contextvars
 import json
 import logging
@@ -215,11 +214,9 @@ class _AccessLines:
         return lines
 
     def add(self, line: str) -> None:
+        loop = _running_loop()
+        self.handler.acquire()
         try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        with self.handler.lock or contextlib.nullcontext():
             self.lines.append(line)
             self.size += len(line)
             full = self.size >= ACCESS_BUFFER_CHARS
@@ -228,6 +225,8 @@ class _AccessLines:
                 # No batch waiting, or its loop is gone before its timer fired: a new batch.
                 self.timer = loop.call_later(ACCESS_FLUSH_SECONDS, self.flush)
                 self.timer_loop = loop
+        finally:
+            self.handler.release()
         if full or loop is None:
             self.flush()
 
