@@ -12,8 +12,6 @@ from typing import Any
 
 import jwt
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.gateway.auth.keys import KeyStore
@@ -23,6 +21,7 @@ from upstander.gateway.models import ApiClient, Org, Person, RefreshToken, Revok
 from upstander.gateway.settings import Settings
 from upstander.kit.auth import ALGORITHM, PrincipalKind
 from upstander.kit.clock import Clock
+from upstander.kit.db import upsert_insert
 from upstander.kit.revocation import ACCESS_VERSION_CLAIM
 from upstander.kit.scopes import CATALOGUE, OPERATOR_SCOPES, PLATFORM_SCOPES, scopes_for_roles
 
@@ -226,11 +225,11 @@ async def record_revoked(
     """Record an access token's `jti` (or a sign-in's `sid:<family>`) as revoked until
     `expires_at`, unless it is already (revoking twice is revoking)."""
     values = {"jti": key, "org_id": org_id, "revoked_at": now, "expires_at": expires_at}
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    if session.get_bind().dialect.name in ("postgresql", "sqlite"):
         await session.execute(
-            insert(RevokedToken).values(**values).on_conflict_do_nothing(index_elements=["jti"])
+            upsert_insert(session, RevokedToken)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["jti"])
         )
     elif await session.get(RevokedToken, key) is None:
         session.add(RevokedToken(**values))

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from starlette.responses import Response
 
-from upstander.kit.routing import dependants, original_routes
+from upstander.kit.routing import dependants, original_routes, runtime_dependencies
 
 if TYPE_CHECKING:
     from upstander.kit.settings import KitSettings
@@ -368,6 +368,18 @@ async def get_session(request: Request) -> AsyncSession:
     return session
 
 
+def upsert_insert(session: AsyncSession, table: Any) -> Any:
+    """`INSERT` into `table` with `ON CONFLICT` clauses (`on_conflict_do_nothing`,
+    `on_conflict_do_update`), in the dialect of the session's database: PostgreSQL's or
+    SQLite's. The dialect's module is imported when first asked for, so that an app on SQLite
+    never loads PostgreSQL's (its modules are 2-3 MB of memory: docs/performance.md)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 class CommittingRoute(APIRoute):
     """Commit the request's session after the endpoint returns and before the response leaves,
     so a failed commit is an error response, never a 200 for lost work (Polar's pattern); close
@@ -375,7 +387,8 @@ class CommittingRoute(APIRoute):
     with sessions of its own, as it runs after this."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        with runtime_dependencies(self):
+            handler = super().get_route_handler()
 
         async def committing_handler(request: Request) -> Response:
             try:

@@ -1,10 +1,23 @@
 """Reading an app's route table: its routes through included routers, and each route's
-dependencies at any depth. For start-up checks and documentation, never per request."""
+dependencies at any depth (for start-up checks and documentation, never per request); and the
+leaner dependency tree a route's requests solve (`runtime_dependant`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import Any
+
+import fastapi.routing
+from fastapi.dependencies.models import _get_cache_key, _get_oauth_scopes
+from fastapi.dependencies.utils import request_params_to_args, solve_dependencies
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import SecurityScopes
+from starlette.concurrency import run_in_threadpool
 
 
 def dependants(root: Any) -> Iterator[Any]:
@@ -26,3 +39,252 @@ def original_routes(routes: Iterable[Any]) -> Iterator[Any]:
             yield from original_routes(included.routes)
         else:
             yield route
+
+
+# ----------------------------------------------------------------------------- runtime tree
+
+DOCUMENTATION_ONLY = "__upstander_documentation_only__"
+
+
+def documentation_only(scheme: Any) -> Any:
+    """Mark a security scheme that a route depends on only to document it (OpenAPI's
+    `security` and `securitySchemes`): its value is never read and, with `auto_error=False`,
+    it never refuses. `runtime_dependant` leaves it out of the tree a request solves."""
+    if getattr(scheme, "auto_error", True):
+        raise ValueError("a documentation-only security scheme must not refuse (auto_error)")
+    setattr(scheme, DOCUMENTATION_ONLY, True)
+    return scheme
+
+
+def _is_documentation_only(node: Any) -> bool:
+    return getattr(node.call, DOCUMENTATION_ONLY, False) is True
+
+
+def _has_parameters(node: Any) -> bool:
+    """Whether anything in `node`'s tree reads the request's parameters or body, and so can
+    fail validation."""
+    return any(
+        n.path_params or n.query_params or n.header_params or n.cookie_params or n.body_params
+        for n in dependants(node)
+    )
+
+
+def runtime_dependant(documented: Any) -> Any:
+    """The dependency tree a request solves, from the tree a route documents: the same
+    dependencies called in the same order with the same values and the same errors, less
+    FastAPI's work that changes nothing (docs/performance.md):
+
+    - a documentation-only security scheme (`documentation_only`) is left out: the function
+      that declares it gets the parameter's default, which it never reads;
+    - a dependency met again, once FastAPI has solved and cached it, keeps no sub-dependencies:
+      FastAPI would solve them again only to use the cached value. Only when its tree reads no
+      request parameter, so that the first solving could not have failed validation (a failed
+      one is not cached, and FastAPI would call the function again with its sub-dependencies);
+    - when every dependency is a coroutine function and no part of the tree reads a body, the
+      tree is solved by `_Plan` (below) instead of FastAPI's generic solver.
+
+    The documented tree is left as it was: OpenAPI is generated from it."""
+    solved: set[Any] = set()
+
+    def visit(node: Any) -> Any:
+        key = _get_cache_key(dependant=node)
+        if node.use_cache and key in solved and not _has_parameters(node):
+            return replace(node, dependencies=[])
+        kept = [visit(sub) for sub in node.dependencies if not _is_documentation_only(sub)]
+        solved.add(key)
+        return replace(node, dependencies=kept)
+
+    pruned = visit(documented)
+    return _Plan.root_for(pruned) if _Plan.can_solve(pruned) else pruned
+
+
+# The parameters a planned route's stand-in endpoint takes from FastAPI.
+_REQUEST, _RESPONSE, _TASKS = "_upstander_request", "_upstander_response", "_upstander_tasks"
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One dependency (or the endpoint) as `_Plan` solves it: everything FastAPI works out
+    from the `Dependant` on every request, worked out once."""
+
+    call: Any
+    name: str | None
+    key: Any
+    use_cache: bool
+    subs: tuple[_Step, ...]
+    params: tuple[tuple[Callable[[Any], Any], list[Any]], ...]  # (where in the request, fields)
+    request_names: tuple[str, ...]  # Request and HTTPConnection parameters
+    response_name: str | None
+    tasks_name: str | None
+    scopes_name: str | None
+    scopes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, node: Any) -> _Step:
+        params = tuple(
+            (attrgetter(source), list(fields))
+            for source, fields in (
+                ("path_params", node.path_params),
+                ("query_params", node.query_params),
+                ("headers", node.header_params),
+                ("cookies", node.cookie_params),
+            )
+            if fields
+        )
+        return cls(
+            call=node.call,
+            name=node.name,
+            key=_get_cache_key(dependant=node),
+            use_cache=node.use_cache,
+            subs=tuple(cls.of(sub) for sub in node.dependencies),
+            params=params,
+            request_names=tuple(
+                name for name in (node.http_connection_param_name, node.request_param_name) if name
+            ),
+            response_name=node.response_param_name,
+            tasks_name=node.background_tasks_param_name,
+            scopes_name=node.security_scopes_param_name,
+            scopes=tuple(_get_oauth_scopes(dependant=node)),
+        )
+
+
+class _Plan:
+    """A route's dependencies solved as FastAPI's `solve_dependencies` solves them (depth
+    first, in declaration order; a cached value reused; a dependency whose own parameters or
+    sub-dependencies failed validation not called; every validation error collected, then one
+    `RequestValidationError`), without its per-request bookkeeping: classifying each callable,
+    walking the tree for cache keys and scopes, a recursive call and four parameter passes per
+    dependency. FastAPI calls the plan as the route's endpoint (`root_for`); the plan calls the
+    real endpoint. With dependency overrides set (tests) it hands the request to FastAPI's
+    solver, which applies them."""
+
+    def __init__(self, documented: Any) -> None:
+        self.documented = documented
+        self.root = _Step.of(documented)
+        self.endpoint_is_async = inspect.iscoroutinefunction(documented.call)
+
+    @staticmethod
+    def can_solve(root: Any) -> bool:
+        """Every dependency a plain coroutine function (no generator, no class, no thread),
+        no body anywhere (FastAPI reads and parses it before solving; left to FastAPI), no
+        WebSocket."""
+        call = root.call
+        if (
+            call is None
+            or root.websocket_param_name
+            or not inspect.isfunction(call)
+            or inspect.isgeneratorfunction(call)
+            or inspect.isasyncgenfunction(call)
+        ):
+            return False
+        for node in dependants(root):
+            if node.body_params or node.websocket_param_name:
+                return False
+            if node is not root and (
+                not inspect.iscoroutinefunction(node.call) or node.concurrency is not None
+            ):
+                return False
+        return True
+
+    @classmethod
+    def root_for(cls, root: Any) -> Any:
+        """A `Dependant` for FastAPI whose endpoint is the plan: it takes only the request,
+        FastAPI's sub-response (headers and status a dependency sets) and, when the tree
+        asks for them, the background tasks."""
+        plan = cls(root)
+        wants_tasks = any(n.background_tasks_param_name for n in dependants(root))
+
+        @functools.wraps(root.call)
+        async def planned(**given: Any) -> Any:
+            return await plan.run(given[_REQUEST], given[_RESPONSE], given.get(_TASKS))
+
+        planned.__upstander_plan__ = plan  # type: ignore[attr-defined]
+        return replace(
+            root,
+            call=planned,
+            dependencies=[],
+            path_params=[],
+            query_params=[],
+            header_params=[],
+            cookie_params=[],
+            request_param_name=_REQUEST,
+            http_connection_param_name=None,
+            response_param_name=_RESPONSE,
+            background_tasks_param_name=_TASKS if wants_tasks else None,
+            security_scopes_param_name=None,
+        )
+
+    async def run(self, request: Any, response: Any, tasks: Any) -> Any:
+        overrides = getattr(request.app, "dependency_overrides", None)
+        if overrides:
+            values, errors = await self._fastapi(request, response, tasks)
+        else:
+            values, errors = await self._solve(self.root, request, response, tasks, {})
+        if errors:
+            raise RequestValidationError(errors)
+        if self.endpoint_is_async:
+            return await self.root.call(**values)
+        return await run_in_threadpool(self.root.call, **values)
+
+    async def _solve(
+        self, step: _Step, request: Any, response: Any, tasks: Any, cache: dict[Any, Any]
+    ) -> tuple[dict[str, Any], list[Any]]:
+        values: dict[str, Any] = {}
+        errors: list[Any] = []
+        for sub in step.subs:
+            sub_values, sub_errors = await self._solve(sub, request, response, tasks, cache)
+            if sub_errors:
+                errors.extend(sub_errors)
+                continue
+            if sub.use_cache and sub.key in cache:
+                solved = cache[sub.key]
+            else:
+                solved = await sub.call(**sub_values)
+                cache.setdefault(sub.key, solved)
+            if sub.name is not None:
+                values[sub.name] = solved
+        for where, fields in step.params:
+            given, wrong = request_params_to_args(fields, where(request))
+            values.update(given)
+            errors.extend(wrong)
+        for name in step.request_names:
+            values[name] = request
+        if step.tasks_name:
+            values[step.tasks_name] = tasks
+        if step.response_name:
+            values[step.response_name] = response
+        if step.scopes_name:
+            values[step.scopes_name] = SecurityScopes(scopes=list(step.scopes))
+        return values, errors
+
+    async def _fastapi(
+        self, request: Any, response: Any, tasks: Any
+    ) -> tuple[dict[str, Any], list[Any]]:
+        solved = await solve_dependencies(
+            request=request,
+            dependant=self.documented,
+            background_tasks=tasks,
+            response=response,
+            dependency_overrides_provider=request.app,
+            async_exit_stack=request.scope["fastapi_inner_astack"],
+            embed_body_fields=False,
+        )
+        return solved.values, solved.errors
+
+
+@contextmanager
+def runtime_dependencies(route: Any) -> Iterator[None]:
+    """While a route builds its request handler (`APIRoute.get_route_handler`), let it see
+    `runtime_dependant`'s tree; its documented tree is back in place afterwards. For a route of
+    an included router FastAPI builds the handler for the router's effective copy of the
+    route, which it names in a context variable while it does (FastAPI ≥ 0.160: "integrations
+    may wrap dependant.call while constructing the handler")."""
+    building = getattr(fastapi.routing, "_effective_route_context_var", None)
+    context = building.get() if building is not None else None
+    target = context if context is not None and context.original_route is route else route
+    documented = target.dependant
+    target.dependant = runtime_dependant(documented)
+    try:
+        yield
+    finally:
+        target.dependant = documented

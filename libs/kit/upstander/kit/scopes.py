@@ -42,6 +42,7 @@ from upstander.kit.auth import (
     staff_or_client,
 )
 from upstander.kit.errors import Forbidden
+from upstander.kit.routing import documentation_only
 
 TOKEN_URL = "/auth/token"
 AUTHORIZATION_URL = "/auth/authorize"
@@ -208,39 +209,45 @@ def narrowed_away(principal: Principal, scopes: Iterable[str]) -> list[str]:
 
 # ----------------------------------------------------------------------------- documentation
 
-OAUTH2 = OAuth2(
-    flows=OAuthFlows(
-        clientCredentials=OAuthFlowClientCredentials(tokenUrl=TOKEN_URL, scopes=CATALOGUE),
-        authorizationCode=OAuthFlowAuthorizationCode(
-            authorizationUrl=AUTHORIZATION_URL,
-            tokenUrl=TOKEN_URL,
-            refreshUrl=TOKEN_URL,
-            scopes=CATALOGUE,
+OAUTH2 = documentation_only(
+    OAuth2(
+        flows=OAuthFlows(
+            clientCredentials=OAuthFlowClientCredentials(tokenUrl=TOKEN_URL, scopes=CATALOGUE),
+            authorizationCode=OAuthFlowAuthorizationCode(
+                authorizationUrl=AUTHORIZATION_URL,
+                tokenUrl=TOKEN_URL,
+                refreshUrl=TOKEN_URL,
+                scopes=CATALOGUE,
+            ),
+            password=OAuthFlowPassword(tokenUrl=TOKEN_URL, scopes=CATALOGUE),
         ),
-        password=OAuthFlowPassword(tokenUrl=TOKEN_URL, scopes=CATALOGUE),
-    ),
-    scheme_name="OAuth2",
-    description=(
-        "API clients: `client_credentials` (a client holds the scopes an admin granted it). "
-        "People: `authorization_code` with PKCE (S256) for browser and mobile apps, signing in "
-        "with a password or the organisation's SSO; `password` only for clients allowed it "
-        "(first-party tools). A person's roles decide, the client's scopes bound, and `scope=` "
-        "narrows the token. See docs/auth.md."
-    ),
-    auto_error=False,
+        scheme_name="OAuth2",
+        description=(
+            "API clients: `client_credentials` (a client holds the scopes an admin granted it). "
+            "People: `authorization_code` with PKCE (S256) for browser and mobile apps, signing in "
+            "with a password or the organisation's SSO; `password` only for clients allowed it "
+            "(first-party tools). A person's roles decide, the client's scopes bound, and `scope=` "
+            "narrows the token. See docs/auth.md."
+        ),
+        auto_error=False,
+    )
 )
-BEARER = HTTPBearer(
-    scheme_name="BearerJWT",
-    bearerFormat="JWT",
-    description="An access token from `POST /auth/token` (EdDSA JWT, keys at "
-    "`/.well-known/jwks.json`), with the operation's scopes.",
-    auto_error=False,
+BEARER = documentation_only(
+    HTTPBearer(
+        scheme_name="BearerJWT",
+        bearerFormat="JWT",
+        description="An access token from `POST /auth/token` (EdDSA JWT, keys at "
+        "`/.well-known/jwks.json`), with the operation's scopes.",
+        auto_error=False,
+    )
 )
-REPORTER = HTTPBearer(
-    scheme_name="ReporterToken",
-    bearerFormat="JWT",
-    description="A reporter's token from `POST /auth/receipt`: one report, nothing else.",
-    auto_error=False,
+REPORTER = documentation_only(
+    HTTPBearer(
+        scheme_name="ReporterToken",
+        bearerFormat="JWT",
+        description="A reporter's token from `POST /auth/receipt`: one report, nothing else.",
+        auto_error=False,
+    )
 )
 
 

@@ -25,14 +25,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.cases.service import acting_person, actor_of
 from upstander.cases.models import AuditEntry, AuditHead, Case, CaseRestriction, CaseStatus
 from upstander.cases.roles import AUDITORS
 from upstander.kit.auth import Principal, PrincipalKind
+from upstander.kit.db import upsert_insert
 
 GENESIS = "0" * 64
 VERIFY_BATCH = 1000
@@ -94,10 +93,8 @@ def _hash_of(entry: AuditEntry) -> str:
 
 
 async def _locked_head(session: AsyncSession, org_id: uuid.UUID) -> AuditHead:
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
     await session.execute(
-        insert(AuditHead)
+        upsert_insert(session, AuditHead)
         .values(org_id=org_id, seq=0, hash=GENESIS)
         .on_conflict_do_nothing(index_elements=[AuditHead.org_id])
     )

@@ -12,8 +12,6 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, exists, false, func, inspect, or_, select, true
 from sqlalchemy import update as sql_update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -37,6 +35,7 @@ from upstander.cases.roles import CASE_MANAGER_VIEW
 from upstander.kit.auth import Principal, PrincipalKind, Role
 from upstander.kit.clock import Clock, for_reporter
 from upstander.kit.contracts import CaseRestricted
+from upstander.kit.db import upsert_insert
 from upstander.kit.errors import NotFound
 from upstander.kit.events import EventBus
 from upstander.kit.pagination import PageParams, paginate
@@ -61,10 +60,8 @@ async def next_sequence(session: AsyncSession, org_id: uuid.UUID, year: int) -> 
     One UPSERT ... RETURNING: on PostgreSQL the counter row stays locked until the transaction
     ends, so concurrent openings queue behind each other; on SQLite the write lock serialises
     them. A rolled-back opening gives its number back."""
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = (
-        insert(CaseCounter)
+        upsert_insert(session, CaseCounter)
         .values(org_id=org_id, year=year, last=1)
         .on_conflict_do_update(
             index_elements=[CaseCounter.org_id, CaseCounter.year],

@@ -17,8 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from upstander.cases.cases import service as cases
@@ -42,6 +40,7 @@ from upstander.cases.workflow.service import reporter_language
 from upstander.kit.clock import Clock
 from upstander.kit.contracts import CaseOpened
 from upstander.kit.crypto import Vault
+from upstander.kit.db import upsert_insert
 from upstander.kit.errors import Conflict, NotFound
 from upstander.kit.events import EventBus
 
@@ -132,11 +131,9 @@ async def _post_checkin(
 ) -> int:
     assert case.closed_at is not None
     checkin_id = uuid.uuid4()
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
     inserted = (
         await session.execute(
-            insert(RetaliationCheckin)
+            upsert_insert(session, RetaliationCheckin)
             .values(
                 id=checkin_id,
                 org_id=case.org_id,

@@ -17,8 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from upstander.cases.cases import deadlines
@@ -44,6 +42,7 @@ from upstander.kit.contracts import (
     CaseDeadlineMissed,
 )
 from upstander.kit.crypto import Vault
+from upstander.kit.db import upsert_insert
 from upstander.kit.events import EventBus
 from upstander.kit.loops import PeriodicTask, failure_summary
 
@@ -130,10 +129,8 @@ async def _record_notice(
     now: datetime,
 ) -> bool:
     """Insert the notice unless it exists; True when this call inserted it."""
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = (
-        insert(DeadlineNotice)
+        upsert_insert(session, DeadlineNotice)
         .values(
             id=uuid.uuid4(),
             org_id=case.org_id,
