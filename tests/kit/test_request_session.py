@@ -100,3 +100,36 @@ def test_an_app_whose_plain_route_asks_for_the_session_refuses_to_start(
 
     with pytest.raises(RuntimeError, match=r"CommittingRoutes .*GET /plain"):
         check_session_routes(app)
+
+
+async def test_a_read_on_sqlite_ends_without_a_commit_and_a_write_is_committed(
+    engine: AsyncEngine,
+) -> None:
+    """A read leaves no transaction open on SQLite: closing the session ends it, with no
+    commit (SQLAlchemy's bookkeeping for nothing). A Core write, which the session's ORM state
+    does not show, is still committed."""
+    commits: list[str] = []
+    app = _app(engine)
+
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    def committed(_session: Session) -> None:
+        commits.append("commit")
+
+    event.listen(Session, "after_commit", committed)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kit") as client:
+            assert (await client.get("/notes")).json() == []
+            assert commits == []
+            assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+            assert (await client.post("/notes/written")).status_code == 200
+            assert commits == ["commit"]
+            assert (await client.get("/notes")).json() == ["written"]
+            assert commits == ["commit"]
+        async with engine.connect() as connection:  # on the file, from another connection
+            found = (await connection.execute(text("SELECT body FROM notes"))).scalars().all()
+        assert found == ["written"]
+    finally:
+        event.remove(Session, "after_commit", committed)

@@ -380,6 +380,28 @@ def upsert_insert(session: AsyncSession, table: Any) -> Any:
     return insert(table)
 
 
+def _nothing_to_commit(session: AsyncSession) -> bool:
+    """Whether committing `session` would change nothing: no ORM change waits to be flushed
+    and its SQLite connection never began a write transaction (sqlite3 begins one before the
+    first INSERT, UPDATE or DELETE only; a read leaves none open). Closing the session then
+    ends the request as the commit would, without SQLAlchemy's commit bookkeeping (about 100
+    µs of a read's 1.5 ms: docs/performance.md). On PostgreSQL a transaction may hold writes
+    the session cannot see (Core statements): always committed."""
+    sync = session.sync_session
+    if sync.new or sync.dirty or sync.deleted:
+        return False
+    connections = getattr(sync.get_transaction(), "_connections", None)
+    if not connections:
+        return False
+    for connection, *_ in connections.values():
+        if connection.dialect.name != "sqlite":
+            return False
+        driver = getattr(connection.connection.dbapi_connection, "driver_connection", None)
+        if getattr(driver, "in_transaction", True):  # aiosqlite.Connection, as sqlite3's
+            return False
+    return True
+
+
 class CommittingRoute(APIRoute):
     """Commit the request's session after the endpoint returns and before the response leaves,
     so a failed commit is an error response, never a 200 for lost work (Polar's pattern); close
@@ -394,9 +416,13 @@ class CommittingRoute(APIRoute):
             try:
                 response = await handler(request)
                 session: AsyncSession | None = getattr(request.state, "db_session", None)
-                if session is not None and session.in_transaction():
+                after = getattr(request.state, "after_commit", None)
+                if (
+                    session is not None
+                    and session.in_transaction()
+                    and (after or not _nothing_to_commit(session))
+                ):
                     await session.commit()
-                    after = getattr(request.state, "after_commit", None)
                     if after:
                         for callback in after:
                             callback()
