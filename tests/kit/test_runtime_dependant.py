@@ -11,11 +11,22 @@ both."""
 from __future__ import annotations
 
 import collections
+from enum import StrEnum
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Cookie,
+    Depends,
+    FastAPI,
+    Header,
+    Query,
+    Request,
+    Response,
+)
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer, SecurityScopes
 from pydantic import BaseModel
@@ -67,6 +78,11 @@ async def stamped(response: Response, tasks: BackgroundTasks) -> None:
     tasks.add_task(TASKS.append, "ran")
 
 
+class Colour(StrEnum):
+    RED = "red"
+    BLUE = "blue"
+
+
 class Note(BaseModel):
     text: str
 
@@ -105,6 +121,27 @@ def routes(route_class: type[APIRoute]) -> APIRouter:
     @router.get("/sync")
     def sync_route(user: str = Depends(who), limit: int = Query(3)) -> dict[str, Any]:
         return {"user": user, "limit": limit}
+
+    @router.get("/shapes/{name}")
+    async def shapes(
+        name: str,
+        need: int = Query(..., ge=0),
+        tags: list[str] = Query([]),
+        colour: Colour = Query(Colour.RED),
+        text: str = Query("dflt", alias="query-text", min_length=2),
+        session_id: str | None = Cookie(None),
+        x_many: list[str] = Header([]),
+    ) -> dict[str, Any]:
+        tags.append("mine")  # a default handed out twice must be a copy
+        return {
+            "name": name,
+            "need": need,
+            "tags": tags,
+            "colour": colour,
+            "text": text,
+            "session": session_id,
+            "many": x_many,
+        }
 
     @router.post("/notes", status_code=201)
     async def note(note: Note, user: str = Depends(who)) -> dict[str, str]:
@@ -146,6 +183,16 @@ REQUESTS: list[tuple[str, str, dict[str, str], Any]] = [
     ("GET", "/v1/stamped", {}, None),
     ("GET", "/v1/sync?limit=9", {"authorization": "Bearer cy"}, None),
     ("GET", "/v1/sync?limit=nine", {"authorization": "Bearer cy"}, None),
+    ("GET", "/v1/shapes/a?need=1", {}, None),
+    ("GET", "/v1/shapes/a?need=1", {}, None),  # the list default is not the one mutated above
+    (
+        "GET",
+        "/v1/shapes/b?need=2&tags=x&tags=y&colour=blue&query-text=hey",
+        {"cookie": "session_id=s1", "x-many": "m1"},
+        None,
+    ),
+    ("GET", "/v1/shapes/c?tags=x&colour=green&query-text=h", {}, None),
+    ("GET", "/v1/shapes/d?need=-1&need=3", {}, None),
     ("POST", "/v1/notes", {"authorization": "Bearer di"}, {"text": "hello"}),
     ("POST", "/v1/notes", {"authorization": "Bearer di"}, {"text": 5}),
     ("POST", "/v1/notes", {}, {"text": 5}),
@@ -173,20 +220,8 @@ async def test_the_kit_route_answers_every_request_as_fastapis_solver_does() -> 
     for request, mine, fastapis in zip(REQUESTS, ours, theirs, strict=True):
         assert mine == fastapis, request
     # The answers are the ones meant, not just equal.
-    assert [status for status, _, _ in ours] == [
-        200,
-        200,
-        422,
-        422,
-        401,
-        200,
-        203,
-        200,
-        422,
-        201,
-        422,
-        401,
-    ]
+    statuses = [200, 200, 422, 422, 401, 200, 203, 200, 422, 200, 200, 200, 422, 200, 201, 422]
+    assert [status for status, _, _ in ours] == [*statuses, 401]
     both = ours[2][1]["detail"]
     assert [e["loc"] for e in both] == [
         ["query", "limit"],
@@ -196,6 +231,22 @@ async def test_the_kit_route_answers_every_request_as_fastapis_solver_does() -> 
     ]
     assert ours[5][1] == {"gated": "bo:", "again": "bo:", "user": "bo"}
     assert ours[6][2] == "yes"
+    assert ours[10][1]["tags"] == ["mine"]
+    assert ours[11][1] == {
+        "name": "b",
+        "need": 2,
+        "tags": ["x", "y", "mine"],
+        "colour": "blue",
+        "text": "hey",
+        "session": "s1",
+        "many": ["m1"],
+    }
+    assert [e["loc"] for e in ours[12][1]["detail"]] == [
+        ["query", "need"],
+        ["query", "colour"],
+        ["query", "query-text"],
+    ]
+    assert ours[13][1]["need"] == 3  # the last of a repeated key, as Starlette's get
 
 
 async def test_each_dependency_runs_once_and_documentation_only_schemes_never() -> None:
@@ -256,6 +307,7 @@ def test_only_a_tree_without_a_body_is_planned() -> None:
         "/scoped": True,
         "/stamped": True,
         "/sync": True,
+        "/shapes/{name}": True,
         "/notes": False,  # FastAPI reads and parses a body before it solves: left to FastAPI
     }
 

@@ -8,13 +8,23 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from copy import deepcopy
 from dataclasses import dataclass, replace
+from enum import Enum
 from operator import attrgetter
 from typing import Any
 
+import fastapi.params
 import fastapi.routing
+from fastapi._compat import field_annotation_is_sequence, get_missing_field_error
 from fastapi.dependencies.models import _get_cache_key, _get_oauth_scopes
-from fastapi.dependencies.utils import request_params_to_args, solve_dependencies
+from fastapi.dependencies.utils import (
+    _get_param_aliases,
+    _get_param_model,
+    _is_json_field,
+    request_params_to_args,
+    solve_dependencies,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import SecurityScopes
 from starlette.concurrency import run_in_threadpool
@@ -102,6 +112,77 @@ def runtime_dependant(documented: Any) -> Any:
 _REQUEST, _RESPONSE, _TASKS = "_upstander_request", "_upstander_response", "_upstander_tasks"
 
 
+_IMMUTABLE_DEFAULTS = (type(None), bool, int, float, str, bytes, Enum)
+
+
+@dataclass(frozen=True, slots=True)
+class _Param:
+    """One path, query, header or cookie parameter as `_Plan` reads it: what FastAPI's
+    `request_params_to_args` works out about the field on every request (its request key,
+    whether it takes every value of a repeated key, whether its default must be copied),
+    worked out once. A parameter FastAPI reads another way (a parameter model, several
+    aliases) is read by FastAPI's function."""
+
+    field: Any
+    name: str
+    alias: str
+    loc: tuple[str, str]
+    many: bool  # a list parameter of the query or the headers: every value of the key
+    sequence: bool  # a list parameter: an empty one is a missing one
+    required: bool
+    default: Any
+    copy_default: bool
+    validate_default: bool
+    by_fastapi: bool
+
+    @classmethod
+    def of(cls, field: Any, *, multi: bool) -> _Param:
+        info = field.field_info
+        aliases = _get_param_aliases(field)
+        sequence = field_annotation_is_sequence(info.annotation)
+        default = None if info.is_required() else field.default
+        return cls(
+            field=field,
+            name=field.name,
+            alias=aliases[0][1],
+            loc=(info.in_.value, aliases[0][1]),
+            many=multi and sequence and not _is_json_field(field),
+            sequence=sequence,
+            required=info.is_required(),
+            default=default,
+            copy_default=not isinstance(default, _IMMUTABLE_DEFAULTS),
+            validate_default=bool(info.validate_default),
+            by_fastapi=(
+                _get_param_model(field) is not None
+                or len(aliases) != 1
+                or not isinstance(info, fastapi.params.Param)
+            ),
+        )
+
+    def read(self, source: Any, values: dict[str, Any], errors: list[Any]) -> None:
+        """As `request_params_to_args` reads the field from `source`: into `values`, or its
+        errors into `errors`."""
+        if self.by_fastapi:
+            given, wrong = request_params_to_args([self.field], source)
+            values.update(given)
+            errors.extend(wrong)
+            return
+        value = source.getlist(self.alias) if self.many else source.get(self.alias)
+        if value is None or (self.sequence and len(value) == 0):
+            if self.required:
+                errors.append(get_missing_field_error(loc=self.loc))
+                return
+            value = deepcopy(self.default) if self.copy_default else self.default
+            if not self.validate_default:
+                values[self.name] = value
+                return
+        validated, wrong = self.field.validate(value, values, loc=self.loc)
+        if wrong:
+            errors.extend(wrong)
+        else:
+            values[self.name] = validated
+
+
 @dataclass(frozen=True, slots=True)
 class _Step:
     """One dependency (or the endpoint) as `_Plan` solves it: everything FastAPI works out
@@ -112,7 +193,7 @@ class _Step:
     key: Any
     use_cache: bool
     subs: tuple[_Step, ...]
-    params: tuple[tuple[Callable[[Any], Any], list[Any]], ...]  # (where in the request, fields)
+    params: tuple[tuple[Callable[[Any], Any], tuple[_Param, ...]], ...]  # (where, which)
     request_names: tuple[str, ...]  # Request and HTTPConnection parameters
     response_name: str | None
     tasks_name: str | None
@@ -122,12 +203,12 @@ class _Step:
     @classmethod
     def of(cls, node: Any) -> _Step:
         params = tuple(
-            (attrgetter(source), list(fields))
-            for source, fields in (
-                ("path_params", node.path_params),
-                ("query_params", node.query_params),
-                ("headers", node.header_params),
-                ("cookies", node.cookie_params),
+            (attrgetter(source), tuple(_Param.of(field, multi=multi) for field in fields))
+            for source, fields, multi in (
+                ("path_params", node.path_params, False),
+                ("query_params", node.query_params, True),
+                ("headers", node.header_params, True),
+                ("cookies", node.cookie_params, False),
             )
             if fields
         )
@@ -244,9 +325,9 @@ class _Plan:
             if sub.name is not None:
                 values[sub.name] = solved
         for where, fields in step.params:
-            given, wrong = request_params_to_args(fields, where(request))
-            values.update(given)
-            errors.extend(wrong)
+            source = where(request)
+            for field in fields:
+                field.read(source, values, errors)
         for name in step.request_names:
             values[name] = request
         if step.tasks_name:
