@@ -374,10 +374,12 @@ def upsert_insert(session: AsyncSession, table: Any) -> Any:
     SQLite's. The dialect's module is imported when first asked for, so that an app on SQLite
     never loads PostgreSQL's (its modules are 2-3 MB of memory: docs/performance.md)."""
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 def _nothing_to_commit(session: AsyncSession) -> bool:
