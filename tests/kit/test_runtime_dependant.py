@@ -26,9 +26,10 @@ from fastapi import (
     Query,
     Request,
     Response,
+    Security,
 )
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPBearer, SecurityScopes
+from fastapi.security import APIKeyHeader, HTTPBearer, SecurityScopes
 from pydantic import BaseModel
 
 from upstander.kit.db import CommittingRoute
@@ -76,6 +77,17 @@ async def stamped(response: Response, tasks: BackgroundTasks) -> None:
     response.headers["X-Stamp"] = "yes"
     response.status_code = 203
     tasks.add_task(TASKS.append, "ran")
+
+
+API_KEY = APIKeyHeader(name="x-key", auto_error=False)  # a scheme whose value is read
+
+
+async def keyed(key: str | None = Depends(API_KEY)) -> str:
+    return f"key:{key}"
+
+
+async def twice(first: str = Depends(keyed), second: str = Depends(keyed)) -> str:
+    return f"{first}|{second}"
 
 
 class Colour(StrEnum):
@@ -143,6 +155,10 @@ def routes(route_class: type[APIRoute]) -> APIRouter:
             "many": x_many,
         }
 
+    @router.get("/keyed")
+    async def keyed_route(both: str = Security(twice, scopes=["s"])) -> dict[str, str]:
+        return {"both": both}
+
     @router.post("/notes", status_code=201)
     async def note(note: Note, user: str = Depends(who)) -> dict[str, str]:
         return {"text": note.text, "user": user}
@@ -193,6 +209,8 @@ REQUESTS: list[tuple[str, str, dict[str, str], Any]] = [
     ),
     ("GET", "/v1/shapes/c?tags=x&colour=green&query-text=h", {}, None),
     ("GET", "/v1/shapes/d?need=-1&need=3", {}, None),
+    # a dependency met twice under scopes, its tree holding a scheme whose value is read
+    ("GET", "/v1/keyed", {"x-key": "abc"}, None),
     ("POST", "/v1/notes", {"authorization": "Bearer di"}, {"text": "hello"}),
     ("POST", "/v1/notes", {"authorization": "Bearer di"}, {"text": 5}),
     ("POST", "/v1/notes", {}, {"text": 5}),
@@ -220,8 +238,9 @@ async def test_the_kit_route_answers_every_request_as_fastapis_solver_does() -> 
     for request, mine, fastapis in zip(REQUESTS, ours, theirs, strict=True):
         assert mine == fastapis, request
     # The answers are the ones meant, not just equal.
-    statuses = [200, 200, 422, 422, 401, 200, 203, 200, 422, 200, 200, 200, 422, 200, 201, 422]
-    assert [status for status, _, _ in ours] == [*statuses, 401]
+    statuses = [200, 200, 422, 422, 401, 200, 203, 200, 422, 200, 200, 200, 422, 200, 200]
+    assert [status for status, _, _ in ours] == [*statuses, 201, 422, 401]
+    assert ours[14][1] == {"both": "key:abc|key:abc"}
     both = ours[2][1]["detail"]
     assert [e["loc"] for e in both] == [
         ["query", "limit"],
@@ -308,6 +327,7 @@ def test_only_a_tree_without_a_body_is_planned() -> None:
         "/stamped": True,
         "/sync": True,
         "/shapes/{name}": True,
+        "/keyed": False,  # a scheme instance (not a coroutine function): FastAPI's solver
         "/notes": False,  # FastAPI reads and parses a body before it solves: left to FastAPI
     }
 

@@ -97,12 +97,19 @@ def runtime_dependant(documented: Any) -> Any:
     solved: set[Any] = set()
 
     def visit(node: Any) -> Any:
-        key = _get_cache_key(dependant=node)
-        if node.use_cache and key in solved and not _has_parameters(node):
-            return replace(node, dependencies=[])
+        # A cache key depends on the tree under a node (whether anything in it uses scopes):
+        # a sub-tree is left out only when the node keeps the key it was cached under.
+        alone = replace(node, dependencies=[])
+        if (
+            node.use_cache
+            and not _has_parameters(node)
+            and _get_cache_key(dependant=alone) in solved
+        ):
+            return alone
         kept = [visit(sub) for sub in node.dependencies if not _is_documentation_only(sub)]
-        solved.add(key)
-        return replace(node, dependencies=kept)
+        runtime = replace(node, dependencies=kept)
+        solved.add(_get_cache_key(dependant=runtime))
+        return runtime
 
     pruned = visit(documented)
     return _Plan.root_for(pruned) if _Plan.can_solve(pruned) else pruned
