@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import threading
 import uuid
@@ -533,3 +534,26 @@ async def test_the_sign_in_form_offers_sso_when_the_organisation_has_it(
     )
     assert page.status_code == 200
     assert "login=sso" in page.text
+
+
+def test_a_gateway_without_sso_sign_ins_never_loads_authlib() -> None:
+    """Authlib and joserfc are imported at the first SSO sign-in, not with the gateway."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from upstander.gateway.app import create_app\n"
+        "from upstander.gateway.settings import Settings\n"
+        "create_app(Settings())\n"
+        "print(sorted({n.split('.')[0] for n in sys.modules} & {'authlib', 'joserfc'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "UPSTANDER_MODE": "dev"},
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"
