@@ -395,12 +395,15 @@ def _nothing_to_commit(session: AsyncSession) -> bool:
     connections = getattr(sync.get_transaction(), "_connections", None)
     if not connections:
         return False
-    for connection, *_ in connections.values():
-        if connection.dialect.name != "sqlite":
-            return False
-        driver = getattr(connection.connection.dbapi_connection, "driver_connection", None)
-        if getattr(driver, "in_transaction", True):  # aiosqlite.Connection, as sqlite3's
-            return False
+    try:
+        for connection, *_ in connections.values():
+            if connection.dialect.name != "sqlite":
+                return False
+            driver = getattr(connection.connection.dbapi_connection, "driver_connection", None)
+            if getattr(driver, "in_transaction", True):  # aiosqlite.Connection, as sqlite3's
+                return False
+    except Exception:  # a connection closed or invalidated meanwhile: let the commit say how
+        return False
     return True
 
 
