@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -324,7 +326,8 @@ _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch"})
 def document_body_errors(app: FastAPI) -> None:
     """Document, on every operation that takes a request body, the 400 problem its body gets
     when it cannot be parsed (`malformed-json`, or FastAPI's "error parsing the body" for an
-    undecodable form): the handlers above answer it on every route, so every route says so."""
+    undecodable form): the handlers above answer it on every route, so every route says so. And
+    the `Problem` component that `problem_responses` refers to."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -344,12 +347,12 @@ def document_body_errors(app: FastAPI) -> None:
                             },
                         }
                         added = True
-        if added:
+        if added or _REF.format(model="Problem") in json.dumps(schema.get("paths", {})):
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-            definition = Problem.model_json_schema(ref_template=_REF)
-            for name, sub_schema in definition.pop("$defs", {}).items():
-                schemas.setdefault(name, sub_schema)
-            schemas.setdefault("Problem", definition)
+            for name, definition in _problem_components().items():
+                schemas.setdefault(name, definition)
+            # FastAPI keeps the components in name order
+            schema["components"]["schemas"] = dict(sorted(schemas.items()))
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -358,12 +361,31 @@ def document_body_errors(app: FastAPI) -> None:
 _REF = "#/components/schemas/{model}"
 
 
+@functools.cache
+def _problem_components() -> dict[str, Any]:
+    """The `Problem` component and those it refers to, exactly as FastAPI writes a response
+    model's (in the document only: built when the document is)."""
+    probe = FastAPI(openapi_url="/openapi.json")
+
+    @probe.get("/", responses={400: {"model": Problem}})
+    async def _probe() -> None:
+        return None
+
+    schemas: dict[str, Any] = probe.openapi()["components"]["schemas"]
+    return {name: schemas[name] for name in schemas if name in ("Problem", "FieldError")}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route: each listed status documented as problem+json."""
+    """`responses=` for a route: each listed status documented as a `Problem` (problem+json,
+    and application/json as OpenAPI always showed it). The schema is referenced, not given as
+    `model=`: FastAPI builds a pydantic adapter for every `model` of every route (twice for a
+    route of an included router), about 8 KB each and never used to answer a request, some 3
+    MB an app (docs/performance.md). `document_body_errors` adds the `Problem` component to
+    the document."""
+    schema = {"schema": {"$ref": _REF.format(model="Problem")}}
     return {
         status: {
-            "model": Problem,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "content": {PROBLEM_JSON: dict(schema), "application/json": dict(schema)},
             "description": _STATUS_SLUGS.get(status, ("", "Error"))[1],
         }
         for status in statuses
