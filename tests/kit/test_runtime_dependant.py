@@ -11,6 +11,7 @@ both."""
 from __future__ import annotations
 
 import collections
+import itertools
 from enum import StrEnum
 from typing import Any
 
@@ -36,6 +37,8 @@ from upstander.kit.db import CommittingRoute
 from upstander.kit.routing import documentation_only, original_routes, runtime_dependant
 
 CALLS: collections.Counter[str] = collections.Counter()
+COUNTER = itertools.count()
+LAST_STAMP: dict[str, int] = {}
 TASKS: list[str] = []
 
 
@@ -143,8 +146,11 @@ def routes(route_class: type[APIRoute]) -> APIRouter:
         text: str = Query("dflt", alias="query-text", min_length=2),
         session_id: str | None = Cookie(None),
         x_many: list[str] = Header([]),
+        stamp: int = Query(default_factory=lambda: next(COUNTER)),
     ) -> dict[str, Any]:
         tags.append("mine")  # a default handed out twice must be a copy
+        previous = LAST_STAMP.get(route_class.__name__)
+        LAST_STAMP[route_class.__name__] = stamp
         return {
             "name": name,
             "need": need,
@@ -153,6 +159,7 @@ def routes(route_class: type[APIRoute]) -> APIRouter:
             "text": text,
             "session": session_id,
             "many": x_many,
+            "fresh_default": stamp != previous,  # a default factory is called per request
         }
 
     @router.get("/keyed")
@@ -259,7 +266,9 @@ async def test_the_kit_route_answers_every_request_as_fastapis_solver_does() -> 
         "text": "hey",
         "session": "s1",
         "many": ["m1"],
+        "fresh_default": True,
     }
+    assert ours[10][1]["fresh_default"] is True
     assert [e["loc"] for e in ours[12][1]["detail"]] == [
         ["query", "need"],
         ["query", "colour"],

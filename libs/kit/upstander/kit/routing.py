@@ -128,7 +128,7 @@ class _Param:
     `request_params_to_args` works out about the field on every request (its request key,
     whether it takes every value of a repeated key, whether its default must be copied),
     worked out once. A parameter FastAPI reads another way (a parameter model, several
-    aliases) is read by FastAPI's function."""
+    aliases) or whose default comes from a factory is read by FastAPI's function."""
 
     field: Any
     name: str
@@ -163,6 +163,7 @@ class _Param:
                 _get_param_model(field) is not None
                 or len(aliases) != 1
                 or not isinstance(info, fastapi.params.Param)
+                or info.default_factory is not None  # called afresh for every request
             ),
         )
 
