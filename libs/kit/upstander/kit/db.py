@@ -208,6 +208,13 @@ def make_engine(
     return engine
 
 
+def _sqlite_transaction_open(dbapi_connection: Any) -> bool:
+    """Whether a SQLite connection has a transaction open, as sqlite3 itself tells (it opens
+    one before the first INSERT, UPDATE or DELETE only); True when it cannot tell."""
+    driver = getattr(dbapi_connection, "driver_connection", None)  # aiosqlite.Connection
+    return bool(getattr(driver, "in_transaction", True))
+
+
 def _skip_idle_transaction_ends(dialect: Any) -> None:
     """sqlite3's `commit()` and `rollback()` do nothing when no transaction is open (CPython
     asks SQLite first, `sqlite3_get_autocommit`), yet through aiosqlite each is a round trip
@@ -215,16 +222,12 @@ def _skip_idle_transaction_ends(dialect: Any) -> None:
     on return) for nothing: ask the connection, as CPython would, before the trip."""
     commit, rollback = dialect.do_commit, dialect.do_rollback
 
-    def transaction_open(dbapi_connection: Any) -> bool:
-        driver = getattr(dbapi_connection, "driver_connection", None)  # aiosqlite.Connection
-        return bool(getattr(driver, "in_transaction", True))
-
     def do_commit(dbapi_connection: Any) -> None:
-        if transaction_open(dbapi_connection):
+        if _sqlite_transaction_open(dbapi_connection):
             commit(dbapi_connection)
 
     def do_rollback(dbapi_connection: Any) -> None:
-        if transaction_open(dbapi_connection):
+        if _sqlite_transaction_open(dbapi_connection):
             rollback(dbapi_connection)
 
     dialect.do_commit = do_commit
@@ -384,8 +387,8 @@ def upsert_insert(session: AsyncSession, table: Any) -> Any:
 
 def _nothing_to_commit(session: AsyncSession) -> bool:
     """Whether committing `session` would change nothing: no ORM change waits to be flushed
-    and its SQLite connection never began a write transaction (sqlite3 begins one before the
-    first INSERT, UPDATE or DELETE only; a read leaves none open). Closing the session then
+    and its SQLite connection never began a write transaction (`_sqlite_transaction_open`; a
+    read leaves none open). Closing the session then
     ends the request as the commit would, without SQLAlchemy's commit bookkeeping (about 100
     µs of a read's 1.5 ms: docs/performance.md). On PostgreSQL a transaction may hold writes
     the session cannot see (Core statements): always committed."""
@@ -399,8 +402,7 @@ def _nothing_to_commit(session: AsyncSession) -> bool:
         for connection, *_ in connections.values():
             if connection.dialect.name != "sqlite":
                 return False
-            driver = getattr(connection.connection.dbapi_connection, "driver_connection", None)
-            if getattr(driver, "in_transaction", True):  # aiosqlite.Connection, as sqlite3's
+            if _sqlite_transaction_open(connection.connection.dbapi_connection):
                 return False
     except Exception:  # a connection closed or invalidated meanwhile: let the commit say how
         return False
