@@ -247,10 +247,10 @@ class _Plan:
     real endpoint. With dependency overrides set (tests) it hands the request to FastAPI's
     solver, which applies them."""
 
-    def __init__(self, documented: Any) -> None:
-        self.documented = documented
-        self.root = _Step.of(documented)
-        self.endpoint_is_async = inspect.iscoroutinefunction(documented.call)
+    def __init__(self, tree: Any) -> None:
+        self.tree = tree  # the pruned tree: what FastAPI's solver gets when overrides are set
+        self.root = _Step.of(tree)
+        self.endpoint_is_async = inspect.iscoroutinefunction(tree.call)
 
     @staticmethod
     def can_solve(root: Any) -> bool:
@@ -351,7 +351,7 @@ class _Plan:
     ) -> tuple[dict[str, Any], list[Any]]:
         solved = await solve_dependencies(
             request=request,
-            dependant=self.documented,
+            dependant=self.tree,
             background_tasks=tasks,
             response=response,
             dependency_overrides_provider=request.app,
