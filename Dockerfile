@@ -34,7 +34,9 @@ RUN uv sync --frozen --no-dev --package "upstander-${SERVICE}" --no-install-work
 
 # Then the code: the kit, the app (with its migrations) and the migration script. The other
 # apps' folders go once the environment is built: an image carries only its own app. The
-# code is compiled here because the containers run on a read-only filesystem.
+# code is compiled here because the containers run on a read-only filesystem: our code as it
+# is (the apps keep its docstrings under -OO: upstander.kit.own_code), the installed packages
+# for -OO as well (`-o 2`), which is how the apps run.
 COPY libs ./libs
 COPY gateway ./gateway
 COPY services ./services
@@ -43,11 +45,14 @@ RUN uv sync --frozen --no-dev --package "upstander-${SERVICE}" \
     && if [ "${SERVICE}" != gateway ]; then rm -rf gateway; fi \
     && find services -mindepth 1 -maxdepth 1 ! -name "${SERVICE}" -exec rm -rf {} + \
     && python -m compileall -q -x '/\.venv/' /app \
+    && python -m compileall -q -o 2 /app/.venv \
     && mkdir -p var
 
 FROM python:${PYTHON_VERSION}-slim
 ARG SERVICE
-RUN groupadd --system --gid 10001 upstander \
+# The standard library compiled for -OO too, as the read-only containers cannot cache it.
+RUN python -OO -m compileall -q "$(python -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')" \
+    && groupadd --system --gid 10001 upstander \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home upstander
 # The code belongs to root (the app cannot change it); only var/ is the app's.
 COPY --from=build /app /app
@@ -68,4 +73,6 @@ LABEL org.opencontainers.image.title="upstander-${SERVICE}"
 USER 10001:10001
 EXPOSE 8000-8004
 # `exec`: the app is PID 1 and gets SIGTERM itself (uvicorn drains, then stops).
-CMD ["/bin/sh", "-c", "exec python -m \"upstander.${UPSTANDER_APP}\""]
+# `-OO`: the apps run without the docstrings of the standard library and the installed
+# packages (5 MB an app; docs/performance.md); our own code keeps its (upstander.kit.own_code).
+CMD ["/bin/sh", "-c", "exec python -OO -m \"upstander.${UPSTANDER_APP}\""]

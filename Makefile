@@ -29,6 +29,8 @@ $(STAMP): uv.lock pyproject.toml
 	@if command -v uv >/dev/null 2>&1; then set -x; uv sync --all-packages --frozen --compile-bytecode; \
 	else python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv; \
 		set -x; python3 -m uv sync --all-packages --frozen --compile-bytecode; fi
+	@# The apps run under -OO (upstander.kit.own_code): the packages' bytecode for that too.
+	.venv/bin/python -OO -m compileall -q -j 0 .venv/lib >/dev/null
 	@touch $@
 
 run: install

@@ -230,7 +230,7 @@ class Platform:
 
     def command(self, name: str) -> list[str]:
         """The command line of one app."""
-        return [self.python, "-m", f"upstander.{name}"]
+        return [self.python, "-OO", "-m", f"upstander.{name}"]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
