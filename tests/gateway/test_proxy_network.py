@@ -1,7 +1,7 @@
 """The proxy over real sockets: the same promises as tests/gateway/test_proxy.py, kept by the
-client the gateway uses on the network (aiohttp's pool), with the services served by uvicorn on
-loopback ports. test_proxy.py routes services in-process (an httpx transport); the tests of it
-that need only a `client` run here again, against this module's fixtures."""
+client the gateway uses on the network (its own HTTP/1.1 pool), with the services served by
+uvicorn on loopback ports. test_proxy.py routes services in-process (an httpx transport); the
+tests of it that need only a `client` run here again, against this module's fixtures."""
 
 from __future__ import annotations
 
@@ -141,13 +141,13 @@ def _lines(response: httpx.Response) -> list[str]:
 
 
 async def test_the_network_client_is_the_one_in_use(client: httpx.AsyncClient):
-    from upstander.gateway.proxy.client import AiohttpForwarder
+    from upstander.gateway.proxy.client import H1Forwarder
 
     await client.get("/cases/v1/headers")
     transport = client._transport
     assert isinstance(transport, httpx.ASGITransport)
     pool = transport.app.state.upstreams  # type: ignore[attr-defined]
-    assert isinstance(pool.forwarder("cases"), AiohttpForwarder)
+    assert isinstance(pool.forwarder("cases"), H1Forwarder)
 
 
 async def test_the_service_host_is_sent_and_internal_headers_are_not(

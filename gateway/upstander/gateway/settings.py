@@ -103,10 +103,10 @@ class Settings(KitSettings):
     # The proxy's connections to each service. Bodies up to `proxy_buffer_body_bytes` are read
     # whole before the service is asked, so a slow client never holds a service connection;
     # larger ones are streamed, at most `proxy_max_streamed_uploads` at once per service
-    # (over it: 503), so slow uploads can take only that share of the pool. The proxy's aiohttp
-    # pool (proxy/client.py) is bounded by `proxy_max_connections` alone, idle ones included;
-    # `proxy_max_keepalive_connections` bounds the httpx pool an app made with `transport=`
-    # (the tests' in-process services) forwards through.
+    # (over it: 503), so slow uploads can take only that share of the pool. The proxy's own
+    # HTTP/1.1 pool (proxy/client.py) is bounded by `proxy_max_connections` alone, idle ones
+    # included; `proxy_max_keepalive_connections` bounds the httpx pool an app made with
+    # `transport=` (the tests' in-process services) forwards through.
     proxy_max_connections: int = Field(default=200, ge=1)
     proxy_max_keepalive_connections: int = Field(default=50, ge=0)
     proxy_buffer_body_bytes: int = Field(default=1024 * 1024, ge=0)

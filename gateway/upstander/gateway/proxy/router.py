@@ -13,8 +13,8 @@ through), its routes are tried in front of the whole app (`ProxyLane`: the edge'
 the proxy, without FastAPI's outer layers and the router; matching a proxied path against the
 gateway's hundred-odd routes first cost more than forwarding it), a small answer with a
 Content-Length (up to `RESPONSE_BUFFER_BYTES`) is read whole and sent in one message, and the
-header sets, base URLs and settings are worked out once. The client is aiohttp's pool
-(`upstander.gateway.proxy.client`).
+header sets, base URLs and settings are worked out once. The client is the gateway's own
+HTTP/1.1 pool (`upstander.gateway.proxy.client`).
 """
 
 from __future__ import annotations

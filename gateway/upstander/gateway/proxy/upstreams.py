@@ -5,8 +5,8 @@ look down.
 
 Each pool has two kinds of client per service: `client(service)`, an `httpx.AsyncClient` for
 the gateway's own calls (merged docs, web pages, health), and `forwarder(service)`, what the
-proxy forwards requests with (`upstander.gateway.proxy.client`): aiohttp on the network, or
-the httpx client when the pool was given a `transport` (tests)."""
+proxy forwards requests with (`upstander.gateway.proxy.client`): its own HTTP/1.1 pool on the
+network, or the httpx client when the pool was given a `transport` (tests)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from upstander.gateway.proxy.client import AiohttpForwarder, Forwarder, HttpxForwarder
+from upstander.gateway.proxy.client import Forwarder, H1Forwarder, HttpxForwarder
 from upstander.kit.http import tls_context
 
 SERVICES: tuple[str, ...] = ("intake", "cases", "training", "notify")
@@ -42,7 +42,7 @@ class UpstreamPool:
 
     `max_connections` / `max_keepalive_connections` bound each client's pool (default: the
     settings' `proxy_max_connections` / `proxy_max_keepalive_connections`); the forwarders'
-    aiohttp pools are bounded by `max_connections` alone, idle connections included."""
+    pools are bounded by `max_connections` alone, idle connections included."""
 
     def __init__(
         self,
@@ -90,7 +90,7 @@ class UpstreamPool:
         forwarder = self._forwarders.get(service)
         if forwarder is None:
             if self.transport is None:
-                forwarder = AiohttpForwarder(
+                forwarder = H1Forwarder(
                     self.base_url(service),
                     connect_timeout=float(self.settings.http_connect_timeout),
                     read_timeout=float(self.settings.http_read_timeout),
