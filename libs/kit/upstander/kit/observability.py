@@ -27,14 +27,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Scope
 
 from upstander.kit.clock import coarse
 from upstander.kit.edge import EdgeMiddleware, Exchange
+from upstander.kit.metrics import CONTENT_TYPE, Counter, Histogram, Registry
 
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -333,7 +332,7 @@ class Metrics:
     """Per-app registry (several apps can live in one test process)."""
 
     def __init__(self, service: str) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = Registry()
         self.requests = Counter(
             "http_requests_total",
             "HTTP requests",
@@ -349,7 +348,7 @@ class Metrics:
         self.service = service
 
     def render(self) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(self.registry.render(), media_type=CONTENT_TYPE)
 
 
 # Label sets kept per access step; past this many (methods are the client's to choose) the
