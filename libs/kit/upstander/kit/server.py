@@ -8,6 +8,8 @@ a problem document; these are the server's own backstops under them.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 from upstander.kit.settings import KitSettings
@@ -16,9 +18,8 @@ from upstander.kit.settings import KitSettings
 def serve(app: Any, *, settings: KitSettings, host: str, port: int) -> None:
     """Serve `app` (an app, or the `module:factory` path of one) until stopped. Logging is the
     kit's (configured in the lifespan), not uvicorn's. uvicorn is imported here, after the kit
-    has kept what no app process uses out of memory (`upstander.kit`)."""
-    import uvicorn
-
+    has kept what no app process uses out of memory (`upstander.kit`, `import_uvicorn`)."""
+    uvicorn = import_uvicorn()
     uvicorn.run(
         app,
         factory=isinstance(app, str),
@@ -46,3 +47,44 @@ def server_options(settings: KitSettings) -> dict[str, Any]:
         # No app serves WebSockets: don't load a WebSocket implementation into every process.
         "ws": "none",
     }
+
+
+def _click_stand_in() -> types.ModuleType:
+    """Just enough of click for `uvicorn.main` to be defined: its decorators leave the command
+    line's function as it is, its parameter types are inert. Nothing in it can run a command."""
+    module = types.ModuleType("click", "A stand-in: uvicorn's command line is not served here.")
+
+    def decorator(*_args: Any, **_kwargs: Any) -> Any:
+        return lambda function: function
+
+    class ParamType:
+        def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+            return None
+
+    def echo(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("uvicorn's command line does not run in an Upstander app process")
+
+    module.command = module.option = module.argument = decorator  # type: ignore[attr-defined]
+    module.Choice = module.Path = ParamType  # type: ignore[attr-defined]
+    module.Context = module.Parameter = object  # type: ignore[attr-defined]
+    module.echo = echo  # type: ignore[attr-defined]
+    return module
+
+
+def import_uvicorn() -> types.ModuleType:
+    """uvicorn, without click. uvicorn's package imports its command line (`uvicorn.main`), and
+    with it click: 1.4–2.4 MB of every app for a command line no app process runs (`uvicorn.run`
+    does not use click). While uvicorn is imported, `click` is a stand-in that lets that module
+    be defined; then it is taken away again, so anything else importing click gets click."""
+    if "uvicorn" in sys.modules or "click" in sys.modules:
+        import uvicorn
+
+        return uvicorn
+    stand_in = _click_stand_in()
+    sys.modules["click"] = stand_in
+    try:
+        import uvicorn
+    finally:
+        if sys.modules.get("click") is stand_in:
+            del sys.modules["click"]
+    return uvicorn
