@@ -211,3 +211,27 @@ async def test_a_request_waits_for_a_free_connection_and_gives_up_after_the_time
         await _closing(server, forwarder)
 
     assert 0.25 <= waited < 1.0  # connect + read timeouts: 0.3 s
+
+
+async def test_an_answer_then_a_hang_up_during_the_upload_is_still_the_answer() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _head(reader)
+        writer.write(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\n\r\nno")
+        await writer.drain()
+        writer.close()
+
+    async def upload() -> AsyncIterator[bytes]:
+        for _ in range(200):
+            yield b"u" * 65536
+            await asyncio.sleep(0.005)
+
+    server, port = await _server(handler)
+    forwarder = _forwarder(port, read_timeout=5.0)
+    try:
+        reply = await asyncio.wait_for(forwarder.send("POST", "/up", [], upload()), 5)
+        body = await reply.read()
+        await reply.aclose()
+    finally:
+        await _closing(server, forwarder)
+
+    assert (reply.status, body) == (403, b"no")

@@ -564,6 +564,7 @@ class H1Forwarder:
                 framing = b"" if given is not None else b"transfer-encoding: chunked\r\n"
                 connection.write(self._head(method, target, headers, framing))
                 writer = asyncio.ensure_future(self._write_body(connection, body, given is None))
+                writer.add_done_callback(_retrieved)
             await self._await_head(reply, writer)
         except BaseException:
             if writer is not None and not writer.done():
@@ -587,7 +588,7 @@ class H1Forwarder:
                 await asyncio.wait({head, writer}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 head.cancel()
-            if writer.done():
+            if writer.done() and not reply.head_done:
                 error = writer.exception()
                 if error is not None:
                     raise error  # the body's own (too large), or the service's (timeout, closed)
@@ -620,6 +621,13 @@ class H1Forwarder:
         for waiter in waiters:
             if not waiter.done():
                 waiter.cancel()
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """A body writer's error is the exchange's to raise, or no one's once the service has
+    answered: never asyncio's "exception was never retrieved"."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _declared(headers: Sequence[tuple[str, str]]) -> int | None:
