@@ -32,6 +32,8 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -693,3 +695,18 @@ class TokenMinter:
             claims["report"] = str(report)
         claims.update(extra)
         return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"kid": self.kid})
+
+
+def python_output(script: str, *flags: str, timeout: float = 120) -> list[str]:
+    """The lines a fresh interpreter (this one, with `flags`) prints running `script` in dev
+    mode: what a module loads or leaves out is only seen in a process of its own."""
+    done = subprocess.run(
+        [sys.executable, *flags, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "UPSTANDER_MODE": "dev"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()

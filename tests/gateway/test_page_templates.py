@@ -3,9 +3,7 @@ a gateway that serves only the API never holds them (docs/performance.md)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from helpers import python_output
 
 _SCRIPT = """
 import sys
@@ -21,13 +19,4 @@ print("jinja2" in sys.modules, pages.templates() is pages.templates(), template.
 
 
 def test_jinja2_is_loaded_with_the_first_page_not_with_the_gateway() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "UPSTANDER_MODE": "dev"},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-2:] == ["False", "True True message.html"]
+    assert python_output(_SCRIPT)[-2:] == ["False", "True True message.html"]

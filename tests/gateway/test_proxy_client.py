@@ -38,6 +38,13 @@ def _forwarder(port: int, **overrides: float) -> H1Forwarder:
     )
 
 
+async def _upload(chunks: int, pause: float) -> AsyncIterator[bytes]:
+    """A slow upload of `chunks` times 64 KiB."""
+    for _ in range(chunks):
+        yield b"u" * 65536
+        await asyncio.sleep(pause)
+
+
 async def _closing(server: asyncio.Server, forwarder: H1Forwarder) -> None:
     await forwarder.aclose()
     server.close()
@@ -162,15 +169,10 @@ async def test_an_answer_before_the_upload_ends_is_taken_and_the_connection_not_
         await asyncio.sleep(0.5)
         writer.close()
 
-    async def upload() -> AsyncIterator[bytes]:
-        for _ in range(1000):
-            yield b"u" * 65536
-            await asyncio.sleep(0.01)
-
     server, port = await _server(handler)
     forwarder = _forwarder(port, read_timeout=5.0)
     try:
-        reply = await asyncio.wait_for(forwarder.send("PUT", "/up", [], upload()), 5)
+        reply = await asyncio.wait_for(forwarder.send("PUT", "/up", [], _upload(1000, 0.01)), 5)
         body = await reply.read()
         await reply.aclose()
         assert forwarder._idle == []  # not kept: the upload was cut short
@@ -220,15 +222,10 @@ async def test_an_answer_then_a_hang_up_during_the_upload_is_still_the_answer() 
         await writer.drain()
         writer.close()
 
-    async def upload() -> AsyncIterator[bytes]:
-        for _ in range(200):
-            yield b"u" * 65536
-            await asyncio.sleep(0.005)
-
     server, port = await _server(handler)
     forwarder = _forwarder(port, read_timeout=5.0)
     try:
-        reply = await asyncio.wait_for(forwarder.send("POST", "/up", [], upload()), 5)
+        reply = await asyncio.wait_for(forwarder.send("POST", "/up", [], _upload(200, 0.005)), 5)
         body = await reply.read()
         await reply.aclose()
     finally:

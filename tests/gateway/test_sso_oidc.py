@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import threading
 import uuid
@@ -22,6 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 from fastapi import FastAPI
+from helpers import python_output
 from identity_support import bearer
 from sqlalchemy import select, text
 
@@ -538,9 +538,6 @@ async def test_the_sign_in_form_offers_sso_when_the_organisation_has_it(
 
 def test_a_gateway_without_sso_sign_ins_never_loads_authlib() -> None:
     """Authlib and joserfc are imported at the first SSO sign-in, not with the gateway."""
-    import subprocess
-    import sys
-
     script = (
         "import sys\n"
         "from upstander.gateway.app import create_app\n"
@@ -548,12 +545,4 @@ def test_a_gateway_without_sso_sign_ins_never_loads_authlib() -> None:
         "create_app(Settings())\n"
         "print(sorted({n.split('.')[0] for n in sys.modules} & {'authlib', 'joserfc'}))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env={**os.environ, "UPSTANDER_MODE": "dev"},
-    )
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert python_output(script)[-1] == "[]"

@@ -5,12 +5,9 @@ prometheus_client."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import prometheus_client
 import pytest
+from helpers import python_output
 from prometheus_client.parser import text_string_to_metric_families
 
 from upstander.kit import metrics
@@ -104,13 +101,4 @@ def test_an_app_serves_its_metrics_without_prometheus_client() -> None:
         "create_app()\n"
         "print('prometheus_client' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "UPSTANDER_MODE": "dev"},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert python_output(script)[-1] == "False"

@@ -4,9 +4,7 @@ importable for anything else in the process."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from helpers import python_output
 
 _SCRIPT = """
 import socket, sys, threading, time
@@ -41,13 +39,4 @@ print(hasattr(click, "style"))
 
 
 def test_uvicorn_is_imported_without_click_and_serves() -> None:
-    done = subprocess.run(
-        [sys.executable, "-OO", "-c", _SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "UPSTANDER_MODE": "dev"},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["False", "served", "True"]
+    assert python_output(_SCRIPT, "-OO", timeout=60) == ["False", "served", "True"]
