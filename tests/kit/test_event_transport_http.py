@@ -1,6 +1,7 @@
 """Events on the embedded HTTP transport (the default): the relay sends a destination's events
-in one batch request, an event its consumer refuses as malformed is dead at once with the
-reason, other failures are retried, a claim outlives a slow batch but not a crashed relay,
+in one batch request, which the consumer on SQLite commits once (a failing event rolled back
+alone), an event its consumer refuses as malformed is dead at once with the reason, other
+failures are retried, a claim outlives a slow batch but not a crashed relay,
 and delivered rows and old inbox ids are pruned."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from jwt.algorithms import OKPAlgorithm
-from sqlalchemy import Integer, String, Uuid, select
+from sqlalchemy import Integer, String, Uuid, event, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from upstander.kit.app import ServiceSpec, create_service_app
@@ -66,6 +67,9 @@ class Script:
         self.not_yet: set[str] = set()
         self.slow_seconds = 0.0
         self.calls: list[str] = []
+        # Labels whose handler fails after its effect was added (to be rolled back).
+        self.fail_late: set[str] = set()
+        self.committed: list[str] = []  # after-commit callbacks, in the order they ran
 
 
 async def on_report(event: CloudEvent, ctx: EventContext) -> None:
@@ -80,6 +84,10 @@ async def on_report(event: CloudEvent, ctx: EventContext) -> None:
     if script.slow_seconds:
         await asyncio.sleep(script.slow_seconds)
     ctx.session.add(Effect(event_id=event.event_id, label=label))
+    ctx.after_commit(lambda: script.committed.append(label))
+    if label in script.fail_late:
+        await ctx.session.flush()
+        raise RuntimeError("the handler failed after writing")
 
 
 def _service_token(clock: Clock) -> str:
@@ -197,6 +205,35 @@ async def test_the_relay_sends_a_destinations_events_in_one_batch_request(tmp_pa
         assert network.event_requests == [("/cases/internal/events/batch", 5)]
         assert sorted(await _labels(cases)) == [f"report-{n}" for n in range(5)]
         assert {row.status for row in await _rows(intake)} == {DELIVERED}
+
+
+async def test_a_batch_on_sqlite_is_one_commit_and_a_failing_event_is_rolled_back_alone(
+    tmp_path: Path,
+) -> None:
+    """On SQLite a batch is one transaction, each event a savepoint: one commit (one sync to
+    disk) for the batch, the failing event's writes and callbacks gone, the others kept."""
+    async with _platform(tmp_path) as (intake, cases, _network):
+        script = cases.state.script
+        script.fail_late.add("b")
+        commits: list[int] = []
+        event.listen(cases.state.engine.sync_engine, "commit", lambda _c: commits.append(1))
+        ids = {label: await _publish(intake, label) for label in ("a", "b", "c", "d")}
+        assert await intake.state.relay.run_once() == 4
+        async with cases.state.sessionmaker() as session:
+            inbox_ids = set(await session.scalars(select(Inbox.event_id)))
+
+        assert len(commits) == 1
+        assert await _labels(cases) == ["a", "c", "d"]
+        assert script.committed == ["a", "c", "d"]
+        rows = {row.event_id: row for row in await _rows(intake)}
+        assert rows[ids["b"]].status == PENDING  # failed: delivered again later
+        assert {rows[ids[label]].status for label in ("a", "c", "d")} == {DELIVERED}
+        assert ids["b"] not in inbox_ids and ids["a"] in inbox_ids
+
+        intake.state.clock.advance(timedelta(seconds=2))
+        script.fail_late.clear()
+        assert await intake.state.relay.run_once() == 1
+        assert await _labels(cases) == ["a", "c", "d", "b"]
 
 
 async def test_an_event_its_consumer_refuses_as_malformed_is_dead_at_once_with_the_reason(
