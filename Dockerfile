@@ -50,8 +50,10 @@ RUN uv sync --frozen --no-dev --package "upstander-${SERVICE}" \
 
 FROM python:${PYTHON_VERSION}-slim
 ARG SERVICE
-# The standard library compiled for -OO too, as the read-only containers cannot cache it.
-RUN python -OO -m compileall -q "$(python -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')" \
+# The standard library compiled for -OO too, as the read-only containers cannot cache it (the
+# official image ships it without bytecode; test folders, if any, left out).
+RUN python -OO -m compileall -q -x '/(test|tests|idle_test)/' \
+        "$(python -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')" \
     && groupadd --system --gid 10001 upstander \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home upstander
 # The code belongs to root (the app cannot change it); only var/ is the app's.
