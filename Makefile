@@ -29,8 +29,12 @@ $(STAMP): uv.lock pyproject.toml
 	@if command -v uv >/dev/null 2>&1; then set -x; uv sync --all-packages --frozen --compile-bytecode; \
 	else python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv; \
 		set -x; python3 -m uv sync --all-packages --frozen --compile-bytecode; fi
-	@# The apps run under -OO (upstander.kit.own_code): the packages' bytecode for that too.
+	@# The apps run under -OO (upstander.kit.own_code): the packages' bytecode for that too,
+	@# and the standard library's where this user may write it (else each start compiles it).
 	.venv/bin/python -OO -m compileall -q -j 0 .venv/lib >/dev/null
+	-@.venv/bin/python -OO -m compileall -q -j 0 -x '/(test|tests|idle_test)/' \
+		"$$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')" \
+		>/dev/null 2>&1
 	@touch $@
 
 run: install
