@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from typing import AnyStr, Protocol
 from urllib.parse import urlsplit
 
 import httptools
@@ -70,9 +70,14 @@ class Forwarder(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+_CONTENT_LENGTH = (b"content-length", "content-length")
+
+
+def _length(headers: Iterable[tuple[AnyStr, AnyStr]]) -> int | None:
+    """The Content-Length among `headers` (bytes or str, names in any case); None when there
+    is none or it is not a number."""
     for name, value in headers:
-        if name == b"content-length":
+        if name.lower() in _CONTENT_LENGTH:
             try:
                 return int(value)
             except ValueError:
@@ -405,7 +410,6 @@ class H1Forwarder:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) base URL: {base_url!r}")
-        self.base_url = base_url.rstrip("/")
         self.tls = parts.scheme == "https"
         self.host = parts.hostname
         self.port = parts.port or (443 if self.tls else 80)
@@ -462,16 +466,13 @@ class H1Forwarder:
                 self._open += 1
                 try:
                     async with asyncio.timeout(max(0.0, deadline - loop.time())):
-                        connection = await self._connect(loop)
-                except TimeoutError:
+                        return await self._connect(loop)
+                except BaseException as error:  # the place it held is free again
                     self._open -= 1
                     self._wake_one()
-                    raise UpstreamTimeout("PoolTimeout") from None
-                except BaseException:
-                    self._open -= 1
-                    self._wake_one()
+                    if isinstance(error, TimeoutError):
+                        raise UpstreamTimeout("PoolTimeout") from None
                     raise
-                return connection
             waiter = loop.create_future()
             self._waiters.append(waiter)
             try:
@@ -560,7 +561,7 @@ class H1Forwarder:
                     framing = b"content-length: 0\r\n"
                 connection.write(self._head(method, target, headers, framing) + (body or b""))
             else:
-                given = _declared(headers)
+                given = _length(headers)
                 framing = b"" if given is not None else b"transfer-encoding: chunked\r\n"
                 connection.write(self._head(method, target, headers, framing))
                 writer = asyncio.ensure_future(self._write_body(connection, body, given is None))
@@ -628,16 +629,6 @@ def _retrieved(task: asyncio.Task[None]) -> None:
     answered: never asyncio's "exception was never retrieved"."""
     if not task.cancelled():
         task.exception()
-
-
-def _declared(headers: Sequence[tuple[str, str]]) -> int | None:
-    for name, value in headers:
-        if name.lower() == "content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
 
 
 # -- httpx (transport injection) ---------------------------------------------------------------
