@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 CONTENT_TYPE = "text/plain; version=1.0.0; charset=utf-8"
 # prometheus_client's default buckets, in seconds.
@@ -38,10 +39,8 @@ def _help(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
-def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
-    pairs = [f'{name}="{_escape(value)}"' for name, value in zip(names, values, strict=True)]
-    if extra:
-        pairs.append(extra)
+def _labels(labels: dict[str, str]) -> str:
+    pairs = [f'{name}="{_escape(value)}"' for name, value in labels.items()]
     return "{" + ",".join(pairs) + "}" if pairs else ""
 
 
@@ -49,9 +48,9 @@ class Registry:
     """The metrics of one app (several apps can live in one test process)."""
 
     def __init__(self) -> None:
-        self._metrics: list[Counter | Histogram] = []
+        self._metrics: list[_Family] = []
 
-    def register(self, metric: Counter | Histogram) -> None:
+    def register(self, metric: _Family) -> None:
         self._metrics.append(metric)
 
     def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
@@ -100,6 +99,8 @@ class _HistogramChild:
 
 
 class _Family:
+    """A metric's children by label values, and how they are written."""
+
     kind = ""
 
     def __init__(
@@ -108,20 +109,36 @@ class _Family:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
-        self._children: dict[tuple[str, ...], object] = {}
-        registry.register(self)  # type: ignore[arg-type]
+        self._children: dict[tuple[str, ...], Any] = {}
+        registry.register(self)
 
-    def _child(self, values: tuple[str, ...]) -> object:
+    def _child(self) -> Any:
         raise NotImplementedError
 
-    def labels(self, *values: str) -> object:
+    def _series(self, child: Any) -> Iterator[tuple[str, dict[str, str], float]]:
+        """(sample name, labels beyond the family's, value) for one child."""
+        raise NotImplementedError
+
+    def labels(self, *values: str) -> Any:
         if len(values) != len(self.labelnames):
             raise ValueError(f"{self.name} takes the labels {', '.join(self.labelnames)}")
         key = tuple(str(value) for value in values)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = self._child(key)
+            child = self._children[key] = self._child()
         return child
+
+    def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
+        for values, child in self._children.items():
+            labels = dict(zip(self.labelnames, values, strict=True))
+            for name, extra, value in self._series(child):
+                yield name, {**labels, **extra}, value
+
+    def lines(self) -> Iterator[str]:
+        yield f"# HELP {self.name} {_help(self.documentation)}"
+        yield f"# TYPE {self.name} {self.kind}"
+        for name, labels, value in self.samples():
+            yield f"{name}{_labels(labels)} {_number(value)}"
 
 
 class Counter(_Family):
@@ -140,23 +157,15 @@ class Counter(_Family):
             registry,
         )
 
-    def _child(self, values: tuple[str, ...]) -> _CounterChild:
+    def _child(self) -> _CounterChild:
         return _CounterChild()
 
-    def labels(self, *values: str) -> _CounterChild:  # type: ignore[override]
-        return super().labels(*values)  # type: ignore[return-value]
+    def labels(self, *values: str) -> _CounterChild:
+        child: _CounterChild = super().labels(*values)
+        return child
 
-    def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
-        for values, child in self._children.items():
-            assert isinstance(child, _CounterChild)
-            yield self.name, dict(zip(self.labelnames, values, strict=True)), child.value
-
-    def lines(self) -> Iterator[str]:
-        yield f"# HELP {self.name} {_help(self.documentation)}"
-        yield f"# TYPE {self.name} counter"
-        for values, child in self._children.items():
-            assert isinstance(child, _CounterChild)
-            yield f"{self.name}{_labels(self.labelnames, values)} {_number(child.value)}"
+    def _series(self, child: _CounterChild) -> Iterator[tuple[str, dict[str, str], float]]:
+        yield self.name, {}, child.value
 
 
 class Histogram(_Family):
@@ -176,36 +185,17 @@ class Histogram(_Family):
         super().__init__(name, documentation, labelnames, registry)
         self.bounds = tuple(sorted(float(b) for b in buckets if not math.isinf(b)))
 
-    def _child(self, values: tuple[str, ...]) -> _HistogramChild:
+    def _child(self) -> _HistogramChild:
         return _HistogramChild(self.bounds)
 
-    def labels(self, *values: str) -> _HistogramChild:  # type: ignore[override]
-        return super().labels(*values)  # type: ignore[return-value]
+    def labels(self, *values: str) -> _HistogramChild:
+        child: _HistogramChild = super().labels(*values)
+        return child
 
-    def _series(
-        self, values: tuple[str, ...], child: _HistogramChild
-    ) -> Iterator[tuple[str, tuple[str, ...], str, float]]:
-        """(sample name, label values, extra label, value) for one child."""
+    def _series(self, child: _HistogramChild) -> Iterator[tuple[str, dict[str, str], float]]:
         running = 0
         for bound, count in zip((*self.bounds, math.inf), child.counts, strict=True):
             running += count
-            yield f"{self.name}_bucket", values, f'le="{_number(bound)}"', float(running)
-        yield f"{self.name}_count", values, "", float(running)
-        yield f"{self.name}_sum", values, "", child.sum
-
-    def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
-        for values, child in self._children.items():
-            assert isinstance(child, _HistogramChild)
-            for name, label_values, extra, value in self._series(values, child):
-                labels = dict(zip(self.labelnames, label_values, strict=True))
-                if extra:
-                    labels["le"] = extra.split('"')[1]
-                yield name, labels, value
-
-    def lines(self) -> Iterator[str]:
-        yield f"# HELP {self.name} {_help(self.documentation)}"
-        yield f"# TYPE {self.name} histogram"
-        for values, child in self._children.items():
-            assert isinstance(child, _HistogramChild)
-            for name, label_values, extra, value in self._series(values, child):
-                yield f"{name}{_labels(self.labelnames, label_values, extra)} {_number(value)}"
+            yield f"{self.name}_bucket", {"le": _number(bound)}, float(running)
+        yield f"{self.name}_count", {}, float(running)
+        yield f"{self.name}_sum", {}, child.sum
