@@ -697,16 +697,19 @@ class TokenMinter:
         return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"kid": self.kid})
 
 
-def python_output(script: str, *flags: str, timeout: float = 120) -> list[str]:
+def python_output(
+    script: str, *flags: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> list[str]:
     """The lines a fresh interpreter (this one, with `flags`) prints running `script` in dev
-    mode: what a module loads or leaves out is only seen in a process of its own."""
+    mode (`env` on top): what a module loads or leaves out is only seen in a process of its
+    own."""
     done = subprocess.run(
         [sys.executable, *flags, "-c", script],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
-        env={**os.environ, "UPSTANDER_MODE": "dev"},
+        env={**os.environ, "UPSTANDER_MODE": "dev", **(env or {})},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip().splitlines()

@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from helpers import python_output
 from launcher import APPS, Platform
 
 _PROBE = textwrap.dedent(
@@ -101,17 +102,8 @@ def test_our_asserts_run_under_oo(tmp_path: Path) -> None:
             print("skipped")
         """
     )
-    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache")}
-    completed = subprocess.run(
-        [sys.executable, "-OO", "-c", script],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.strip() == "raised ran"
+    cache = {"PYTHONPYCACHEPREFIX": str(tmp_path / "pycache")}
+    assert python_output(script, "-OO", timeout=60, env=cache) == ["raised ran"]
 
 
 def test_the_launcher_runs_the_apps_optimised(tmp_path: Path) -> None:
