@@ -30,8 +30,10 @@ $(STAMP): uv.lock pyproject.toml
 	else python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv; \
 		set -x; python3 -m uv sync --all-packages --frozen --compile-bytecode; fi
 	@# The apps run under -OO (upstander.kit.own_code): the packages' bytecode for that too,
-	@# and the standard library's where this user may write it (else each start compiles it).
+	@# our own code's as own_code reads it (plain .pyc), and the standard library's where this
+	@# user may write it. Else the first start compiles them, and keeps what compiling took.
 	.venv/bin/python -OO -m compileall -q -j 0 .venv/lib >/dev/null
+	.venv/bin/python -m compileall -q -j 0 gateway/upstander services/*/upstander libs/*/upstander >/dev/null
 	-@.venv/bin/python -OO -m compileall -q -j 0 -x '/(test|tests|idle_test)/' \
 		"$$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')" \
 		>/dev/null 2>&1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from upstander.gateway.app import create_app
 from upstander.gateway.settings import Settings
 from upstander.kit.server import serve
 
@@ -12,7 +11,7 @@ from upstander.kit.server import serve
 def main() -> None:
     settings = Settings()
     serve(
-        create_app(settings),
+        "upstander.gateway.app:create_app",
         settings=settings,
         host=os.environ.get("UPSTANDER_GATEWAY_HOST", "127.0.0.1"),
         port=settings.port,

@@ -14,11 +14,12 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from upstander.gateway.edge.health import remove_routes
 from upstander.gateway.proxy.upstreams import SERVICES, UpstreamPool, get_upstreams
 from upstander.kit.clock import Clock
+from upstander.kit.documents import Built, ServedDocument, render
 
 log = logging.getLogger("upstander.gateway.openapi")
 
@@ -429,9 +430,7 @@ class MergedOpenAPI:
         self.services = services
         self.clock = clock
         self.ttl = ttl
-        self._cached: dict[str, Any] | None = None
-        self._expires = 0.0
-        self._lock = asyncio.Lock()
+        self.served = ServedDocument(self.build, now=self._now)
 
     def _now(self) -> float:
         clock = self.clock or getattr(self.app.state, "clock", None) or Clock()
@@ -448,19 +447,22 @@ class MergedOpenAPI:
             return None
         return document if isinstance(document, dict) else None
 
+    async def build(self) -> Built:
+        """The merged document, kept a minute (5 s when a service was missing). The route
+        serves it through `served`: built by a child when the gateway is served, so that the
+        gateway keeps its bytes, not the five documents it was made from."""
+        fetched = await asyncio.gather(*(self._fetch(name) for name in self.services))
+        documents = {n: d for n, d in zip(self.services, fetched, strict=True) if d}
+        missing = [n for n, d in zip(self.services, fetched, strict=True) if not d]
+        merged = polish(merge_openapi(self.app.openapi(), documents, missing))
+        return Built(render(merged), PARTIAL_CACHE_SECONDS if missing else self.ttl)
+
     async def document(self) -> dict[str, Any]:
-        async with self._lock:
-            if self._cached is not None and self._now() < self._expires:
-                return self._cached
-            fetched = await asyncio.gather(*(self._fetch(name) for name in self.services))
-            documents = {n: d for n, d in zip(self.services, fetched, strict=True) if d}
-            missing = [n for n, d in zip(self.services, fetched, strict=True) if not d]
-            self._cached = polish(merge_openapi(self.app.openapi(), documents, missing))
-            self._expires = self._now() + (PARTIAL_CACHE_SECONDS if missing else self.ttl)
-            return self._cached
+        document: dict[str, Any] = json.loads(await self.served.body())
+        return document
 
     def invalidate(self) -> None:
-        self._cached = None
+        self.served.invalidate()
 
 
 def install_openapi(
@@ -487,9 +489,11 @@ def install_openapi(
     )
     merged = MergedOpenAPI(app, get_upstreams(app, settings, transport), clock=clock)
     app.state.merged_openapi = merged
+    # What the document child builds (`upstander.kit.documents`): the merged document.
+    app.state.served_document = merged.served
 
     async def openapi_document(request: Request) -> Response:
-        return JSONResponse(await merged.document())
+        return Response(await merged.served.body(), media_type="application/json")
 
     async def swagger_ui(request: Request) -> HTMLResponse:
         return get_swagger_ui_html(

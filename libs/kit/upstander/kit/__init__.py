@@ -2,7 +2,7 @@
 
 import sys
 
-from upstander.kit import own_code
+from upstander.kit import deferred, own_code
 
 # Under `python -OO` (how the apps run), our own modules keep their docstrings and asserts
 # (`upstander.kit.own_code`); everything else loses them.
@@ -18,3 +18,6 @@ sys.modules.setdefault("watchfiles", None)  # type: ignore[arg-type]
 # FastAPI imports pydantic's v1 package (0.8 MB) to check that no route uses a v1 model, and
 # takes a failed import as the answer: none can be, as none of our code uses pydantic v1.
 sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
+# FastAPI's OpenAPI models build their pydantic validators on first use, not on import
+# (1.3 MB of every app; `upstander.kit.deferred`).
+deferred.install()

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import MetaData, text
 
 from upstander.kit.auth import JWKSCache, TokenVerifier
@@ -25,6 +25,7 @@ from upstander.kit.db import (
     make_engine,
     make_sessionmaker,
 )
+from upstander.kit.documents import serve_openapi
 from upstander.kit.edge import Step, edge_of
 from upstander.kit.errors import UnexpectedErrors, install_problem_handlers, problem_responses
 from upstander.kit.events import (
@@ -195,6 +196,7 @@ def create_service_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.router.route_class = CommittingRoute
+    _serve_openapi_document(app)
     app.state.settings = settings
     app.state.clock = clock or Clock()
     app.state.metrics = Metrics(spec.name)
@@ -233,6 +235,22 @@ def create_service_app(
         )
     _add_operational_routes(app, spec)
     return app
+
+
+def _serve_openapi_document(app: FastAPI) -> None:
+    """FastAPI's document route, serving the bytes `upstander.kit.documents` keeps (built by a
+    child when the app is served) instead of building the document in the server. The same
+    bytes as FastAPI's route; no `root_path` is ever set on our servers (`kit.server`)."""
+    url = app.openapi_url
+    if url is None:
+        return
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != url]
+    served = serve_openapi(app)
+
+    async def openapi_document(request: Request) -> Response:
+        return Response(await served.body(), media_type="application/json")
+
+    app.add_route(url, openapi_document, methods=["GET"], include_in_schema=False)
 
 
 def _add_operational_routes(app: FastAPI, spec: ServiceSpec) -> None:

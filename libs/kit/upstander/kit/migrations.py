@@ -147,11 +147,10 @@ async def _upgrade_in_child(database_url: str, migrations_dir: Path) -> None:
 def main() -> int:
     """The child: upgrade the database of `UPSTANDER_MIGRATE_DATABASE_URL` with the scripts of
     `UPSTANDER_MIGRATE_DIR`, logging as the parent's app does."""
-    from upstander.kit.observability import configure_logging
+    from upstander.kit.observability import configure_child_logging
 
     folder = Path(os.environ[DIR_VARIABLE])
-    plain = os.environ.get("UPSTANDER_LOG_JSON", "true").lower() in {"0", "false", "no", "off"}
-    configure_logging(folder.parent.name, os.environ.get("UPSTANDER_LOG_LEVEL", "INFO"), not plain)
+    configure_child_logging(folder.parent.name)
     asyncio.run(upgrade_to_head(os.environ[URL_VARIABLE], folder))
     return 0
 

@@ -273,6 +273,13 @@ class PlainFormatter(logging.Formatter):
         return f"{base} [request_id={rid}]" if rid else base
 
 
+def configure_child_logging(service: str) -> None:
+    """Logging in a child process an app started (migrations, its OpenAPI document): as the
+    app's, from the environment it inherited (`UPSTANDER_LOG_LEVEL`, `UPSTANDER_LOG_JSON`)."""
+    plain = os.environ.get("UPSTANDER_LOG_JSON", "true").lower() in {"0", "false", "no", "off"}
+    configure_logging(service, os.environ.get("UPSTANDER_LOG_LEVEL", "INFO"), not plain)
+
+
 def configure_logging(service: str, level: str = "INFO", json_logs: bool = True) -> None:
     _AccessLines.flush_all()  # lines bound for a handler about to be replaced
     if json_logs:

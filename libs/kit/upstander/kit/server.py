@@ -12,6 +12,7 @@ import sys
 import types
 from typing import Any
 
+from upstander.kit import documents
 from upstander.kit.settings import KitSettings
 
 
@@ -20,6 +21,10 @@ def serve(app: Any, *, settings: KitSettings, host: str, port: int) -> None:
     kit's (configured in the lifespan), not uvicorn's. uvicorn is imported here, after the kit
     has kept what no app process uses out of memory (`upstander.kit`, `import_uvicorn`)."""
     uvicorn = import_uvicorn()
+    if isinstance(app, str):
+        # The app's OpenAPI document is built by a child from the same factory
+        # (`upstander.kit.documents`): the server never holds what building it takes.
+        documents.FACTORY = app
     uvicorn.run(
         app,
         factory=isinstance(app, str),
