@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from helpers import python_output
+
 from upstander.kit import documents, server
 from upstander.kit.documents import Built, ServedDocument, build_in_child, render
 from upstander.training.app import create_app as create_training
