@@ -16,7 +16,7 @@ import importlib.machinery
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 MODULE = "fastapi.openapi.models"
 
@@ -63,7 +63,7 @@ def _pydantic_defaults() -> dict[str, Any] | None:
         from pydantic._internal._config import config_defaults
     except ImportError:
         return None
-    return config_defaults if isinstance(config_defaults, dict) else None
+    return cast(dict[str, Any], config_defaults) if isinstance(config_defaults, dict) else None
 
 
 def install() -> None:

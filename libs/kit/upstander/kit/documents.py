@@ -23,7 +23,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +58,7 @@ class ServedDocument:
 
     def __init__(
         self,
-        build_in_process: Callable[[], Awaitable[Built]],
+        build_in_process: Callable[[], Coroutine[Any, Any, Built]],
         *,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
