@@ -114,16 +114,20 @@ async def build_in_child(factory: str, *, seconds: float = CHILD_TIMEOUT_SECONDS
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,  # the document; the child logs as the app does, to stderr
     )
+    assert process.stdout is not None
     try:
         async with asyncio.timeout(seconds):
-            output, _ = await process.communicate()
+            # The first line (its max age), then the document, read as it comes: no copy of
+            # the whole answer made to split it.
+            head = await process.stdout.readline()
+            body = await process.stdout.read()
+            await process.wait()
     except TimeoutError:
         process.kill()
         await process.wait()
         raise DocumentError(f"the child took more than {seconds:.0f} s") from None
     if process.returncode != 0:
         raise DocumentError(f"the child exited with status {process.returncode}")
-    head, _, body = output.partition(b"\n")
     try:
         max_age = float(head)
     except ValueError:
