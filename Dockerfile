@@ -62,7 +62,10 @@ RUN chown upstander:upstander /app/var
 WORKDIR /app
 # Every app reads only its own UPSTANDER_<APP>_HOST; inside a container it must listen
 # beyond loopback.
+# GLIBC_TUNABLES: freed blocks of 128 KiB or more go back to the system at once, as the
+# launcher has it (scripts/launcher.py, MALLOC_TUNABLES; docs/performance.md).
 ENV PATH="/app/.venv/bin:${PATH}" \
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     UPSTANDER_APP="${SERVICE}" \

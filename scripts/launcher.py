@@ -43,6 +43,12 @@ HOST = "127.0.0.1"
 HEALTH_POLL_SECONDS = 0.05
 # The apps read it too (pydantic-settings, from their working directory: the repository).
 ENV_FILE = REPO_ROOT / ".env"
+# glibc's allocator hands every block of 128 KiB or more straight back to the system when it
+# is freed. By default that bound rises to the largest such block freed so far (up to 32 MiB),
+# and a large body, answer or document allocated after it stays in the heap once freed
+# (docs/performance.md: 0.5 MB of cases after its OpenAPI document). The Dockerfile sets the
+# same.
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=131072"
 
 
 def app_folder(name: str) -> Path:
@@ -212,6 +218,7 @@ class Platform:
         env.setdefault("UPSTANDER_MODE", "dev")
         env.setdefault("UPSTANDER_MAIL_DIR", str(self.var_dir / "mail"))
         env["PYTHONUNBUFFERED"] = "1"
+        env.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)
         defaults: dict[str, str] = {}
         for other, port in self.ports.items():
             # The launcher is about localhost; never listen wider unless told to.

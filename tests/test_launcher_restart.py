@@ -158,6 +158,15 @@ def test_the_database_url_from_the_environment_is_used(
     assert any(str(custom_cases_db) in line for line in make_run.lines)  # the banner says so
 
 
+def test_every_app_runs_with_large_freed_blocks_going_back_to_the_system(
+    make_run: RunningMakeRun,
+) -> None:
+    """glibc's mmap threshold fixed at 128 KiB (launcher.MALLOC_TUNABLES, as the Dockerfile)."""
+    for name, pid in make_run.pids().items():
+        environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert b"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072" in environment, name
+
+
 def test_a_service_killed_with_sigkill_is_back_and_healthy_while_the_others_kept_running(
     make_run: RunningMakeRun,
 ) -> None:

@@ -41,10 +41,11 @@ async def test_the_served_document_is_the_bytes_fastapi_would_send() -> None:
 
 
 async def test_a_child_builds_the_same_document_from_the_factory() -> None:
-    built = await build_in_child(TRAINING)
+    packed = await build_in_child(TRAINING)
 
-    assert built.max_age == float("inf")
-    assert built.body == render(create_training().openapi())
+    assert packed.max_age == float("inf")
+    assert len(packed.data) < len(packed.body()) / 5  # kept compressed
+    assert packed.body() == render(create_training().openapi())
 
 
 async def test_a_served_app_has_its_document_built_by_the_child(
