@@ -907,13 +907,17 @@ def row_memory_after(
     after = rss_mb(intake)
     time.sleep(args.settle)
     settled = rss_mb(intake)
+    retried = refused.pop("retried after 429", 0)
+    notes = [f"{retried} retried after a 429"] if retried else []
+    if refused:
+        notes.append("refused: " + ", ".join(f"{k} ×{n}" for k, n in refused.items()))
     report.add(
         Row(
             f"intake RSS after {args.memory_reports:,} reports ({anonymous} anonymous)",
             f"{after:.0f} MB; {settled:.0f} MB {args.settle:.0f} s later",
             f"before {before:.0f} MB; {peak:.0f} MB before the anonymous ones",
             "goal: flat",
-            ("refused: " + ", ".join(f"{k} ×{n}" for k, n in refused.items())) if refused else "",
+            "; ".join(notes),
         )
     )
 
