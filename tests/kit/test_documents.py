@@ -79,6 +79,34 @@ async def test_a_failed_child_leaves_the_document_to_the_process(
     assert "document built in-process: the child exited with status 1" in caplog.text
 
 
+async def test_a_child_whose_answer_is_not_a_whole_document_is_refused(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in for `upstander.kit.documents` that answers a max age and cut-off bytes.
+    (tmp_path / "upstander_cut_document.py").write_text(
+        "import sys, zlib\n"
+        "sys.stdout.buffer.write(b'inf\\n' + zlib.compress(b'{\"openapi\": 1}')[:-4])\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setattr(
+        documents.asyncio,
+        "create_subprocess_exec",
+        _replacing_module(documents.asyncio.create_subprocess_exec, "upstander_cut_document"),
+    )
+
+    with pytest.raises(documents.DocumentError, match="not a document"):
+        await build_in_child(TRAINING)
+
+
+def _replacing_module(spawn: Any, module: str) -> Any:
+    async def spawn_instead(*args: Any, **kwargs: Any) -> Any:
+        args = tuple(module if a == "upstander.kit.documents" else a for a in args)
+        return await spawn(*args, **kwargs)
+
+    return spawn_instead
+
+
 async def test_a_document_is_kept_for_its_max_age_and_built_once_at_a_time() -> None:
     now = [0.0]
     builds: list[float] = []

@@ -147,7 +147,8 @@ async def build_in_child(factory: str, *, seconds: float = CHILD_TIMEOUT_SECONDS
         raise DocumentError(f"the child exited with status {process.returncode}")
     try:
         max_age = float(head)
-    except ValueError:
+        zlib.decompress(data)  # whole, or it is not kept (each request would fail on it)
+    except (ValueError, zlib.error):
         raise DocumentError("the child's answer is not a document") from None
     return Packed(data, max_age)
 
