@@ -11,9 +11,9 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
-from starlette.routing import BaseRoute
 
 from upstander.gateway.proxy.upstreams import SERVICES, UpstreamPool, get_health_upstreams
+from upstander.kit.routing import remove_routes
 
 log = logging.getLogger("upstander.gateway.health")
 
@@ -125,29 +125,6 @@ def health_router(
         )
 
     return router
-
-
-def _prune(router: Any, paths: set[str], prefix: str) -> None:
-    kept: list[BaseRoute] = []
-    for route in router.routes:
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            # FastAPI ≥ 0.160 keeps an included router as one entry (`_IncludedRouter`).
-            context = getattr(route, "include_context", None)
-            _prune(included, paths, prefix + str(getattr(context, "prefix", "") or ""))
-            kept.append(route)
-        elif prefix + str(getattr(route, "path", "")) not in paths:
-            kept.append(route)
-    router.routes[:] = kept
-    mark_changed = getattr(router, "_mark_routes_changed", None)
-    if callable(mark_changed):
-        mark_changed()
-
-
-def remove_routes(app: FastAPI, paths: set[str]) -> None:
-    """Drop the app's routes at `paths`, included routers' too (e.g. the kit's `/healthz`)."""
-    _prune(app.router, paths, "")
-    app.openapi_schema = None
 
 
 def install_health(

@@ -16,10 +16,10 @@ from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redi
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from upstander.gateway.edge.health import remove_routes
 from upstander.gateway.proxy.upstreams import SERVICES, UpstreamPool, get_upstreams
 from upstander.kit.clock import Clock
 from upstander.kit.documents import Built, ServedDocument, render
+from upstander.kit.routing import remove_routes
 
 log = logging.getLogger("upstander.gateway.openapi")
 
@@ -456,10 +456,6 @@ class MergedOpenAPI:
         missing = [n for n, d in zip(self.services, fetched, strict=True) if not d]
         merged = polish(merge_openapi(self.app.openapi(), documents, missing))
         return Built(render(merged), PARTIAL_CACHE_SECONDS if missing else self.ttl)
-
-    async def document(self) -> dict[str, Any]:
-        document: dict[str, Any] = json.loads(await self.served.body())
-        return document
 
     def invalidate(self) -> None:
         self.served.invalidate()

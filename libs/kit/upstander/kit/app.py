@@ -46,6 +46,7 @@ from upstander.kit.observability import (
     metrics_endpoint,
 )
 from upstander.kit.revocation import ACCESS_CHANGED, AccessLedger, on_access_changed
+from upstander.kit.routing import remove_routes
 from upstander.kit.settings import KitSettings
 
 log = logging.getLogger("upstander.app")
@@ -244,7 +245,7 @@ def _serve_openapi_document(app: FastAPI) -> None:
     url = app.openapi_url
     if url is None:
         return
-    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != url]
+    remove_routes(app, {url})
     served = serve_openapi(app)
 
     async def openapi_document(request: Request) -> Response:

@@ -51,6 +51,30 @@ def original_routes(routes: Iterable[Any]) -> Iterator[Any]:
             yield route
 
 
+def _prune(router: Any, paths: set[str], prefix: str) -> None:
+    kept: list[Any] = []
+    for route in router.routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            # FastAPI ≥ 0.160 keeps an included router as one entry (`_IncludedRouter`).
+            context = getattr(route, "include_context", None)
+            _prune(included, paths, prefix + str(getattr(context, "prefix", "") or ""))
+            kept.append(route)
+        elif prefix + str(getattr(route, "path", "")) not in paths:
+            kept.append(route)
+    router.routes[:] = kept
+    mark_changed = getattr(router, "_mark_routes_changed", None)
+    if callable(mark_changed):
+        mark_changed()
+
+
+def remove_routes(app: Any, paths: set[str]) -> None:
+    """Drop the app's routes at `paths`, included routers' too (e.g. the kit's `/healthz`, or
+    FastAPI's document route, which `kit.app` serves itself)."""
+    _prune(app.router, paths, "")
+    app.openapi_schema = None
+
+
 # ----------------------------------------------------------------------------- runtime tree
 
 DOCUMENTATION_ONLY = "__upstander_documentation_only__"
