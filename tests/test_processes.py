@@ -120,6 +120,26 @@ async def test_courses_are_listed_through_the_gateway_from_the_training_service(
     assert isinstance(response.json()["items"], list)
 
 
+async def test_the_first_read_of_the_merged_document_has_every_service(
+    platform: Platform,
+) -> None:
+    """Each served app builds its document in a child on the first request for it
+    (kit/documents.py), the gateway's merged one included: the gateway's first read, which
+    waits for all of them at once, still takes in every service's."""
+    async with httpx.AsyncClient(base_url=platform.url("gateway"), timeout=120) as client:
+        merged = await client.get("/openapi.json")
+        cases = await client.get("/cases/openapi.json")
+
+    assert merged.status_code == 200, merged.text
+    document = merged.json()
+    assert "x-upstander-missing" not in document, document.get("x-upstander-missing")
+    assert {"/auth/token", "/intake/v1/reports", "/cases/v1/cases"} <= set(document["paths"])
+    assert {"/training/v1/courses", "/notify/v1/inbox"} <= set(document["paths"])
+    assert cases.status_code == 200
+    assert cases.headers["content-type"] == "application/json"
+    assert "/cases/v1/cases" in cases.json()["paths"]
+
+
 def test_every_process_exits_cleanly_when_stopped(platform: Platform) -> None:
     # Last in the module: it stops the shared platform (the fixture's own stop is then a no-op).
     codes = platform.stop(grace=5.0)

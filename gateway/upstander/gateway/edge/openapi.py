@@ -26,7 +26,10 @@ log = logging.getLogger("upstander.gateway.openapi")
 CACHE_SECONDS = 60.0
 # When a service was missing, try again sooner than a full minute.
 PARTIAL_CACHE_SECONDS = 5.0
-FETCH_TIMEOUT_SECONDS = 3.0
+# A service builds its document on the first read of it, in a child process (kit/documents.py:
+# about 1.3 s of CPU; the four at once, beside the gateway's own child, take several seconds
+# on two cores). A service that is down refuses at once; one that hangs costs this once.
+FETCH_TIMEOUT_SECONDS = 30.0
 SKIPPED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
