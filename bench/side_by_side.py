@@ -34,6 +34,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -683,20 +684,44 @@ def _report_body(index: int, anonymous: bool = False) -> dict[str, Any]:
 
 
 RETRIES_AFTER_429 = 3
+SOURCE_CONNECTIONS = 16
+
+
+@dataclass
+class Posted:
+    accepted: dict[str, float] = field(default_factory=dict)  # report_id -> time of its 201
+    failures: dict[str, int] = field(default_factory=dict)  # by kind
+    retried: int = 0  # answers 429, retried after their Retry-After
 
 
 async def _post_reports(
     gateway: str, token: str, count: int, concurrency: int, *, anonymous: bool = False
-) -> tuple[dict[str, float], dict[str, int]]:
-    """(report_id -> wall time its 201 came back, failures by kind)."""
-    accepted: dict[str, float] = {}
-    failures: dict[str, int] = {}
+) -> Posted:
+    posted = Posted()
+    accepted, failures = posted.accepted, posted.failures
     gate = asyncio.Semaphore(concurrency)
     headers = {} if anonymous else {"authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=gateway, timeout=60, limits=limits) as client:
+    # Reporters come from many addresses: each group of SOURCE_CONNECTIONS connections sends
+    # from an address of its own on loopback (127.0.0.2, .3, ...), so that the gateway's cap
+    # per address (20 requests whose bodies are still arriving) is one source's, as in a real
+    # flood, not the whole flood's.
+    sources = max(1, math.ceil(concurrency / SOURCE_CONNECTIONS))
+    per_source = math.ceil(concurrency / sources)
+    limits = httpx.Limits(max_connections=per_source, max_keepalive_connections=per_source)
+    clients = [
+        httpx.AsyncClient(
+            base_url=gateway,
+            timeout=60,
+            transport=httpx.AsyncHTTPTransport(local_address=f"127.0.0.{2 + n}", limits=limits),
+        )
+        for n in range(sources)
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        for client in clients:
+            await stack.enter_async_context(client)
 
         async def one(index: int) -> None:
+            client = clients[index % sources]
             async with gate:
                 for _attempt in range(RETRIES_AFTER_429 + 1):
                     try:
@@ -713,7 +738,7 @@ async def _post_reports(
                         break
                     # As a client should: the gateway's per-address cap on requests whose
                     # bodies are still arriving (kit/http.py BodyGuard) says when to retry.
-                    failures["retried after 429"] = failures.get("retried after 429", 0) + 1
+                    posted.retried += 1
                     await asyncio.sleep(float(response.headers.get("retry-after", "1")))
                 if response.status_code == 201:
                     accepted[response.json()["report_id"]] = time.time()
@@ -724,7 +749,7 @@ async def _post_reports(
         await asyncio.gather(*(one(i) for i in range(count)))
     if failures:
         say(f"    failures: {failures}")
-    return accepted, failures
+    return posted
 
 
 def _case_times(platform: Platform, report_ids: list[str]) -> dict[str, tuple[str, float]]:
@@ -770,7 +795,7 @@ def row_latency_and_flood(
     posted: dict[str, float] = {}
     for _ in range(args.idle_reports):
         began = time.time()
-        accepted, _ = asyncio.run(_post_reports(gateway, token, 1, 1))
+        accepted = asyncio.run(_post_reports(gateway, token, 1, 1)).accepted
         for report_id in accepted:
             posted[report_id] = began
         time.sleep(0.3)
@@ -804,8 +829,8 @@ def row_latency_and_flood(
 
     say(f"[flood] {args.flood} identified reports through the gateway at c32")
     began = time.time()
-    accepted, failures = asyncio.run(_post_reports(gateway, token, args.flood, 32))
-    retried = failures.pop("retried after 429", 0)
+    flood = asyncio.run(_post_reports(gateway, token, args.flood, 32))
+    accepted, failures, retried = flood.accepted, flood.failures, flood.retried
     refused = sum(failures.values())
     last_report = max(accepted.values()) if accepted else time.time()
     flood_seconds = last_report - began
@@ -896,18 +921,20 @@ def row_memory_after(
     )
     gateway = platform.url("gateway")
     refused: dict[str, int] = {}
+    retried = 0
     if identified:
-        refused.update(asyncio.run(_post_reports(gateway, token, identified, 32))[1])
+        batch = asyncio.run(_post_reports(gateway, token, identified, 32))
+        refused.update(batch.failures)
+        retried += batch.retried
     peak = rss_mb(intake)
     if anonymous:
-        for kind, n in asyncio.run(_post_reports(gateway, token, anonymous, 16, anonymous=True))[
-            1
-        ].items():
+        batch = asyncio.run(_post_reports(gateway, token, anonymous, 16, anonymous=True))
+        for kind, n in batch.failures.items():
             refused[kind] = refused.get(kind, 0) + n
+        retried += batch.retried
     after = rss_mb(intake)
     time.sleep(args.settle)
     settled = rss_mb(intake)
-    retried = refused.pop("retried after 429", 0)
     notes = [f"{retried} retried after a 429"] if retried else []
     if refused:
         notes.append("refused: " + ", ".join(f"{k} ×{n}" for k, n in refused.items()))
