@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import httpx
 from launcher import (
     APPS,
     REPO_ROOT,
@@ -52,17 +53,38 @@ def _databases(platform: Platform) -> list[str]:
     return [f"  {name:<9} {shown_url(platform.database_urls[name])}" for name in platform.apps]
 
 
+def demo_lines(platform: Platform) -> list[str]:
+    """The demo credentials the gateway printed: it does when it first creates the demo
+    organisation."""
+    return [
+        line
+        for line in platform.recent_lines("gateway")
+        if CREDENTIAL_HINT.search(line) and not line.lstrip().startswith("{")
+    ]
+
+
+def wait_for_the_demo_form(platform: Platform, seconds: float = 15.0) -> None:
+    """On the first start, intake learns of the demo organisation from the gateway's
+    `org.created` event, a moment after every app is healthy: the banner waits for it, so
+    that a report sent as soon as it shows is taken (not answered 404, unknown org)."""
+    url = platform.url("gateway") + "/intake/v1/forms/demo"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    say("intake does not know the demo organisation yet (its form answers 404)")
+
+
 def banner(platform: Platform) -> str:
     gateway = platform.url("gateway")
     password = os.environ.get("UPSTANDER_DEMO_PASSWORD", "upstander-demo")
     mode = os.environ.get("UPSTANDER_MODE", "dev")
     transport = os.environ.get("UPSTANDER_EVENT_TRANSPORT", "http")
-    # The gateway prints the demo credentials when it first creates the demo organisation.
-    from_gateway = [
-        line
-        for line in platform.recent_lines("gateway")
-        if CREDENTIAL_HINT.search(line) and not line.lstrip().startswith("{")
-    ]
+    from_gateway = demo_lines(platform)
     lines = [
         "",
         "=" * 72,
@@ -117,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, child in platform.children.items():
             say(f"{name} started (pid {child.process.pid}) on {child.url}")
         platform.wait_healthy(timeout=90)
+        if demo_lines(platform):
+            wait_for_the_demo_form(platform)
         print(banner(platform), flush=True)
         supervisor = Supervisor(platform, log=say)
         while True:

@@ -146,6 +146,17 @@ def make_run(
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_the_demo_organisation_takes_reports_as_soon_as_the_banner_shows(
+    make_run: RunningMakeRun,
+) -> None:
+    """First in the module: the banner waits until intake knows the demo organisation (its
+    form answered 404 for a moment after every app was healthy, and a report sent then too)."""
+    form = httpx.get(make_run.url("gateway") + "/intake/v1/forms/demo", timeout=10)
+
+    assert form.status_code == 200, form.text
+    assert form.json()["org"] == "demo"
+
+
 def test_the_database_url_from_the_environment_is_used(
     make_run: RunningMakeRun, custom_cases_db: Path
 ) -> None:
