@@ -311,6 +311,23 @@ class Platform:
                 if waiting:
                     time.sleep(HEALTH_POLL_SECONDS)
 
+    def wait_for_demo_form(self, timeout: float = 15.0) -> bool:
+        """Whether intake serves the demo organisation's form within `timeout` seconds. On a
+        first start intake learns of the organisation from the gateway's `org.created` event,
+        a moment after every app is healthy; until then a report for it is answered 404."""
+        url = self.url("gateway") + "/intake/v1/forms/demo"
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                try:
+                    if client.get(url).status_code == 200:
+                        return True
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(HEALTH_POLL_SECONDS)
+
     def _death_notice(self, child: Child) -> str:
         tail = "\n".join(list(child.recent)[-20:])
         return f"{child.name} exited with code {child.process.returncode}:\n{tail}"

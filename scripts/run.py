@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from types import FrameType
 
-import httpx
 from launcher import (
     APPS,
     REPO_ROOT,
@@ -61,22 +60,6 @@ def demo_lines(platform: Platform) -> list[str]:
         for line in platform.recent_lines("gateway")
         if CREDENTIAL_HINT.search(line) and not line.lstrip().startswith("{")
     ]
-
-
-def wait_for_the_demo_form(platform: Platform, seconds: float = 15.0) -> None:
-    """On the first start, intake learns of the demo organisation from the gateway's
-    `org.created` event, a moment after every app is healthy: the banner waits for it, so
-    that a report sent as soon as it shows is taken (not answered 404, unknown org)."""
-    url = platform.url("gateway") + "/intake/v1/forms/demo"
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    say("intake does not know the demo organisation yet (its form answers 404)")
 
 
 def banner(platform: Platform) -> str:
@@ -139,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, child in platform.children.items():
             say(f"{name} started (pid {child.process.pid}) on {child.url}")
         platform.wait_healthy(timeout=90)
-        if demo_lines(platform):
-            wait_for_the_demo_form(platform)
+        # On the first start, wait until a report for the demo organisation is taken.
+        if demo_lines(platform) and not platform.wait_for_demo_form():
+            say("intake does not know the demo organisation yet (its form answers 404)")
         print(banner(platform), flush=True)
         supervisor = Supervisor(platform, log=say)
         while True:

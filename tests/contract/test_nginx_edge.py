@@ -110,21 +110,9 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Platfo
         worker_connections=64,
     )
     with platform, run_nginx(NGINX, conf, port):
-        _wait_for_the_demo_form(platform)
+        # The reporter page `/r/demo` shows intake's form, which waits for `org.created`.
+        assert platform.wait_for_demo_form(timeout=30.0), "intake never learnt of the demo org"
         yield f"http://127.0.0.1:{port}", platform
-
-
-def _wait_for_the_demo_form(platform: Platform, seconds: float = 30.0) -> None:
-    """Intake knows the demo organisation once the gateway's `org.created` event reached it
-    (the reporter page `/r/demo` shows intake's form): on a loaded machine, seconds after
-    every app is healthy."""
-    deadline = time.monotonic() + seconds
-    while True:
-        form = httpx.get(platform.url("gateway") + "/intake/v1/forms/demo", timeout=10)
-        if form.status_code == 200 or time.monotonic() > deadline:
-            assert form.status_code == 200, form.text
-            return
-        time.sleep(0.2)
 
 
 def _served_by(platform: Platform, request_id: str, expected: set[str]) -> set[str]:
